@@ -1,0 +1,54 @@
+"""gunicorn settings for mpuflask, each read from the environment.
+
+Run: ``gunicorn wsgi:app`` (this file is picked up from the working directory).
+Every setting can be overridden with ``GUNICORN_<NAME>`` or gunicorn's own
+command-line flags.
+"""
+
+import multiprocessing
+import os
+
+
+def _env(name, default):
+    return os.environ.get(f"GUNICORN_{name}", default)
+
+
+# -- socket -------------------------------------------------------------------
+# Loopback by default: put a reverse proxy (or an explicit bind) in front
+# before exposing the server.
+bind = _env("BIND", "127.0.0.1:8000")
+
+# -- workers ------------------------------------------------------------------
+# The work is I/O: streaming bodies to disk and files to sockets, with MD5 on
+# the way (hashlib releases the GIL). One process per core plus one keeps the
+# cores busy; threads inside each process carry the many slow, long-lived
+# connections of big uploads.
+workers = int(_env("WORKERS", multiprocessing.cpu_count() + 1))
+
+# gthread, not sync: a sync worker is blocked by one slow client for the whole
+# length of a multi-GiB part, and gunicorn would kill it after `timeout`
+# seconds. gthread serves each connection on its own thread while the worker's
+# main loop keeps its heartbeat, so a long upload is never mistaken for a hung
+# worker. (gevent would also do, at the cost of a dependency and monkey
+# patching.)
+worker_class = _env("WORKER_CLASS", "gthread")
+threads = int(_env("THREADS", 16))
+
+# -- timeouts -----------------------------------------------------------------
+# With gthread, `timeout` is how long a worker's main loop may stay silent
+# (a deadlocked or stuck process), not how long a request may take: a 50 GiB
+# part streaming for an hour is fine.
+timeout = int(_env("TIMEOUT", 60))
+# On restart or shutdown, let in-flight parts finish for this long.
+graceful_timeout = int(_env("GRACEFUL_TIMEOUT", 120))
+# Parallel part uploads reuse their connections: keep them open a while.
+keepalive = int(_env("KEEPALIVE", 30))
+
+# -- limits -------------------------------------------------------------------
+# Query strings carry keys up to 1024 bytes, percent-encoded up to 3x.
+limit_request_line = int(_env("LIMIT_REQUEST_LINE", 8190))
+
+# -- logging ------------------------------------------------------------------
+accesslog = _env("ACCESSLOG", "-")
+errorlog = _env("ERRORLOG", "-")
+loglevel = _env("LOGLEVEL", "info")

@@ -1,0 +1,36 @@
+"""mpuflask: Cloudflare's R2 multipart-upload Worker as a Flask application.
+
+``create_app()`` builds the app; ``wsgi.py`` serves it with gunicorn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from .config import load_config
+from .errors import register_error_handlers
+from .extension import MpuFlask as MpuFlask
+from .routing import install_routes
+from .storage import open_bucket
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build an mpuflask app: defaults, then ``MPUFLASK_*`` env, then ``config``."""
+    app = Flask(__name__)
+    load_config(app, config)
+    bucket = open_bucket(app.config)
+    if app.config["MPUFLASK_SWEEP_ON_START"]:
+        bucket.sweep()
+    app.extensions["mpuflask"] = MpuFlask(bucket)
+
+    from .blueprints.multipart import bp as multipart_bp
+    from .blueprints.objects import bp as objects_bp
+
+    app.register_blueprint(multipart_bp)
+    app.register_blueprint(objects_bp)
+    install_routes(app)
+    register_error_handlers(app)
+    return app

@@ -1,0 +1,1 @@
+"""The API's views, one blueprint per concern: multipart uploads, objects."""

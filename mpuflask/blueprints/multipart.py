@@ -1,0 +1,149 @@
+"""The multipart actions: one view per branch of the seed Worker's switch.
+
+Each view parses its parameters, makes one store call and answers the Worker's
+JSON; refusals are exceptions rendered by :mod:`mpuflask.errors`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Response
+from flask import current_app
+from flask import request
+
+from ..bodies import body_chunks
+from ..bodies import has_body
+from ..bodies import read_json_body
+from ..errors import ApiError
+from ..errors import EntityTooLarge
+from ..extension import bucket
+from ..routing import ActionBlueprint
+from ..rules import check_key
+from ..rules import parse_complete_body
+from ..rules import parse_part_number
+from ..storage import HttpMetadata
+
+bp = ActionBlueprint("multipart", __name__)
+
+
+def _json(value: dict[str, Any]) -> Response:
+    """JSON as the Worker's ``JSON.stringify``: compact, keys in given order."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return Response(text, 200, content_type="application/json")
+
+
+def _empty(status: int, **headers: str) -> Response:
+    """A response with no body and, as the Worker's ``new Response(null)``, no type."""
+    response = Response(None, status, headers=headers)
+    del response.headers["Content-Type"]
+    return response
+
+
+def _upload_id() -> str:
+    upload_id = request.args.get("uploadId")
+    if upload_id is None:
+        raise ApiError("Missing uploadId")
+    return upload_id
+
+
+@bp.action("POST", "mpu-create")
+def mpu_create(key: str) -> Response:
+    """``POST /<key>?action=mpu-create``: start an upload.
+
+    Keeps the request's Content-Type, Content-Language, Content-Disposition,
+    Content-Encoding, Cache-Control and Expires as the object's HTTP metadata.
+    200 ``{"key", "uploadId"}``; 400 10020 for an invalid key.
+    Worker: ``case "mpu-create"`` -> ``bucket.createMultipartUpload(key)``.
+    """
+    check_key(key, "createMultipartUpload")
+    metadata = HttpMetadata.from_headers(request.headers.items())
+    upload = bucket().create_multipart_upload(key, metadata)
+    return _json({"key": upload.key, "uploadId": upload.upload_id})
+
+
+@bp.action("PUT", "mpu-uploadpart")
+def mpu_uploadpart(key: str) -> Response:
+    """``PUT /<key>?action=mpu-uploadpart&uploadId=U&partNumber=N``: store a part.
+
+    The body streams to the store in bounded chunks. 200 ``{"partNumber",
+    "etag"}`` (etag: the part's hex MD5); 400 ``Missing partNumber or uploadId``,
+    ``Missing request body``, a part number outside 1..10000, 10024 for an
+    unknown upload, 100100 for a part over the maximum size.
+    Worker: ``case "mpu-uploadpart"`` -> ``multipartUpload.uploadPart(n, body)``.
+    """
+    upload_id = request.args.get("uploadId")
+    part_number_text = request.args.get("partNumber")
+    if part_number_text is None or upload_id is None:
+        raise ApiError("Missing partNumber or uploadId")
+    if not has_body():
+        raise ApiError("Missing request body")
+    part_number = parse_part_number(part_number_text)
+    check_key(key, "uploadPart")
+    config = current_app.config
+    declared = request.content_length
+    if declared is not None and declared > config["MPUFLASK_MAX_PART_SIZE"]:
+        raise EntityTooLarge("uploadPart")
+    upload = bucket().resume_multipart_upload(key, upload_id)
+    part = upload.upload_part(part_number, body_chunks(config["MPUFLASK_CHUNK_SIZE"]))
+    return _json({"partNumber": part.part_number, "etag": part.etag})
+
+
+@bp.action("POST", "mpu-complete")
+def mpu_complete(key: str) -> Response:
+    """``POST /<key>?action=mpu-complete&uploadId=U``: publish the object.
+
+    Body ``{"parts": [{"partNumber", "etag"}, ...]}`` in ascending order.
+    200 with header ``etag: "<md5 of part md5s>-<count>"`` and no body; 400
+    ``Missing uploadId``, ``Missing or incomplete body``, 10024, 10025, 10011,
+    10048. Worker: ``case "mpu-complete"`` -> ``multipartUpload.complete(parts)``.
+    """
+    upload_id = _upload_id()
+    parts = parse_complete_body(
+        read_json_body(current_app.config["MPUFLASK_MAX_COMPLETE_BODY"])
+    )
+    check_key(key, "completeMultipartUpload")
+    published = bucket().resume_multipart_upload(key, upload_id).complete(parts)
+    return _empty(200, etag=published.http_etag)
+
+
+@bp.action("DELETE", "mpu-abort")
+def mpu_abort(key: str) -> Response:
+    """``DELETE /<key>?action=mpu-abort&uploadId=U``: discard an upload.
+
+    204 always once ``uploadId`` is given (idempotent, as R2); 400
+    ``Missing uploadId``. Worker: ``case "mpu-abort"`` -> ``multipartUpload.abort()``,
+    which the Worker forgot to await; we finish the abort before answering.
+    """
+    upload_id = _upload_id()
+    check_key(key, "abortMultipartUpload")
+    bucket().resume_multipart_upload(key, upload_id).abort()
+    return _empty(204)
+
+
+@bp.action("GET", "mpu-listparts")
+def mpu_listparts(key: str) -> Response:
+    """``GET /<key>?action=mpu-listparts&uploadId=U``: the parts stored so far.
+
+    Ours, not the Worker's (its guide asks for a server-side record so a client
+    can resume with no local state). 200 ``{"key", "uploadId", "expires",
+    "parts": [{"partNumber", "etag", "size"}, ...]}`` by part number; 400
+    ``Missing uploadId``, 10024 for an unknown, finished or expired upload.
+    """
+    upload_id = _upload_id()
+    check_key(key, "listParts")
+    upload = bucket().resume_multipart_upload(key, upload_id)
+    info = upload.info()
+    parts = upload.list_parts()
+    return _json(
+        {
+            "key": key,
+            "uploadId": upload_id,
+            "expires": info.expires.isoformat(),
+            "parts": [
+                {"partNumber": p.part_number, "etag": p.etag, "size": p.size}
+                for p in parts
+            ],
+        }
+    )

@@ -1,0 +1,54 @@
+"""Reading request bodies without holding them in memory.
+
+A part body is read from ``request.stream`` in bounded chunks and handed on as
+it arrives; nothing here touches ``request.data`` or ``get_data()``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from flask import request
+
+from .errors import ApiError
+
+
+def has_body() -> bool:
+    """Whether the request carries a body (the Worker's ``request.body !== null``).
+
+    A body is announced by a non-zero Content-Length or by chunked
+    Transfer-Encoding; ``Content-Length: 0`` is no body.
+    """
+    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        return True
+    return bool(request.content_length)
+
+
+def body_chunks(chunk_size: int) -> Iterator[bytes]:
+    """Yield the request body in chunks of at most ``chunk_size`` bytes.
+
+    A client that hangs up early makes Werkzeug raise ``ClientDisconnected``
+    (a 400) from here, so the store discards the half-received part.
+    """
+    stream = request.stream
+    while chunk := stream.read(chunk_size):
+        yield chunk
+
+
+def read_json_body(limit: int) -> Any:
+    """Parse a small JSON body, refusing more than ``limit`` bytes (413)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(f"Request body too large: at most {limit} bytes", 413)
+    data = request.stream.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(f"Request body too large: at most {limit} bytes", 413)
+    if not data.strip():
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise ApiError(
+            "Missing or incomplete body: the body is not valid JSON"
+        ) from None

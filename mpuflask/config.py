@@ -1,0 +1,84 @@
+"""Configuration: defaults, then ``MPUFLASK_*`` environment variables, then code.
+
+Keys keep their ``MPUFLASK_`` prefix inside ``app.config`` (Flask's
+``from_prefixed_env`` would strip it). Environment values are parsed as JSON
+when they parse (``MPUFLASK_DURABLE=false``, ``MPUFLASK_MIN_PART_SIZE=1024``) and
+kept as strings otherwise (``MPUFLASK_DATA_DIR=/srv/mpu``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from .rules import DEFAULT_MAX_PART_SIZE
+from .rules import DEFAULT_MIN_PART_SIZE
+from .rules import MIB
+
+PREFIX = "MPUFLASK_"
+
+DEFAULTS: dict[str, Any] = {
+    # Where the filesystem store keeps uploads and objects.
+    "MPUFLASK_DATA_DIR": "./data",
+    # Which store: "filesystem" (embedded default).
+    "MPUFLASK_STORE": "filesystem",
+    # R2's rule: every part but the last is at least this big (tests lower it).
+    "MPUFLASK_MIN_PART_SIZE": DEFAULT_MIN_PART_SIZE,
+    # R2's rule: no part is bigger than this (5 GiB).
+    "MPUFLASK_MAX_PART_SIZE": DEFAULT_MAX_PART_SIZE,
+    # Unfinished uploads expire this many seconds after creation (R2: 7 days).
+    "MPUFLASK_UPLOAD_TTL": 7 * 24 * 3600,
+    # fsync part files, manifests and directories before acknowledging.
+    "MPUFLASK_DURABLE": True,
+    # Bytes read from a request body or a stored file at a time.
+    "MPUFLASK_CHUNK_SIZE": 1 * MIB,
+    # Largest mpu-complete JSON body (10,000 parts need about 700 KB).
+    "MPUFLASK_MAX_COMPLETE_BODY": 2 * MIB,
+    # Sweep crash leftovers and expired uploads when the app starts.
+    "MPUFLASK_SWEEP_ON_START": True,
+}
+
+_POSITIVE_INTS = (
+    "MPUFLASK_MIN_PART_SIZE",
+    "MPUFLASK_MAX_PART_SIZE",
+    "MPUFLASK_UPLOAD_TTL",
+    "MPUFLASK_CHUNK_SIZE",
+    "MPUFLASK_MAX_COMPLETE_BODY",
+)
+
+
+def load_config(app: Flask, overrides: Mapping[str, Any] | None = None) -> None:
+    """Fill ``app.config`` from defaults, the environment and ``overrides``."""
+    app.config.update(DEFAULTS)
+    app.config.update(_from_environment(os.environ))
+    if overrides:
+        app.config.update(overrides)
+    _check(app.config)
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, text in environ.items():
+        if not name.startswith(PREFIX):
+            continue
+        try:
+            values[name] = json.loads(text)
+        except ValueError:
+            values[name] = text
+    return values
+
+
+def _check(config: Mapping[str, Any]) -> None:
+    """Refuse a bad setting at start-up rather than on some later request."""
+    for name in _POSITIVE_INTS:
+        value = config[name]
+        if type(value) is not int or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    if config["MPUFLASK_MIN_PART_SIZE"] > config["MPUFLASK_MAX_PART_SIZE"]:
+        raise ValueError("MPUFLASK_MIN_PART_SIZE is larger than MPUFLASK_MAX_PART_SIZE")
+    if not isinstance(config["MPUFLASK_DURABLE"], bool):
+        raise ValueError("MPUFLASK_DURABLE must be true or false")

@@ -1,0 +1,142 @@
+"""R2's multipart rules, with no I/O: every store applies the same ones.
+
+Source: ``shared/spec/r2-multipart.md`` (R2's documentation and Cloudflare's own
+runtime, observed request by request).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ApiError
+from .errors import EntityTooSmall
+from .errors import InvalidObjectName
+from .errors import InvalidPartNumber
+from .errors import InvalidPartOrder
+from .errors import PartSizesDiffer
+
+MIN_PART_NUMBER = 1
+MAX_PART_NUMBER = 10_000
+MAX_KEY_BYTES = 1024
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+DEFAULT_MIN_PART_SIZE = 5 * MIB
+DEFAULT_MAX_PART_SIZE = 5 * GIB
+
+_DIGITS = re.compile(r"[0-9]+")
+_MD5_HEX = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass(frozen=True)
+class PartRef:
+    """One entry of a complete list: which part, and the etag the client saw."""
+
+    part_number: int
+    etag: str
+
+
+def check_key(key: str, operation: str) -> str:
+    """Return ``key`` if R2 accepts it as an object name, else raise 10020.
+
+    A key is any UTF-8 string of 1 to 1024 bytes; ``..``, ``//`` and NUL are
+    just characters (stores never turn a key into a path).
+    """
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidObjectName(operation) from None
+    if not 1 <= size <= MAX_KEY_BYTES:
+        raise InvalidObjectName(operation)
+    return key
+
+
+def parse_part_number(text: str) -> int:
+    """Parse the ``partNumber`` query parameter strictly.
+
+    The seed Worker's ``parseInt`` reads ``"abc"`` as NaN and ``"2x"`` as 2;
+    we accept only plain decimal digits, in R2's range.
+    """
+    if not _DIGITS.fullmatch(text) or not (
+        MIN_PART_NUMBER <= int(text) <= MAX_PART_NUMBER
+    ):
+        raise InvalidPartNumber(text, MAX_PART_NUMBER)
+    return int(text)
+
+
+def normalize_etag(etag: str) -> str:
+    """Compare etags as R2 does: surrounding double quotes do not matter."""
+    if len(etag) >= 2 and etag[0] == etag[-1] == '"':
+        etag = etag[1:-1]
+    return etag.lower()
+
+
+def is_md5_hex(etag: str) -> bool:
+    """True for the only shape a part etag can have: 32 lowercase hex digits."""
+    return _MD5_HEX.fullmatch(etag) is not None
+
+
+def parse_complete_body(body: Any) -> list[PartRef]:
+    """Read ``{"parts": [{"partNumber": N, "etag": "..."}, ...]}`` into PartRefs.
+
+    Raises a 400 naming what is wrong with the body, and InvalidPartOrder for a
+    list out of ascending order or with a part twice (S3 refuses both).
+    """
+    if body is None:
+        raise ApiError("Missing or incomplete body")
+    if not isinstance(body, dict) or not isinstance(body.get("parts"), list):
+        raise ApiError(
+            'Missing or incomplete body: expected {"parts": '
+            '[{"partNumber": <integer>, "etag": "<string>"}, ...]}'
+        )
+    refs: list[PartRef] = []
+    for index, item in enumerate(body["parts"]):
+        number = item.get("partNumber") if isinstance(item, dict) else None
+        etag = item.get("etag") if isinstance(item, dict) else None
+        if type(number) is not int or not isinstance(etag, str):
+            raise ApiError(
+                f"Missing or incomplete body: parts[{index}] needs an integer "
+                '"partNumber" and a string "etag"'
+            )
+        if not MIN_PART_NUMBER <= number <= MAX_PART_NUMBER:
+            raise InvalidPartNumber(str(number), MAX_PART_NUMBER)
+        refs.append(PartRef(number, normalize_etag(etag)))
+    check_part_order(refs)
+    return refs
+
+
+def check_part_order(refs: Sequence[PartRef]) -> None:
+    """Refuse a complete list that is not strictly ascending."""
+    for before, after in zip(refs, refs[1:], strict=False):
+        if after.part_number == before.part_number:
+            raise InvalidPartOrder(
+                "completeMultipartUpload",
+                f"Part number {after.part_number} is listed more than once; "
+                "each part may appear only once.",
+            )
+        if after.part_number < before.part_number:
+            raise InvalidPartOrder("completeMultipartUpload")
+
+
+def check_part_sizes(sizes: Sequence[int], min_part_size: int) -> None:
+    """Apply R2's size rules to the listed parts, in order, at complete.
+
+    Every part but the last is at least ``min_part_size``; all but the last
+    have one size; the last is that size or smaller.
+    """
+    if len(sizes) < 2:
+        return
+    *leading, last = sizes
+    if any(size < min_part_size for size in leading):
+        raise EntityTooSmall("completeMultipartUpload")
+    if any(size != leading[0] for size in leading) or last > leading[0]:
+        raise PartSizesDiffer("completeMultipartUpload")
+
+
+def multipart_etag(part_md5s: Sequence[str]) -> str:
+    """The object etag: MD5 of the parts' binary MD5s, then ``-<count>``."""
+    digest = hashlib.md5(b"".join(bytes.fromhex(md5) for md5 in part_md5s))
+    return f"{digest.hexdigest()}-{len(part_md5s)}"

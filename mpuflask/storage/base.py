@@ -1,0 +1,174 @@
+"""The storage interface: the R2 bucket binding the seed Worker calls, in Python.
+
+The Worker calls ``env.MY_BUCKET.createMultipartUpload(key)``,
+``resumeMultipartUpload(key, uploadId)`` and, on the upload it gets back,
+``uploadPart``, ``complete`` and ``abort``; plus ``get`` and ``delete`` on the
+bucket. :class:`Bucket` and :class:`MultipartUpload` are those calls, typed.
+The views see only these Protocols, so the filesystem store and the S3 store
+are interchangeable.
+
+A store raises the exceptions of :mod:`mpuflask.errors` (NoSuchUpload,
+InvalidPart, ...) and never builds an HTTP response.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from typing import Protocol
+from typing import runtime_checkable
+
+from ..rules import PartRef
+
+#: The request headers R2 keeps as an object's HTTP metadata, in the order the
+#: Worker's ``writeHttpMetadata`` writes them back.
+HTTP_METADATA_HEADERS = (
+    "Content-Type",
+    "Content-Language",
+    "Content-Disposition",
+    "Content-Encoding",
+    "Cache-Control",
+    "Expires",
+)
+
+
+@dataclass(frozen=True)
+class HttpMetadata:
+    """The HTTP headers stored with an object and written back on GET."""
+
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_headers(cls, headers: Iterable[tuple[str, str]]) -> HttpMetadata:
+        """Keep only R2's metadata headers, under their canonical names."""
+        canonical = {name.lower(): name for name in HTTP_METADATA_HEADERS}
+        kept = {
+            canonical[name.lower()]: value
+            for name, value in headers
+            if name.lower() in canonical
+        }
+        return cls(kept)
+
+
+@dataclass(frozen=True)
+class UploadInfo:
+    """What a store records about an open multipart upload."""
+
+    key: str
+    upload_id: str
+    created: datetime
+    expires: datetime
+    http_metadata: HttpMetadata
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class UploadedPart:
+    """R2's ``R2UploadedPart``, plus the size (for listing and for rules)."""
+
+    part_number: int
+    etag: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """R2's ``R2Object`` without its body."""
+
+    key: str
+    size: int
+    etag: str
+    uploaded: datetime
+    http_metadata: HttpMetadata
+    version: str
+
+    @property
+    def http_etag(self) -> str:
+        """The etag in double quotes, as the ``etag`` response header wants it."""
+        return f'"{self.etag}"'
+
+
+class ObjectBody(io.RawIOBase):
+    """One version of an object, open for reading.
+
+    Seekable and readable like a file, so Werkzeug can serve ranges from it.
+    It stays the version that was current when it was opened, whatever happens
+    to the key afterwards, until it is closed.
+    """
+
+    info: ObjectInfo
+
+
+@runtime_checkable
+class MultipartUpload(Protocol):
+    """R2's ``R2MultipartUpload``: a handle on one upload of one key.
+
+    Getting the handle does no I/O (as ``resumeMultipartUpload``); each call
+    raises NoSuchUpload if the upload is unknown, finished, expired or belongs
+    to another key.
+    """
+
+    key: str
+    upload_id: str
+
+    def info(self, operation: str = "listParts") -> UploadInfo:
+        """The upload's record (owner, expiry, metadata); errors name ``operation``."""
+        ...
+
+    def upload_part(self, part_number: int, chunks: Iterable[bytes]) -> UploadedPart:
+        """Store ``chunks`` as part ``part_number``, replacing an earlier one.
+
+        The part becomes visible only whole; if ``chunks`` raises, nothing is
+        stored and the exception propagates.
+        """
+        ...
+
+    def list_parts(self) -> list[UploadedPart]:
+        """The parts uploaded so far, by part number."""
+        ...
+
+    def complete(self, parts: Sequence[PartRef]) -> ObjectInfo:
+        """Publish the listed parts as the key's object, at one instant."""
+        ...
+
+    def abort(self) -> None:
+        """Discard the upload; an unknown or finished upload is not an error."""
+        ...
+
+
+@runtime_checkable
+class Bucket(Protocol):
+    """R2's ``R2Bucket``, for the calls the Worker makes (and HEAD)."""
+
+    def create_multipart_upload(
+        self, key: str, http_metadata: HttpMetadata, owner: str | None = None
+    ) -> UploadInfo:
+        """Start an upload of ``key``; its metadata becomes the object's."""
+        ...
+
+    def resume_multipart_upload(self, key: str, upload_id: str) -> MultipartUpload:
+        """A handle on an existing upload, without checking it exists."""
+        ...
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """The object's metadata, or None if the key holds no object."""
+        ...
+
+    def get(self, key: str) -> ObjectBody | None:
+        """The object, open for reading, or None if the key holds no object."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object; a missing key is not an error."""
+        ...
+
+    def sweep(self) -> int:
+        """Remove what crashes and expiry left behind; return how many items.
+
+        Safe to run at any time, from any process, beside live requests.
+        """
+        ...

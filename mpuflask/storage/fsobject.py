@@ -1,0 +1,125 @@
+"""Reading one published version of an object from the filesystem store.
+
+An object is a directory of part files plus ``object.json`` (its manifest).
+A reader holds a shared flock on ``object.json`` while it is open; whoever
+reclaims a retired version must take the exclusive lock first, so the bytes a
+reader streams are never deleted under it, even if the key is overwritten or
+deleted meanwhile.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import json
+import os
+from datetime import datetime
+from typing import Any
+
+from . import diskio
+from .base import HttpMetadata
+from .base import ObjectBody
+from .base import ObjectInfo
+
+MANIFEST = "object.json"
+
+
+def info_from_manifest(manifest: dict[str, Any]) -> ObjectInfo:
+    """The ObjectInfo a manifest describes."""
+    return ObjectInfo(
+        key=manifest["key"],
+        size=manifest["size"],
+        etag=manifest["etag"],
+        uploaded=datetime.fromisoformat(manifest["uploaded"]),
+        http_metadata=HttpMetadata(manifest["http_metadata"]),
+        version=manifest["upload_id"],
+    )
+
+
+def open_version(path: str) -> FilesystemObjectBody | None:
+    """Open the version published at ``path`` and pin it, or None if absent.
+
+    A version can be retired between our ``open`` of its directory and our
+    lock; we notice (its manifest is gone or unlinked) and look again.
+    """
+    for _ in range(100):
+        try:
+            dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            return None
+        try:
+            manifest_fd = os.open(MANIFEST, os.O_RDONLY, dir_fd=dir_fd)
+        except FileNotFoundError:
+            os.close(dir_fd)
+            continue
+        diskio.lock(manifest_fd, shared=True)
+        if os.fstat(manifest_fd).st_nlink == 0:
+            os.close(manifest_fd)
+            os.close(dir_fd)
+            continue
+        manifest = json.loads(diskio.read_fd(manifest_fd))
+        return FilesystemObjectBody(dir_fd, manifest_fd, manifest)
+    raise RuntimeError(f"object at {path} kept changing while being opened")
+
+
+class FilesystemObjectBody(ObjectBody):
+    """The bytes of one version: its part files read in order, seekably."""
+
+    def __init__(self, dir_fd: int, manifest_fd: int, manifest: dict[str, Any]) -> None:
+        super().__init__()
+        self.info = info_from_manifest(manifest)
+        self._dir_fd = dir_fd
+        self._manifest_fd = manifest_fd
+        self._files = [part["file"] for part in manifest["parts"]]
+        self._starts = []
+        offset = 0
+        for part in manifest["parts"]:
+            self._starts.append(offset)
+            offset += part["size"]
+        self._size = offset
+        self._position = 0
+        self._open_index = -1
+        self._open_fd = -1
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}
+        self._position = max(0, base[whence] + offset)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        if self._position >= self._size:
+            return 0
+        index = bisect.bisect_right(self._starts, self._position) - 1
+        fd = self._part_fd(index)
+        view = memoryview(buffer).cast("B")
+        count = os.preadv(fd, [view], self._position - self._starts[index])
+        self._position += count
+        return count
+
+    def _part_fd(self, index: int) -> int:
+        if index != self._open_index:
+            if self._open_fd >= 0:
+                os.close(self._open_fd)
+                self._open_fd = -1
+            self._open_fd = os.open(
+                self._files[index], os.O_RDONLY, dir_fd=self._dir_fd
+            )
+            self._open_index = index
+        return self._open_fd
+
+    def close(self) -> None:
+        if not self.closed:
+            for fd in (self._open_fd, self._manifest_fd, self._dir_fd):
+                if fd >= 0:
+                    os.close(fd)
+            self._open_fd = self._manifest_fd = self._dir_fd = -1
+        super().close()
