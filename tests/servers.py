@@ -1,0 +1,119 @@
+"""Real gunicorn servers on loopback, for tests where processes matter.
+
+``gunicorn_server(...)`` starts ``gunicorn`` (our ``gunicorn.conf.py``) on a free
+port with the given environment, waits until it answers, and stops it on exit.
+Its log goes to a file under the test's ``tmp_path``, printed if start-up fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 30.0
+
+
+@dataclass
+class Server:
+    url: str  # ends with "/": f"{server.url}{key}?action=..."
+    process: subprocess.Popen[bytes]
+    log: Path
+    data_dir: Path
+
+    def worker_pids(self) -> list[int]:
+        """The pids of the master's worker processes (Linux /proc)."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                if ppid == self.process.pid:
+                    pids.append(int(entry.name))
+        return pids
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def gunicorn_executable() -> str:
+    found = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
+    return found or "gunicorn"
+
+
+@contextmanager
+def gunicorn_server(
+    tmp_path: Path,
+    *,
+    workers: int = 4,
+    threads: int = 8,
+    env: dict[str, str] | None = None,
+    app: str = "wsgi:app",
+    data_dir: Path | None = None,
+    port: int | None = None,
+) -> Iterator[Server]:
+    """Run ``gunicorn app`` until the ``with`` block ends."""
+    port = port or free_port()
+    data_dir = data_dir or tmp_path / "data"
+    log = tmp_path / f"gunicorn-{port}.log"
+    environ = {
+        **os.environ,
+        "MPUFLASK_DATA_DIR": str(data_dir),
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": str(workers),
+        "GUNICORN_THREADS": str(threads),
+        "GUNICORN_ACCESSLOG": "",
+        **(env or {}),
+    }
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            [gunicorn_executable(), app],
+            cwd=ROOT,
+            env=environ,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(f"http://127.0.0.1:{port}/", process, log, data_dir)
+    try:
+        _wait_until_serving(server)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_until_serving(server: Server) -> None:
+    """Poll until gunicorn answers (or died); a start-up wait, not a sync sleep."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited:\n{server.log.read_text()}")
+        try:
+            requests.get(server.url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    raise RuntimeError(f"gunicorn did not start:\n{server.log.read_text()}")
