@@ -10,10 +10,11 @@ from typing import Any
 
 from flask import Flask
 
+from .api import install_api
 from .config import load_config
+from .configure import install_configured_hooks
 from .errors import register_error_handlers
 from .extension import MpuFlask as MpuFlask
-from .routing import install_routes
 from .storage import open_bucket
 
 
@@ -24,13 +25,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     bucket = open_bucket(app.config)
     if app.config["MPUFLASK_SWEEP_ON_START"]:
         bucket.sweep()
-    app.extensions["mpuflask"] = MpuFlask(bucket)
+    mpu = MpuFlask(bucket)
+    app.extensions["mpuflask"] = mpu
+    install_configured_hooks(app, mpu)
 
     from .blueprints.multipart import bp as multipart_bp
     from .blueprints.objects import bp as objects_bp
 
     app.register_blueprint(multipart_bp)
     app.register_blueprint(objects_bp)
-    install_routes(app)
+    install_api(app)
     register_error_handlers(app)
     return app

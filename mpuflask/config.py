@@ -40,6 +40,27 @@ DEFAULTS: dict[str, Any] = {
     "MPUFLASK_MAX_COMPLETE_BODY": 2 * MIB,
     # Sweep crash leftovers and expired uploads when the app starts.
     "MPUFLASK_SWEEP_ON_START": True,
+    # -- hooks (docs/hooks.md) --
+    # Bearer tokens: "tok1,tok2" or a JSON list of {"token", "identity",
+    # "prefix", "actions"}; empty: no token auth.
+    "MPUFLASK_AUTH_TOKENS": "",
+    # Secret for signed URLs (mpuflask.signing.sign_url); empty: none accepted.
+    "MPUFLASK_SIGNING_KEY": "",
+    # Extra hooks by dotted path, comma-separated "package.module:callable".
+    "MPUFLASK_AUTH_HOOKS": "",
+    "MPUFLASK_PART_VALIDATORS": "",
+    "MPUFLASK_COMPLETE_VALIDATORS": "",
+    # Refuse requests no auth hook vouched for; null: yes iff any auth is set.
+    "MPUFLASK_AUTH_REQUIRED": None,
+    # Built-in validators; 0 or empty turns one off.
+    "MPUFLASK_PART_MAX_BYTES": 0,
+    "MPUFLASK_PART_CONTENT_TYPES": "",
+    "MPUFLASK_VERIFY_CHECKSUMS": True,
+    "MPUFLASK_MAX_OBJECT_SIZE": 0,
+    "MPUFLASK_MAX_PARTS": 0,
+    # Browser origins allowed by CORS: "https://a.example,https://b.example"
+    # or "*"; empty: no cross-origin access.
+    "MPUFLASK_CORS_ORIGINS": "",
 }
 
 _POSITIVE_INTS = (

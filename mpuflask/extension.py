@@ -1,4 +1,8 @@
-"""The per-app state mpuflask keeps in ``app.extensions["mpuflask"]``."""
+"""The per-app state mpuflask keeps in ``app.extensions["mpuflask"]``.
+
+It holds the store, the ``(method, action)`` table and the hook lists; there is
+no module-level mutable state, so two apps in one process never share hooks.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,74 @@ from dataclasses import field
 
 from flask import current_app
 
+from .hooks import AuthHook
+from .hooks import CompleteValidator
+from .hooks import PartValidator
 from .routing import ActionView
 from .storage import Bucket
 
 
 @dataclass
 class MpuFlask:
-    """The store and the action table of one app; no module-level state."""
+    """The store, the action table and the hooks of one app.
+
+    Example::
+
+        mpu = app.extensions["mpuflask"]
+
+        @mpu.authenticate
+        def api_key(req):
+            if req.headers.get("X-Api-Key") != "s3cret":
+                raise Unauthorized("unknown API key")
+            return "the-app"        # the identity: owns the uploads it creates
+    """
 
     bucket: Bucket
     actions: dict[tuple[str, str], ActionView] = field(default_factory=dict)
+    auth_hooks: list[AuthHook] = field(default_factory=list)
+    part_validators: list[PartValidator] = field(default_factory=list)
+    complete_validators: list[CompleteValidator] = field(default_factory=list)
+    #: Refuse requests for which no auth hook returned an identity (401).
+    #: Defaults to True as soon as any auth hook is configured.
+    auth_required: bool | None = None
+
+    def authenticate(self, hook: AuthHook) -> AuthHook:
+        """Register an auth hook: ``(RequestInfo) -> identity | None``.
+
+        Runs before every API request, in registration order, before any byte
+        of the body is read. Return an identity to accept (later hooks are
+        skipped), None to leave the decision to the next hook, or raise
+        :class:`~mpuflask.errors.Unauthorized` / ``Forbidden`` to refuse.
+        """
+        self.auth_hooks.append(hook)
+        return hook
+
+    def validate_part(self, validator: PartValidator) -> PartValidator:
+        """Register a part validator: ``(PartInfo) -> StreamCheck | None``.
+
+        Called with the part's headers before its body is read; raise an
+        :class:`~mpuflask.errors.ApiError` to refuse. Return an object with
+        ``update(chunk)`` and ``finish()`` to see the body as it streams; if
+        either raises, the part is discarded and the upload stays usable.
+        """
+        self.part_validators.append(validator)
+        return validator
+
+    def validate_complete(self, validator: CompleteValidator) -> CompleteValidator:
+        """Register a completion validator: ``(CompleteInfo) -> None``.
+
+        Runs on mpu-complete once the listed parts are known, before the object
+        is published; raising leaves the upload as it was.
+        """
+        self.complete_validators.append(validator)
+        return validator
+
+    @property
+    def requires_identity(self) -> bool:
+        """Whether a request no hook vouched for is refused."""
+        if self.auth_required is None:
+            return bool(self.auth_hooks)
+        return self.auth_required
 
 
 def mpuflask() -> MpuFlask:

@@ -13,7 +13,6 @@ from typing import Any
 from typing import TypeVar
 
 from flask import Blueprint
-from flask import Flask
 from flask import current_app
 from flask import request
 from flask.sansio.blueprints import BlueprintSetupState
@@ -64,20 +63,6 @@ class AnyPathConverter(BaseConverter):
 
     regex = ".*"
     part_isolating = False
-
-
-def install_routes(app: Flask) -> None:
-    """Add the one URL rule every API request goes through."""
-    app.url_map.converters["anypath"] = AnyPathConverter
-    app.add_url_rule(
-        "/<anypath:path>",
-        endpoint="dispatch",
-        view_func=dispatch,
-        methods=ALL_METHODS,
-        strict_slashes=False,
-        merge_slashes=False,
-        provide_automatic_options=False,
-    )
 
 
 def request_key() -> str:

@@ -11,19 +11,28 @@ from typing import Any
 
 from flask import Response
 from flask import current_app
+from flask import g
 from flask import request
 
+from ..auth import check_owner
+from ..auth import current_identity
 from ..bodies import body_chunks
 from ..bodies import has_body
 from ..bodies import read_json_body
 from ..errors import ApiError
 from ..errors import EntityTooLarge
+from ..errors import NoSuchUpload
 from ..extension import bucket
+from ..extension import mpuflask
+from ..hooks import CompleteInfo
+from ..hooks import PartInfo
+from ..hooks import checked_chunks
 from ..routing import ActionBlueprint
 from ..rules import check_key
 from ..rules import parse_complete_body
 from ..rules import parse_part_number
 from ..storage import HttpMetadata
+from ..storage import MultipartUpload
 
 bp = ActionBlueprint("multipart", __name__)
 
@@ -39,6 +48,13 @@ def _empty(status: int, **headers: str) -> Response:
     response = Response(None, status, headers=headers)
     del response.headers["Content-Type"]
     return response
+
+
+def _open_upload(key: str, upload_id: str, operation: str) -> MultipartUpload:
+    """The upload, if it exists for ``key`` and the caller may touch it (403)."""
+    upload = bucket().resume_multipart_upload(key, upload_id)
+    check_owner(upload.info(operation).owner, operation)
+    return upload
 
 
 def _upload_id() -> str:
@@ -59,7 +75,7 @@ def mpu_create(key: str) -> Response:
     """
     check_key(key, "createMultipartUpload")
     metadata = HttpMetadata.from_headers(request.headers.items())
-    upload = bucket().create_multipart_upload(key, metadata)
+    upload = bucket().create_multipart_upload(key, metadata, owner=current_identity())
     return _json({"key": upload.key, "uploadId": upload.upload_id})
 
 
@@ -85,8 +101,19 @@ def mpu_uploadpart(key: str) -> Response:
     declared = request.content_length
     if declared is not None and declared > config["MPUFLASK_MAX_PART_SIZE"]:
         raise EntityTooLarge("uploadPart")
-    upload = bucket().resume_multipart_upload(key, upload_id)
-    part = upload.upload_part(part_number, body_chunks(config["MPUFLASK_CHUNK_SIZE"]))
+    upload = _open_upload(key, upload_id, "uploadPart")
+    info = PartInfo(
+        request=g.mpuflask_request,
+        identity=current_identity(),
+        upload_id=upload_id,
+        part_number=part_number,
+        content_length=declared,
+        content_type=request.content_type,
+    )
+    # Header stage of every validator first: refuse before reading a byte.
+    checks = [check for v in mpuflask().part_validators if (check := v(info))]
+    chunks = checked_chunks(body_chunks(config["MPUFLASK_CHUNK_SIZE"]), checks)
+    part = upload.upload_part(part_number, chunks)
     return _json({"partNumber": part.part_number, "etag": part.etag})
 
 
@@ -104,7 +131,17 @@ def mpu_complete(key: str) -> Response:
         read_json_body(current_app.config["MPUFLASK_MAX_COMPLETE_BODY"])
     )
     check_key(key, "completeMultipartUpload")
-    published = bucket().resume_multipart_upload(key, upload_id).complete(parts)
+    upload = _open_upload(key, upload_id, "completeMultipartUpload")
+    validators = mpuflask().complete_validators
+    if validators:
+        stored = {part.part_number: part for part in upload.list_parts()}
+        listed = tuple(
+            stored[ref.part_number] for ref in parts if ref.part_number in stored
+        )
+        done = CompleteInfo(g.mpuflask_request, current_identity(), upload_id, listed)
+        for validator in validators:
+            validator(done)
+    published = upload.complete(parts)
     return _empty(200, etag=published.http_etag)
 
 
@@ -118,7 +155,11 @@ def mpu_abort(key: str) -> Response:
     """
     upload_id = _upload_id()
     check_key(key, "abortMultipartUpload")
-    bucket().resume_multipart_upload(key, upload_id).abort()
+    try:
+        upload = _open_upload(key, upload_id, "abortMultipartUpload")
+    except NoSuchUpload:
+        return _empty(204)  # idempotent: unknown, finished or another key's
+    upload.abort()
     return _empty(204)
 
 
@@ -133,7 +174,7 @@ def mpu_listparts(key: str) -> Response:
     """
     upload_id = _upload_id()
     check_key(key, "listParts")
-    upload = bucket().resume_multipart_upload(key, upload_id)
+    upload = _open_upload(key, upload_id, "listParts")
     info = upload.info()
     parts = upload.list_parts()
     return _json(

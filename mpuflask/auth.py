@@ -1,0 +1,207 @@
+"""Built-in auth hooks: bearer tokens and signed URLs, and upload ownership.
+
+Each built-in hook abstains (returns None) when its kind of credential is
+absent, so tokens and signed URLs can be enabled together; it refuses only a
+credential that is present and wrong. When no hook vouches for a request and
+auth is configured, :func:`authenticate_request` answers 401.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import g
+from flask import request
+
+from . import signing
+from .errors import Forbidden
+from .errors import Unauthorized
+from .extension import mpuflask
+from .hooks import RequestInfo
+from .routing import request_key
+
+log = logging.getLogger(__name__)
+
+ALL_ACTIONS = frozenset(
+    {
+        "mpu-create",
+        "mpu-uploadpart",
+        "mpu-complete",
+        "mpu-abort",
+        "mpu-listparts",
+        "get",
+        "delete",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Token:
+    """One bearer token and what it may do."""
+
+    secret: str
+    identity: str
+    prefix: str = ""
+    actions: frozenset[str] = ALL_ACTIONS
+
+
+def parse_tokens(value: Any) -> list[Token]:
+    """Read ``MPUFLASK_AUTH_TOKENS``.
+
+    Either a comma-separated string of tokens (each may do anything; its
+    identity is ``token:<first 12 hex of its SHA-256>``), or a JSON list of
+    objects ``{"token", "identity"?, "prefix"?, "actions"?}``.
+    """
+    if not value:
+        return []
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        value = json.loads(value)
+    if isinstance(value, str):
+        value = [{"token": item.strip()} for item in value.split(",") if item.strip()]
+    tokens = []
+    for entry in value:
+        if isinstance(entry, str):
+            entry = {"token": entry}
+        secret = entry["token"]
+        if not isinstance(secret, str) or not secret:
+            raise ValueError(
+                "MPUFLASK_AUTH_TOKENS: every token must be a non-empty string"
+            )
+        actions = frozenset(entry.get("actions") or ALL_ACTIONS)
+        unknown = actions - ALL_ACTIONS
+        if unknown:
+            raise ValueError(f"MPUFLASK_AUTH_TOKENS: unknown actions {sorted(unknown)}")
+        fingerprint = hashlib.sha256(secret.encode()).hexdigest()[:12]
+        tokens.append(
+            Token(
+                secret=secret,
+                identity=entry.get("identity") or f"token:{fingerprint}",
+                prefix=entry.get("prefix", ""),
+                actions=actions,
+            )
+        )
+    return tokens
+
+
+class BearerTokens:
+    """Auth hook: ``Authorization: Bearer <token>`` against configured tokens."""
+
+    def __init__(self, tokens: list[Token]) -> None:
+        self.tokens = tokens
+
+    def __call__(self, req: RequestInfo) -> str | None:
+        header = req.headers.get("Authorization")
+        if header is None:
+            return None
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            raise Unauthorized("Unauthorized: expected 'Authorization: Bearer <token>'")
+        presented = presented.strip()
+        match = None
+        # Compare with every token, in constant time each, whatever matches.
+        for token in self.tokens:
+            if hmac.compare_digest(token.secret.encode(), presented.encode()):
+                match = token
+        if match is None:
+            raise Unauthorized("Unauthorized: invalid bearer token")
+        if req.action is not None and req.action not in match.actions:
+            raise Forbidden(f"Forbidden: this token may not use action {req.action}")
+        if not req.key.startswith(match.prefix):
+            raise Forbidden(
+                f"Forbidden: this token may only use keys under '{match.prefix}'"
+            )
+        return match.identity
+
+
+class SignedUrls:
+    """Auth hook: URLs signed by :func:`mpuflask.signing.sign_url`."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+
+    def __call__(self, req: RequestInfo) -> str | None:
+        given = req.args.get(signing.SIGNATURE_PARAM)
+        if given is None:
+            return None
+        expires_text = req.args.get(signing.EXPIRES_PARAM, "")
+        if not expires_text.isdigit():
+            raise Forbidden("Forbidden: signed URL without a valid X-Mpu-Expires")
+        identity = req.args.get(signing.IDENTITY_PARAM)
+        expected = signing.signature(
+            self.secret,
+            method=req.method,
+            key=req.key,
+            action=req.action or "",
+            expires=int(expires_text),
+            upload_id=req.upload_id,
+            part_number=req.part_number,
+            identity=identity,
+        )
+        if not hmac.compare_digest(expected, given):
+            raise Forbidden(
+                "Forbidden: the URL's signature does not match this request"
+            )
+        if int(expires_text) < time.time():
+            raise Forbidden("Forbidden: the signed URL has expired")
+        return identity or "signed-url"
+
+
+def request_info() -> RequestInfo:
+    """The current request as auth hooks see it (the key decoded leniently)."""
+    try:
+        key = request_key()
+    except Exception:  # an invalid key is refused later, by the view
+        key = str(request.environ.get("PATH_INFO", ""))[1:]
+    args: Mapping[str, str] = request.args
+    return RequestInfo(
+        method=request.method,
+        action=args.get("action"),
+        key=key,
+        upload_id=args.get("uploadId"),
+        part_number=args.get("partNumber"),
+        headers=request.headers,
+        remote_addr=request.remote_addr,
+        args=args,
+    )
+
+
+def authenticate_request() -> None:
+    """Run the auth hooks in order; the first identity wins (``g.mpuflask_identity``).
+
+    Registered as a before-request hook of the API, so it runs before any
+    view and before any byte of a body is read.
+    """
+    state = mpuflask()
+    req = request_info()
+    identity = None
+    for hook in state.auth_hooks:
+        identity = hook(req)
+        if identity is not None:
+            break
+    if identity is None and state.requires_identity:
+        raise Unauthorized(
+            "Unauthorized: send 'Authorization: Bearer <token>' or use a signed URL"
+        )
+    g.mpuflask_request = req
+    g.mpuflask_identity = identity
+
+
+def current_identity() -> str | None:
+    """The identity the auth hooks gave the current request (None: anonymous)."""
+    identity: str | None = g.get("mpuflask_identity")
+    return identity
+
+
+def check_owner(owner: str | None, operation: str) -> None:
+    """Refuse (403) a request on an upload created by another identity."""
+    if owner is not None and owner != current_identity():
+        raise Forbidden(
+            f"{operation}: Forbidden: this upload belongs to another identity"
+        )

@@ -1,0 +1,194 @@
+"""Built-in part and completion validators, each enabled by configuration alone.
+
+Every refusal says which rule refused, in the form
+``<operation>: <message> (<rule>)``, with a 4xx status; nothing is stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+from .errors import ApiError
+from .hooks import CompleteInfo
+from .hooks import PartInfo
+from .hooks import StreamCheck
+
+CHECKSUM_SHA256_HEADER = "x-amz-checksum-sha256"
+
+
+class PartRefused(ApiError):
+    """A part validator's refusal: ``uploadPart: <why> (<rule>)``."""
+
+    def __init__(self, message: str, rule: str, status: int = 400) -> None:
+        super().__init__(f"uploadPart: {message} ({rule})", status)
+
+
+class CompleteRefused(ApiError):
+    """A completion validator's refusal: ``completeMultipartUpload: <why> (<rule>)``."""
+
+    def __init__(self, message: str, rule: str, status: int = 400) -> None:
+        super().__init__(f"completeMultipartUpload: {message} ({rule})", status)
+
+
+class _ByteCounter:
+    """Stream check: refuse once more than ``limit`` bytes have arrived."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen = 0
+
+    def update(self, chunk: bytes) -> None:
+        self.seen += len(chunk)
+        if self.seen > self.limit:
+            raise _too_large(self.limit)
+
+    def finish(self) -> None:
+        pass
+
+
+def _too_large(limit: int) -> PartRefused:
+    return PartRefused(
+        f"The part is larger than the {limit} bytes this server accepts.",
+        "max_part_size",
+        413,
+    )
+
+
+def max_part_size(limit: int) -> Callable[[PartInfo], StreamCheck | None]:
+    """Refuse parts over ``limit`` bytes: on Content-Length, else mid-stream."""
+
+    def validate(part: PartInfo) -> StreamCheck | None:
+        if part.content_length is not None:
+            if part.content_length > limit:
+                raise _too_large(limit)
+            return None
+        return _ByteCounter(limit)
+
+    return validate
+
+
+def allowed_content_types(types: list[str]) -> Callable[[PartInfo], None]:
+    """Refuse parts whose Content-Type is not listed (none sent: octet-stream)."""
+    allowed = {t.strip().lower() for t in types if t.strip()}
+
+    def validate(part: PartInfo) -> None:
+        given = (part.content_type or "application/octet-stream").split(";")[0]
+        if given.strip().lower() not in allowed:
+            raise PartRefused(
+                f"Content-Type {given!r} is not accepted; "
+                f"allowed: {', '.join(sorted(allowed))}.",
+                "allowed_content_types",
+                415,
+            )
+
+    return validate
+
+
+class _DigestCheck:
+    """Stream check: hash the body and compare with the announced digest."""
+
+    def __init__(
+        self, algorithm: str, expected: bytes, message: str, rule: str
+    ) -> None:
+        self.hash = hashlib.new(algorithm)
+        self.expected = expected
+        self.message = message
+        self.rule = rule
+
+    def update(self, chunk: bytes) -> None:
+        self.hash.update(chunk)
+
+    def finish(self) -> None:
+        if self.hash.digest() != self.expected:
+            raise PartRefused(self.message, self.rule)
+
+
+def _decode_digest(value: str, size: int, header: str, rule: str) -> bytes:
+    try:
+        digest = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        digest = b""
+    if len(digest) != size:
+        raise PartRefused(f"The {header} you specified is not valid.", rule)
+    return digest
+
+
+def content_md5(part: PartInfo) -> StreamCheck | None:
+    """Verify ``Content-MD5`` (base64 of the MD5) when the client sends it."""
+    value = part.request.headers.get("Content-MD5")
+    if value is None:
+        return None
+    expected = _decode_digest(value, 16, "Content-MD5", "InvalidDigest")
+    return _DigestCheck(
+        "md5",
+        expected,
+        "The Content-MD5 you specified did not match what we received.",
+        "BadDigest",
+    )
+
+
+def checksum_sha256(part: PartInfo) -> StreamCheck | None:
+    """Verify ``x-amz-checksum-sha256`` (base64 of the SHA-256), as S3 does."""
+    value = part.request.headers.get(CHECKSUM_SHA256_HEADER)
+    if value is None:
+        return None
+    expected = _decode_digest(value, 32, CHECKSUM_SHA256_HEADER, "InvalidDigest")
+    return _DigestCheck(
+        "sha256",
+        expected,
+        f"The {CHECKSUM_SHA256_HEADER} you specified did not match what we received.",
+        "BadDigest",
+    )
+
+
+def max_object_size(limit: int) -> Callable[[CompleteInfo], None]:
+    """Refuse to publish an object over ``limit`` bytes."""
+
+    def validate(done: CompleteInfo) -> None:
+        if done.size > limit:
+            raise CompleteRefused(
+                f"The object would be {done.size} bytes; the limit is {limit}.",
+                "max_object_size",
+                413,
+            )
+
+    return validate
+
+
+def max_parts(limit: int) -> Callable[[CompleteInfo], None]:
+    """Refuse to publish an object made of more than ``limit`` parts."""
+
+    def validate(done: CompleteInfo) -> None:
+        if len(done.parts) > limit:
+            raise CompleteRefused(
+                f"The object would have {len(done.parts)} parts; the limit is {limit}.",
+                "max_parts",
+            )
+
+    return validate
+
+
+def configured_validators(
+    config: dict[str, Any],
+) -> tuple[list[Callable[[PartInfo], Any]], list[Callable[[CompleteInfo], None]]]:
+    """The built-in validators the app's configuration turns on, in order."""
+    parts: list[Callable[[PartInfo], Any]] = []
+    completes: list[Callable[[CompleteInfo], None]] = []
+    if config.get("MPUFLASK_PART_MAX_BYTES"):
+        parts.append(max_part_size(int(config["MPUFLASK_PART_MAX_BYTES"])))
+    types = config.get("MPUFLASK_PART_CONTENT_TYPES")
+    if types:
+        parts.append(
+            allowed_content_types(types.split(",") if isinstance(types, str) else types)
+        )
+    if config.get("MPUFLASK_VERIFY_CHECKSUMS", True):
+        parts.extend([content_md5, checksum_sha256])
+    if config.get("MPUFLASK_MAX_OBJECT_SIZE"):
+        completes.append(max_object_size(int(config["MPUFLASK_MAX_OBJECT_SIZE"])))
+    if config.get("MPUFLASK_MAX_PARTS"):
+        completes.append(max_parts(int(config["MPUFLASK_MAX_PARTS"])))
+    return parts, completes
