@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,15 +26,28 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def app(data_dir: Path) -> Iterator[Flask]:
-    app = create_app(
-        {
-            "TESTING": True,
-            "MPUFLASK_DATA_DIR": str(data_dir),
-            "MPUFLASK_MIN_PART_SIZE": MIN_PART,
-        }
-    )
-    yield app
+def base_config(data_dir: Path) -> dict[str, Any]:
+    """The settings every test app starts from (the store, small parts)."""
+    return {
+        "TESTING": True,
+        "MPUFLASK_DATA_DIR": str(data_dir),
+        "MPUFLASK_MIN_PART_SIZE": MIN_PART,
+    }
+
+
+@pytest.fixture
+def make_app(base_config: dict[str, Any]) -> Callable[..., Flask]:
+    """Build an app from ``base_config`` plus the settings a test names."""
+
+    def make(**settings: Any) -> Flask:
+        return create_app({**base_config, **settings})
+
+    return make
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Iterator[Flask]:
+    yield make_app()
 
 
 def md5(data: bytes) -> str:
