@@ -52,3 +52,20 @@ limit_request_line = int(_env("LIMIT_REQUEST_LINE", 8190))
 accesslog = _env("ACCESSLOG", "-")
 errorlog = _env("ERRORLOG", "-")
 loglevel = _env("LOGLEVEL", "info")
+
+
+# -- server hooks ---------------------------------------------------------------
+_AUTH_SETTINGS = ("MPUFLASK_AUTH_TOKENS", "MPUFLASK_SIGNING_KEY", "MPUFLASK_AUTH_HOOKS")
+_LOOPBACK = ("127.", "localhost", "[::1]", "unix:")
+
+
+def when_ready(server):
+    """Warn when the server listens beyond loopback with no auth configured."""
+    exposed = [b for b in server.cfg.bind if not b.startswith(_LOOPBACK)]
+    if exposed and not any(os.environ.get(name) for name in _AUTH_SETTINGS):
+        server.log.warning(
+            "mpuflask is listening on %s without authentication: anyone who can "
+            "reach it can read, write and delete objects. Set MPUFLASK_AUTH_TOKENS "
+            "or MPUFLASK_SIGNING_KEY (docs/hooks.md).",
+            ", ".join(exposed),
+        )

@@ -14,7 +14,11 @@ import hashlib
 import hmac
 import time
 from urllib.parse import quote
+from urllib.parse import unquote
 from urllib.parse import urlencode
+from urllib.parse import urlsplit
+
+import click
 
 EXPIRES_PARAM = "X-Mpu-Expires"
 SIGNATURE_PARAM = "X-Mpu-Signature"
@@ -87,3 +91,46 @@ def sign_url(
         identity=identity,
     )
     return f"{base_url.rstrip('/')}/{quote(key, safe='/')}?{urlencode(params)}"
+
+
+@click.command("sign")
+@click.argument("object_url")
+@click.option("--method", required=True, help="HTTP method the URL allows.")
+@click.option("--action", required=True, help="The action, e.g. mpu-uploadpart.")
+@click.option("--upload-id", default=None, help="For part, complete, abort, listparts.")
+@click.option("--part-number", type=int, default=None, help="For mpu-uploadpart.")
+@click.option("--identity", default=None, help="Who the URL acts for (upload owner).")
+@click.option("--expires-in", type=int, default=3600, show_default=True)
+@click.option(
+    "--secret",
+    envvar="MPUFLASK_SIGNING_KEY",
+    required=True,
+    help="The server's MPUFLASK_SIGNING_KEY (read from that variable by default).",
+)
+def sign_command(
+    object_url: str,
+    method: str,
+    action: str,
+    upload_id: str | None,
+    part_number: int | None,
+    identity: str | None,
+    expires_in: int,
+    secret: str,
+) -> None:
+    """Print a signed URL for one request on OBJECT_URL (http://host/key)."""
+    parts = urlsplit(object_url)
+    base = f"{parts.scheme}://{parts.netloc}/"
+    key = unquote(parts.path[1:])
+    click.echo(
+        sign_url(
+            base,
+            key,
+            method=method,
+            action=action,
+            secret=secret,
+            expires_in=expires_in,
+            upload_id=upload_id,
+            part_number=part_number,
+            identity=identity,
+        )
+    )
