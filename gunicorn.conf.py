@@ -69,3 +69,16 @@ def when_ready(server):
             "or MPUFLASK_SIGNING_KEY (docs/hooks.md).",
             ", ".join(exposed),
         )
+
+
+def post_worker_init(worker):
+    """Start the periodic sweep of expired uploads in this worker.
+
+    Each worker runs the timer; a lock in the data directory lets only one
+    of them sweep at a time (mpuflask/sweeper.py).
+    """
+    from mpuflask.sweeper import start_periodic_sweep
+
+    app = getattr(worker, "wsgi", None)
+    if app is not None and "mpuflask" in getattr(app, "extensions", {}):
+        start_periodic_sweep(app)

@@ -16,6 +16,7 @@ from .configure import install_configured_hooks
 from .errors import register_error_handlers
 from .extension import MpuFlask as MpuFlask
 from .storage import open_bucket
+from .sweeper import gc_command
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -36,4 +37,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(objects_bp)
     install_api(app)
     register_error_handlers(app)
+    app.cli.add_command(gc_command)
     return app

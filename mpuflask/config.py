@@ -40,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "MPUFLASK_MAX_COMPLETE_BODY": 2 * MIB,
     # Sweep crash leftovers and expired uploads when the app starts.
     "MPUFLASK_SWEEP_ON_START": True,
+    # And every this many seconds inside each gunicorn worker (one at a time).
+    "MPUFLASK_SWEEP_INTERVAL": 600,
     # -- hooks (docs/hooks.md) --
     # Bearer tokens: "tok1,tok2" or a JSON list of {"token", "identity",
     # "prefix", "actions"}; empty: no token auth.

@@ -20,7 +20,7 @@ BIG2 = b"b" * MIN_PART
 def test_create_answers_key_and_upload_id(client) -> None:
     response = client.post("/dir/file.bin?action=mpu-create")
     assert response.status_code == 200
-    assert list(response.json) == ["key", "uploadId"]
+    assert list(response.json) == ["key", "uploadId", "expires"]
     assert response.json["key"] == "dir/file.bin"
     assert response.text.startswith('{"key":"dir/file.bin","uploadId":"')
 

@@ -70,13 +70,20 @@ def mpu_create(key: str) -> Response:
 
     Keeps the request's Content-Type, Content-Language, Content-Disposition,
     Content-Encoding, Cache-Control and Expires as the object's HTTP metadata.
-    200 ``{"key", "uploadId"}``; 400 10020 for an invalid key.
+    200 ``{"key", "uploadId", "expires"}`` (``expires`` is ours: when the
+    unfinished upload expires, ISO 8601 UTC); 400 10020 for an invalid key.
     Worker: ``case "mpu-create"`` -> ``bucket.createMultipartUpload(key)``.
     """
     check_key(key, "createMultipartUpload")
     metadata = HttpMetadata.from_headers(request.headers.items())
     upload = bucket().create_multipart_upload(key, metadata, owner=current_identity())
-    return _json({"key": upload.key, "uploadId": upload.upload_id})
+    return _json(
+        {
+            "key": upload.key,
+            "uploadId": upload.upload_id,
+            "expires": upload.expires.isoformat(),
+        }
+    )
 
 
 @bp.action("PUT", "mpu-uploadpart")

@@ -43,6 +43,7 @@ import re
 import secrets
 import shutil
 import time
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -99,6 +100,8 @@ class FilesystemBucket:
         self.max_part_size = max_part_size
         self.upload_ttl = upload_ttl
         self.durable = durable
+        #: The time source for creation and expiry (tests move it forward).
+        self.clock: Callable[[], datetime] = _now
         for area in ("uploads", "staging", "objects", "trash", "tmp"):
             os.makedirs(self._area(area), exist_ok=True)
 
@@ -108,7 +111,7 @@ class FilesystemBucket:
         self, key: str, http_metadata: HttpMetadata, owner: str | None = None
     ) -> UploadInfo:
         check_key(key, "createMultipartUpload")
-        created = _now()
+        created = self.clock()
         info = UploadInfo(
             key=key,
             upload_id=secrets.token_urlsafe(24),
@@ -179,6 +182,10 @@ class FilesystemBucket:
             removed += self._reclaim(self._area("trash", name))
         return removed
 
+    def is_expired(self, record: dict[str, Any]) -> bool:
+        """Whether an upload's record says it has expired (R2: 10024 from then)."""
+        return datetime.fromisoformat(record["expires"]) <= self.clock()
+
     # -- paths ----------------------------------------------------------------
 
     def _area(self, *names: str) -> str:
@@ -225,7 +232,7 @@ class FilesystemBucket:
             if not still_here:
                 raise NoSuchUpload(operation)
             record = json.loads(diskio.read_file(dir_fd, UPLOAD_RECORD))
-            if record["key"] != key or (_is_expired(record) and not allow_expired):
+            if record["key"] != key or (self.is_expired(record) and not allow_expired):
                 raise NoSuchUpload(operation)
             yield dir_fd, record
         finally:
@@ -243,7 +250,7 @@ class FilesystemBucket:
             )
         except FileNotFoundError:
             raise NoSuchUpload(operation) from None
-        if record["key"] != key or _is_expired(record):
+        if record["key"] != key or self.is_expired(record):
             raise NoSuchUpload(operation)
         return record
 
@@ -398,7 +405,7 @@ class FilesystemBucket:
                 )
             except (FileNotFoundError, NotADirectoryError):
                 continue
-            if not _is_expired(record):
+            if not self.is_expired(record):
                 continue
             FilesystemUpload(self, record["key"], upload_id).abort()
             removed += 1
@@ -487,7 +494,7 @@ class FilesystemUpload:
                 "upload_id": self.upload_id,
                 "etag": multipart_etag(md5s),
                 "size": sum(sizes),
-                "uploaded": _now().isoformat(),
+                "uploaded": bucket.clock().isoformat(),
                 "http_metadata": record["http_metadata"],
                 "parts": [
                     {"file": name, "size": size}
@@ -546,10 +553,6 @@ def _upload_info(record: dict[str, Any]) -> UploadInfo:
         http_metadata=HttpMetadata(record["http_metadata"]),
         owner=record.get("owner"),
     )
-
-
-def _is_expired(record: dict[str, Any]) -> bool:
-    return datetime.fromisoformat(record["expires"]) <= _now()
 
 
 def _to_json(value: Any) -> bytes:
