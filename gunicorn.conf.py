@@ -7,6 +7,8 @@ command-line flags.
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 
 def _env(name, default):
@@ -48,10 +50,64 @@ keepalive = int(_env("KEEPALIVE", 30))
 # Query strings carry keys up to 1024 bytes, percent-encoded up to 3x.
 limit_request_line = int(_env("LIMIT_REQUEST_LINE", 8190))
 
+# -- control ------------------------------------------------------------------
+# gunicorn 25+ opens a control socket in ~/.gunicorn; several servers on one
+# machine (tests, blue/green) would fight over it. Opt in with GUNICORN_CONTROL=1.
+control_socket_disable = _env("CONTROL", "0") != "1"
+
 # -- logging ------------------------------------------------------------------
-accesslog = _env("ACCESSLOG", "-")
+# The app writes one structured line per request (logger "mpuflask.access",
+# with its request id), so gunicorn's own access log is off unless asked for.
+accesslog = _env("ACCESSLOG", None) or None
 errorlog = _env("ERRORLOG", "-")
 loglevel = _env("LOGLEVEL", "info")
+# MPUFLASK_LOG_FORMAT=json (default) writes one JSON object per line, with
+# request_id on every line written while a request runs; "text" for humans.
+_log_format = os.environ.get("MPUFLASK_LOG_FORMAT", "json")
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "mpuflask.observability.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "mpuflask.observability.JsonFormatter"},
+        "text": {
+            "format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": _log_format,
+            "filters": ["request_id"],
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "root": {"level": loglevel.upper(), "handlers": ["console"]},
+    "loggers": {
+        "gunicorn.error": {
+            "level": loglevel.upper(),
+            "handlers": [],
+            "propagate": True,
+        },
+        "gunicorn.access": {
+            "level": "INFO" if accesslog else "WARNING",
+            "handlers": [],
+            "propagate": True,
+        },
+    },
+}
+
+# -- metrics --------------------------------------------------------------------
+# prometheus_client's multi-process mode: each worker writes its values to
+# files in this directory and GET /?action=metrics sums them. It is emptied
+# at start so counters of a previous run do not leak in.
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(
+        tempfile.gettempdir(), f"mpuflask-metrics-{os.getpid()}"
+    )
+_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+shutil.rmtree(_metrics_dir, ignore_errors=True)
+os.makedirs(_metrics_dir, exist_ok=True)
 
 
 # -- server hooks ---------------------------------------------------------------
@@ -82,3 +138,10 @@ def post_worker_init(worker):
     app = getattr(worker, "wsgi", None)
     if app is not None and "mpuflask" in getattr(app, "extensions", {}):
         start_periodic_sweep(app)
+
+
+def child_exit(server, worker):
+    """Tell prometheus_client a worker died, so its live gauges are dropped."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -15,6 +15,8 @@ from .config import load_config
 from .configure import install_configured_hooks
 from .errors import register_error_handlers
 from .extension import MpuFlask as MpuFlask
+from .observability import install_observability
+from .observability import make_metrics
 from .storage import open_bucket
 from .sweeper import gc_command
 
@@ -26,7 +28,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     bucket = open_bucket(app.config)
     if app.config["MPUFLASK_SWEEP_ON_START"]:
         bucket.sweep()
-    mpu = MpuFlask(bucket)
+    mpu = MpuFlask(bucket, make_metrics(bucket))
     app.extensions["mpuflask"] = mpu
     install_configured_hooks(app, mpu)
 
@@ -36,6 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(multipart_bp)
     app.register_blueprint(objects_bp)
     install_api(app)
+    install_observability(app, mpu.metrics)
     register_error_handlers(app)
     app.cli.add_command(gc_command)
     return app

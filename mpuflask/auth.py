@@ -25,6 +25,7 @@ from .errors import Forbidden
 from .errors import Unauthorized
 from .extension import mpuflask
 from .hooks import RequestInfo
+from .hooks import refusals_counted_as
 from .routing import request_key
 
 log = logging.getLogger(__name__)
@@ -181,14 +182,15 @@ def authenticate_request() -> None:
     state = mpuflask()
     req = request_info()
     identity = None
-    for hook in state.auth_hooks:
-        identity = hook(req)
-        if identity is not None:
-            break
-    if identity is None and state.requires_identity:
-        raise Unauthorized(
-            "Unauthorized: send 'Authorization: Bearer <token>' or use a signed URL"
-        )
+    with refusals_counted_as("authenticate"):
+        for hook in state.auth_hooks:
+            identity = hook(req)
+            if identity is not None:
+                break
+        if identity is None and state.requires_identity:
+            raise Unauthorized(
+                "Unauthorized: send 'Authorization: Bearer <token>' or use a signed URL"
+            )
     g.mpuflask_request = req
     g.mpuflask_identity = identity
 
@@ -202,6 +204,7 @@ def current_identity() -> str | None:
 def check_owner(owner: str | None, operation: str) -> None:
     """Refuse (403) a request on an upload created by another identity."""
     if owner is not None and owner != current_identity():
+        g.hook_refused = "ownership"
         raise Forbidden(
             f"{operation}: Forbidden: this upload belongs to another identity"
         )

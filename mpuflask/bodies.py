@@ -26,15 +26,26 @@ def has_body() -> bool:
     return bool(request.content_length)
 
 
-def body_chunks(chunk_size: int) -> Iterator[bytes]:
+def body_chunks(chunk_size: int, idle_timeout: float) -> Iterator[bytes]:
     """Yield the request body in chunks of at most ``chunk_size`` bytes.
 
     A client that hangs up early makes Werkzeug raise ``ClientDisconnected``
-    (a 400) from here, so the store discards the half-received part.
+    (a 400) from here, so the store discards the half-received part. A client
+    that sends nothing for ``idle_timeout`` seconds is cut off with 408, so a
+    stalled upload cannot hold a worker thread forever (gunicorn's gthread
+    worker puts no deadline on reads; we set one on its socket).
     """
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None:
+        sock.settimeout(idle_timeout)
     stream = request.stream
-    while chunk := stream.read(chunk_size):
-        yield chunk
+    try:
+        while chunk := stream.read(chunk_size):
+            yield chunk
+    except TimeoutError:
+        raise ApiError(
+            f"Request Timeout: no body bytes arrived for {idle_timeout:g} seconds", 408
+        ) from None
 
 
 def read_json_body(limit: int) -> Any:

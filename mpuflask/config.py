@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
     "MPUFLASK_DURABLE": True,
     # Bytes read from a request body or a stored file at a time.
     "MPUFLASK_CHUNK_SIZE": 1 * MIB,
+    # A part whose client sends nothing for this many seconds is cut off (408).
+    "MPUFLASK_BODY_TIMEOUT": 60,
     # Largest mpu-complete JSON body (10,000 parts need about 700 KB).
     "MPUFLASK_MAX_COMPLETE_BODY": 2 * MIB,
     # Sweep crash leftovers and expired uploads when the app starts.
@@ -71,6 +73,7 @@ _POSITIVE_INTS = (
     "MPUFLASK_UPLOAD_TTL",
     "MPUFLASK_CHUNK_SIZE",
     "MPUFLASK_MAX_COMPLETE_BODY",
+    "MPUFLASK_BODY_TIMEOUT",
 )
 
 

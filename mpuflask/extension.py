@@ -14,6 +14,7 @@ from flask import current_app
 from .hooks import AuthHook
 from .hooks import CompleteValidator
 from .hooks import PartValidator
+from .observability import Metrics
 from .routing import ActionView
 from .storage import Bucket
 
@@ -34,6 +35,7 @@ class MpuFlask:
     """
 
     bucket: Bucket
+    metrics: Metrics
     actions: dict[tuple[str, str], ActionView] = field(default_factory=dict)
     auth_hooks: list[AuthHook] = field(default_factory=list)
     part_validators: list[PartValidator] = field(default_factory=list)

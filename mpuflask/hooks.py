@@ -24,11 +24,13 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from typing import Protocol
 from typing import TypeVar
 
+from flask import g
 from werkzeug.datastructures import Headers
 from werkzeug.utils import import_string
 
@@ -106,6 +108,16 @@ def load_hooks(spec: str | list[str] | None) -> list[Callable[..., Any]]:
     return hooks
 
 
+@contextmanager
+def refusals_counted_as(moment: str) -> Iterator[None]:
+    """Mark a refusal raised inside as coming from ``moment`` (for metrics)."""
+    try:
+        yield
+    except Exception:
+        g.hook_refused = moment
+        raise
+
+
 def checked_chunks(
     chunks: Iterable[bytes], checks: list[StreamCheck]
 ) -> Iterator[bytes]:
@@ -115,8 +127,10 @@ def checked_chunks(
     part, so a refusal there still leaves nothing stored.
     """
     for chunk in chunks:
-        for check in checks:
-            check.update(chunk)
+        with refusals_counted_as("validate_part"):
+            for check in checks:
+                check.update(chunk)
         yield chunk
-    for check in checks:
-        check.finish()
+    with refusals_counted_as("validate_part"):
+        for check in checks:
+            check.finish()

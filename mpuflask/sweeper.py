@@ -68,13 +68,17 @@ class PeriodicSweeper(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        bucket = self.app.extensions["mpuflask"].bucket
+        mpu = self.app.extensions["mpuflask"]
         lock_path = lock_path_for(self.app)
         while not self.stopped.wait(self.interval):
             try:
-                sweep_once(bucket, lock_path)
+                removed = sweep_once(mpu.bucket, lock_path)
             except Exception:  # keep sweeping later; never kill the worker
                 log.exception("periodic sweep failed")
+                continue
+            if removed is not None:
+                mpu.metrics.sweeps.inc()
+                mpu.metrics.swept.inc(removed)
 
     def stop(self) -> None:
         self.stopped.set()

@@ -27,6 +27,7 @@ from ..extension import mpuflask
 from ..hooks import CompleteInfo
 from ..hooks import PartInfo
 from ..hooks import checked_chunks
+from ..hooks import refusals_counted_as
 from ..routing import ActionBlueprint
 from ..rules import check_key
 from ..rules import parse_complete_body
@@ -118,8 +119,10 @@ def mpu_uploadpart(key: str) -> Response:
         content_type=request.content_type,
     )
     # Header stage of every validator first: refuse before reading a byte.
-    checks = [check for v in mpuflask().part_validators if (check := v(info))]
-    chunks = checked_chunks(body_chunks(config["MPUFLASK_CHUNK_SIZE"]), checks)
+    with refusals_counted_as("validate_part"):
+        checks = [check for v in mpuflask().part_validators if (check := v(info))]
+    body = body_chunks(config["MPUFLASK_CHUNK_SIZE"], config["MPUFLASK_BODY_TIMEOUT"])
+    chunks = checked_chunks(body, checks)
     part = upload.upload_part(part_number, chunks)
     return _json({"partNumber": part.part_number, "etag": part.etag})
 
@@ -146,8 +149,9 @@ def mpu_complete(key: str) -> Response:
             stored[ref.part_number] for ref in parts if ref.part_number in stored
         )
         done = CompleteInfo(g.mpuflask_request, current_identity(), upload_id, listed)
-        for validator in validators:
-            validator(done)
+        with refusals_counted_as("validate_complete"):
+            for validator in validators:
+                validator(done)
     published = upload.complete(parts)
     return _empty(200, etag=published.http_etag)
 

@@ -172,6 +172,10 @@ class FilesystemBucket:
         self._fsync_dirs(self._area("trash"))
         self._reclaim(trash)
 
+    def count_open_uploads(self) -> int:
+        """How many uploads are open (for the uploads-in-progress gauge)."""
+        return len(os.listdir(self._area("uploads")))
+
     def sweep(self) -> int:
         """Clean what crashes and expiry left; safe beside live requests."""
         removed = 0

@@ -1,0 +1,212 @@
+"""Request ids, structured logs and Prometheus metrics.
+
+* Every request gets an id: the client's ``X-Request-Id`` if it is sane, else a
+  new one; it is returned in ``X-Request-Id`` and attached to every log line
+  written while the request runs (``request_id`` on the LogRecord).
+* One structured log line per API request (``mpuflask.access``): method,
+  action, key, status, bytes, duration, identity, request id.
+* Metrics (prometheus_client) in a per-app registry; under gunicorn, with
+  ``PROMETHEUS_MULTIPROC_DIR`` set (gunicorn.conf.py does it), every worker's
+  values are summed at scrape time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask
+from flask import Response
+from flask import g
+from flask import has_request_context
+from flask import request
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter
+from prometheus_client import Histogram
+from prometheus_client import generate_latest
+from prometheus_client import multiprocess
+from prometheus_client.core import GaugeMetricFamily
+
+from .storage import Bucket
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+access_log = logging.getLogger("mpuflask.access")
+
+
+def current_request_id() -> str:
+    """The id of the request being served, or ``-`` outside a request."""
+    if has_request_context():
+        request_id: str = g.get("request_id", "-")
+        return request_id
+    return "-"
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to every record, so formatters can print it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = current_request_id()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id, extras."""
+
+    _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+        "message",
+        "asctime",
+    }
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", current_request_id()),
+        }
+        for name, value in vars(record).items():
+            if name not in self._STANDARD and name not in entry:
+                entry[name] = value
+        if record.exc_info:
+            entry["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+@dataclass
+class Metrics:
+    """The app's Prometheus metrics."""
+
+    bucket: Bucket
+    registry: CollectorRegistry
+    requests: Counter
+    bytes_in: Counter
+    bytes_out: Counter
+    latency: Histogram
+    rejections: Counter
+    sweeps: Counter
+    swept: Counter
+
+
+def make_metrics(bucket: Bucket) -> Metrics:
+    """Create the metrics in a registry of the app's own (no global state)."""
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(_OpenUploads(bucket))
+    buckets = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+    return Metrics(
+        bucket=bucket,
+        registry=registry,
+        requests=Counter(
+            "mpuflask_requests",
+            "API requests by action, method and status.",
+            ["action", "method", "status"],
+            registry=registry,
+        ),
+        bytes_in=Counter(
+            "mpuflask_received_bytes", "Part bytes received.", registry=registry
+        ),
+        bytes_out=Counter(
+            "mpuflask_sent_bytes",
+            "Object bytes sent (by Content-Length).",
+            registry=registry,
+        ),
+        latency=Histogram(
+            "mpuflask_request_duration_seconds",
+            "Time to answer, by action (parts include their upload time).",
+            ["action"],
+            buckets=buckets,
+            registry=registry,
+        ),
+        rejections=Counter(
+            "mpuflask_hook_rejections",
+            "Requests refused by a hook, by moment and status.",
+            ["moment", "status"],
+            registry=registry,
+        ),
+        sweeps=Counter("mpuflask_sweeps", "Sweeps run.", registry=registry),
+        swept=Counter(
+            "mpuflask_swept_items",
+            "Expired uploads and leftovers removed.",
+            registry=registry,
+        ),
+    )
+
+
+class _OpenUploads:
+    """Collector: uploads in progress, counted by the store at scrape time."""
+
+    def __init__(self, bucket: Bucket) -> None:
+        self.bucket = bucket
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        count = getattr(self.bucket, "count_open_uploads", None)
+        if count is None:
+            return []
+        gauge = GaugeMetricFamily("mpuflask_uploads_in_progress", "Open uploads.")
+        gauge.add_metric([], float(count()))
+        return [gauge]
+
+
+def scrape(metrics: Metrics) -> Response:
+    """The metrics in Prometheus' text format (all workers under gunicorn)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        registry.register(_OpenUploads(metrics.bucket))
+        data = generate_latest(registry)
+    else:
+        data = generate_latest(metrics.registry)
+    return Response(data, 200, content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def install_observability(app: Flask, metrics: Metrics) -> None:
+    """Request ids, the access log line and the request metrics, app-wide."""
+
+    @app.before_request
+    def _start() -> None:
+        given = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = given if _SANE_ID.fullmatch(given) else uuid.uuid4().hex
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        response.headers[REQUEST_ID_HEADER] = current_request_id()
+        action = request.args.get("action") or "-"
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        status = response.status_code
+        metrics.requests.labels(action, request.method, str(status)).inc()
+        metrics.latency.labels(action).observe(elapsed)
+        if action == "mpu-uploadpart" and status == 200 and request.content_length:
+            metrics.bytes_in.inc(request.content_length)
+        if action == "get" and request.method == "GET" and status in (200, 206):
+            metrics.bytes_out.inc(response.content_length or 0)
+        refused_by = g.get("hook_refused")
+        if refused_by is not None and status >= 400:
+            metrics.rejections.labels(refused_by, str(status)).inc()
+        access_log.info(
+            "%s %s %s -> %d",
+            request.method,
+            action,
+            request.path,
+            status,
+            extra={
+                "method": request.method,
+                "action": action,
+                "path": request.path,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 3),
+                "content_length": request.content_length,
+                "response_length": response.content_length,
+                "identity": g.get("mpuflask_identity"),
+                "remote_addr": request.remote_addr,
+            },
+        )
+        return response
