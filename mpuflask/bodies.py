@@ -13,6 +13,7 @@ from typing import Any
 from flask import request
 
 from .errors import ApiError
+from .errors import RequestTimeout
 
 
 def has_body() -> bool:
@@ -43,9 +44,7 @@ def body_chunks(chunk_size: int, idle_timeout: float) -> Iterator[bytes]:
         while chunk := stream.read(chunk_size):
             yield chunk
     except TimeoutError:
-        raise ApiError(
-            f"Request Timeout: no body bytes arrived for {idle_timeout:g} seconds", 408
-        ) from None
+        raise RequestTimeout(idle_timeout) from None
 
 
 def read_json_body(limit: int) -> Any:

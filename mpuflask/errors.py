@@ -165,6 +165,22 @@ class InvalidPartNumber(ApiError):
         )
 
 
+class RequestTimeout(ApiError):
+    """The client stopped sending the body (408); the connection is closed."""
+
+    def __init__(self, idle_timeout: float) -> None:
+        super().__init__(
+            f"Request Timeout: no body bytes arrived for {idle_timeout:g} seconds",
+            HTTPStatus.REQUEST_TIMEOUT,
+        )
+
+    def get_headers(
+        self, environ: Any = None, scope: Any = None
+    ) -> list[tuple[str, str]]:
+        # The rest of the body may still come: never read it as a next request.
+        return [*super().get_headers(), ("Connection", "close")]
+
+
 class InsufficientStorage(ApiError):
     """The disk is full: nothing was stored, try again later (507)."""
 
