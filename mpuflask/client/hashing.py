@@ -1,0 +1,88 @@
+"""Recomputing an object's etag from its bytes, to verify a download.
+
+An R2 multipart etag is ``md5(md5(part 1) + ... + md5(part N))-N``: it can be
+recomputed only knowing where the parts were cut. The client cuts files the
+way :func:`.parts.choose_part_size` does, so for objects it uploaded (or with
+the part size given) the cut is known; otherwise the download is checked
+only for length and for an etag that stayed the same (If-Match).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from ..rules import DEFAULT_MIN_PART_SIZE
+from ..rules import is_md5_hex
+from ..rules import multipart_etag
+from .errors import ClientError
+from .parts import choose_part_size
+
+
+class PartHasher:
+    """MD5s of consecutive ``part_size`` pieces of a stream fed in any chunks."""
+
+    def __init__(self, part_size: int) -> None:
+        self.part_size = part_size
+        self._digests: list[str] = []
+        self._md5 = hashlib.md5()
+        self._filled = 0
+
+    def update(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            piece = view[: self.part_size - self._filled]
+            self._md5.update(piece)
+            self._filled += len(piece)
+            view = view[len(piece) :]
+            if self._filled == self.part_size:
+                self._digests.append(self._md5.hexdigest())
+                self._md5, self._filled = hashlib.md5(), 0
+
+    def digests(self) -> list[str]:
+        """The part MD5s so far, including a last, shorter part."""
+        if self._filled:
+            return [*self._digests, self._md5.hexdigest()]
+        return list(self._digests)
+
+
+@dataclass(frozen=True)
+class EtagCheck:
+    """How to recompute an etag: hash ``part_size`` pieces, then combine.
+
+    ``part_size`` None: the cut is unknown and the etag cannot be recomputed.
+    """
+
+    etag: str
+    part_size: int | None
+    multipart: bool
+
+    def etag_of(self, digests: list[str]) -> str:
+        if self.multipart:
+            return multipart_etag(digests)
+        return digests[0] if digests else hashlib.md5().hexdigest()
+
+
+def etag_check(
+    etag: str,
+    size: int,
+    part_size: int | None = None,
+    min_part_size: int = DEFAULT_MIN_PART_SIZE,
+) -> EtagCheck:
+    """Work out the part size that produced ``etag`` for a ``size``-byte object."""
+    whole = max(size, 1)
+    if is_md5_hex(etag):
+        return EtagCheck(etag, whole, multipart=False)
+    md5, _, count_text = etag.partition("-")
+    if not (is_md5_hex(md5) and count_text.isdigit()):
+        return EtagCheck(etag, None, multipart=True)
+    count = int(count_text)
+    if count <= 1:
+        return EtagCheck(etag, whole, multipart=True)
+    try:
+        plan = choose_part_size(size, part_size, min_part_size=min_part_size)
+    except ClientError:
+        return EtagCheck(etag, None, multipart=True)
+    if plan.count != count:
+        return EtagCheck(etag, None, multipart=True)
+    return EtagCheck(etag, plan.part_size, multipart=True)

@@ -1,0 +1,195 @@
+"""Sending one API request, again if it failed in a way a retry can fix.
+
+Everything that touches the network goes through :meth:`Transport.call`:
+the action URL is built (and signed, if a signer is given) afresh for every
+try, the bearer token is added, a body is re-created whole for every try, and
+the retry policy of :mod:`.retry` decides what happens on a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from typing import Any
+from typing import TypeVar
+from urllib.parse import urlencode
+from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .errors import Cancelled
+from .errors import ClientError
+from .errors import ServerRefused
+from .errors import TransferFailed
+from .retry import RetryPolicy
+from .retry import is_retryable_status
+
+T = TypeVar("T")
+
+#: ``url_signer(method, url) -> url``: given the method and the full action URL
+#: (``...?action=mpu-uploadpart&uploadId=...``), answer the URL to send, for
+#: example with a signature and expiry added. Called for every try.
+UrlSigner = Callable[[str, str], str]
+
+#: Bytes handed to the socket per write: what one streaming part costs in RAM.
+DEFAULT_BLOCK_SIZE = 256 * 1024
+#: (connect, read) seconds. Read covers the wait for the answer after a whole
+#: part was sent, while a durable server fsyncs it.
+DEFAULT_TIMEOUT = (10.0, 300.0)
+USER_AGENT = "mpuflask-client/0.1"
+
+log = logging.getLogger("mpuflask.client")
+
+_RETRYABLE_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+
+class _BlockSizeAdapter(HTTPAdapter):
+    """An adapter whose connections send bodies in ``block_size`` writes.
+
+    urllib3 reads a streamed body 16 KiB at a time by default; bigger blocks
+    mean fewer Python calls per GiB at a still-bounded memory cost.
+    """
+
+    def __init__(self, block_size: int, pool_size: int) -> None:
+        self._block_size = block_size
+        super().__init__(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+    ) -> None:
+        pool_kwargs.setdefault("blocksize", self._block_size)
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+
+
+def make_session(
+    pool_size: int = 10, block_size: int = DEFAULT_BLOCK_SIZE
+) -> requests.Session:
+    """A session with one connection per parallel transfer and no hidden retries."""
+    session = requests.Session()
+    adapter = _BlockSizeAdapter(block_size, pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+def action_url(url: str, action: str, params: Iterable[tuple[str, str]] = ()) -> str:
+    """``url`` with ``action`` and ``params`` added to its query string."""
+    parts = urlsplit(url)
+    query = urlencode([("action", action), *params])
+    if parts.query:
+        query = f"{parts.query}&{query}"
+    return urlunsplit(parts._replace(query=query))
+
+
+class Transport:
+    """Credentials, retry policy and connection pool shared by a transfer.
+
+    ``token`` is sent as ``Authorization: Bearer <token>``; ``url_signer``
+    rewrites each URL before it is sent. ``session`` lets a caller (or a
+    test) bring its own ``requests.Session``.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        url_signer: UrlSigner | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        session: requests.Session | None = None,
+        pool_size: int = 10,
+    ) -> None:
+        self.token = token
+        self.url_signer = url_signer
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.session = session or make_session(pool_size)
+
+    def call(
+        self,
+        method: str,
+        url: str,
+        action: str,
+        handle: Callable[[requests.Response], T],
+        *,
+        params: Iterable[tuple[str, str]] = (),
+        body: Callable[[], Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        ok: Iterable[int] = (200,),
+        stream: bool = False,
+        cancel: threading.Event | None = None,
+    ) -> T:
+        """Send until ``handle`` accepts an answer whose status is in ``ok``.
+
+        ``body()`` makes a fresh body for each try, so a retried part is sent
+        whole. ``handle`` runs inside the retry loop: a connection lost while
+        it reads a streamed answer is retried like one lost while sending.
+        Raises :class:`ServerRefused` for a status no retry can change, or the
+        last failure once the policy's attempts are spent.
+        """
+        params = list(params)
+        accepted = frozenset(ok)
+        failures = 0
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"{action} cancelled")
+            target = action_url(url, action, params)
+            if self.url_signer is not None:
+                target = self.url_signer(method, target)
+            retry_after: str | None = None
+            try:
+                response = self.session.request(
+                    method,
+                    target,
+                    data=body() if body is not None else None,
+                    json=json,
+                    headers=self._headers(headers),
+                    timeout=self.timeout,
+                    stream=stream,
+                    allow_redirects=False,
+                )
+                with response:
+                    if response.status_code in accepted:
+                        return handle(response)
+                    problem: ClientError = ServerRefused(
+                        method, action, response.status_code, response.text
+                    )
+                    if not is_retryable_status(response.status_code):
+                        raise problem
+                    retry_after = response.headers.get("Retry-After")
+            except _RETRYABLE_ERRORS as error:
+                problem = TransferFailed(f"{action}: {error}")
+            failures += 1
+            if failures >= self.retry.attempts:
+                raise problem
+            wait = self.retry.delay(failures, retry_after)
+            log.warning(
+                "%s; retrying in %.1f s (try %d of %d)",
+                problem,
+                wait,
+                failures + 1,
+                self.retry.attempts,
+            )
+            if cancel is not None:
+                if cancel.wait(wait):
+                    raise Cancelled(f"{action} cancelled")
+            else:
+                time.sleep(wait)
+
+    def _headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+        headers = dict(extra or {})
+        if self.token is not None:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers

@@ -1,0 +1,314 @@
+"""Uploading a file: plan, create (or resume), send parts in parallel, complete.
+
+Each part streams from the file in its own thread. The uploadId goes into a
+resume record (:mod:`.state`) before the first part is sent; on the next run
+``mpu-listparts`` says which parts the server holds, and only the others (or
+those whose etag is not the local MD5) are sent. The object etag the server
+answers on complete is checked against the one computed from the part MD5s.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from collections.abc import Mapping
+from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..rules import DEFAULT_MIN_PART_SIZE
+from ..rules import is_md5_hex
+from ..rules import multipart_etag
+from ..rules import normalize_etag
+from .actions import NO_SUCH_UPLOAD
+from .actions import ListedPart
+from .actions import ObjectApi
+from .actions import why_not_resumable
+from .errors import ClientError
+from .errors import ServerRefused
+from .errors import SourceChanged
+from .errors import VerificationFailed
+from .fileslice import FileSlice
+from .fileslice import md5_of_range
+from .parts import PartPlan
+from .parts import choose_part_size
+from .progress import NoProgress
+from .progress import Progress
+from .state import StateStore
+from .state import UploadRecord
+from .transport import Transport
+
+log = logging.getLogger("mpuflask.client")
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """What an upload did: the object's etag and how much had to be sent."""
+
+    url: str
+    upload_id: str
+    etag: str
+    size: int
+    part_size: int
+    parts: int
+    parts_sent: int
+    parts_resumed: int
+    verified: bool
+
+
+@dataclass(frozen=True)
+class _Part:
+    number: int
+    etag: str  # as the server answered it: what complete must list
+    md5: str  # of the local bytes: what the etag should be
+
+
+@dataclass(frozen=True)
+class _Started:
+    record: UploadRecord
+    plan: PartPlan
+    done: dict[int, _Part]
+
+
+def upload_file(
+    transport: Transport,
+    path: str | os.PathLike[str],
+    url: str,
+    *,
+    part_size: int | None = None,
+    min_part_size: int = DEFAULT_MIN_PART_SIZE,
+    concurrency: int = 4,
+    state: StateStore | None = None,
+    headers: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+) -> UploadResult:
+    """Upload ``path`` to the object ``url``; resumable when ``state`` is given.
+
+    ``headers`` (Content-Type, Cache-Control, ...) go with mpu-create and
+    become the object's HTTP metadata. Raises a :class:`ClientError`.
+    """
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    source = Path(path).resolve()
+    stat = source.stat()
+    progress = progress or NoProgress()
+    cancel = threading.Event()
+    api = ObjectApi(transport, url, cancel)
+    with ThreadPoolExecutor(concurrency, thread_name_prefix="mpu-part") as pool:
+        started = None
+        if state is not None:
+            started = _resume(
+                api, state, source, stat, url, part_size, min_part_size, pool
+            )
+        if started is None:
+            plan = choose_part_size(
+                stat.st_size, part_size, min_part_size=min_part_size
+            )
+            record = UploadRecord(
+                str(source),
+                stat.st_size,
+                stat.st_mtime_ns,
+                url,
+                api.create(headers),
+                plan.part_size,
+            )
+            if state is not None:
+                state.save(record)
+            started = _Started(record, plan, {})
+        record, plan, done = started.record, started.plan, dict(started.done)
+        todo = [n for n in plan.numbers() if n not in done]
+        progress.start(plan.size, sum(plan.span(n)[1] for n in done))
+        try:
+            done.update(
+                _send_parts(api, pool, record.upload_id, source, plan, todo, progress)
+            )
+        except BaseException:
+            cancel.set()
+            raise
+        finally:
+            progress.close()
+    _check_unchanged(source, stat)
+    parts = [done[n] for n in plan.numbers()]
+    verifiable = all(is_md5_hex(normalize_etag(p.etag)) for p in parts)
+    expected = multipart_etag([p.md5 for p in parts])
+    etag = _complete(api, record.upload_id, parts, expected if verifiable else None)
+    if state is not None:
+        state.delete(record)
+    if verifiable and etag != expected:
+        raise VerificationFailed(
+            f"the server's object etag is {etag}, the file's is {expected}"
+        )
+    return UploadResult(
+        url,
+        record.upload_id,
+        etag,
+        plan.size,
+        plan.part_size,
+        plan.count,
+        len(todo),
+        len(started.done),
+        verifiable,
+    )
+
+
+def _resume(
+    api: ObjectApi,
+    state: StateStore,
+    source: Path,
+    stat: os.stat_result,
+    url: str,
+    part_size: int | None,
+    min_part_size: int,
+    pool: ThreadPoolExecutor,
+) -> _Started | None:
+    """Find the upload an earlier run left, and the parts it already holds."""
+    record = state.load(str(source), stat.st_size, stat.st_mtime_ns, url)
+    if record is None:
+        return None
+    if part_size is not None and part_size != record.part_size:
+        log.warning(
+            "part size changed since upload %s began: starting over", record.upload_id
+        )
+        _forget(api, state, record)
+        return None
+    plan = choose_part_size(stat.st_size, record.part_size, min_part_size=min_part_size)
+    try:
+        listed = api.list_parts(record.upload_id)
+    except ServerRefused as error:
+        reason = why_not_resumable(error)
+        if reason is None:
+            raise
+        log.warning(
+            "cannot resume upload %s: %s; starting over", record.upload_id, reason
+        )
+        _forget(api, state, record, abort=error.r2_code != NO_SUCH_UPLOAD)
+        return None
+    done = _matching_parts(listed, plan, source, pool)
+    log.info(
+        "resuming upload %s: %d of %d parts already on the server",
+        record.upload_id,
+        len(done),
+        plan.count,
+    )
+    return _Started(record, plan, done)
+
+
+def _forget(
+    api: ObjectApi, state: StateStore, record: UploadRecord, abort: bool = True
+) -> None:
+    """Drop a record we will not resume, aborting its upload if it may exist."""
+    if abort:
+        try:
+            api.abort(record.upload_id)
+        except ClientError as error:
+            log.warning("could not abort old upload %s: %s", record.upload_id, error)
+    state.delete(record)
+
+
+def _matching_parts(
+    listed: Iterable[ListedPart], plan: PartPlan, source: Path, pool: ThreadPoolExecutor
+) -> dict[int, _Part]:
+    """The listed parts whose size and etag match the local bytes."""
+    candidates = [
+        p
+        for p in listed
+        if 1 <= p.part_number <= plan.count
+        and p.size == plan.span(p.part_number)[1]
+        and is_md5_hex(normalize_etag(p.etag))
+    ]
+    hashes = pool.map(
+        lambda p: md5_of_range(source, *plan.span(p.part_number)), candidates
+    )
+    return {
+        p.part_number: _Part(p.part_number, p.etag, md5)
+        for p, md5 in zip(candidates, hashes, strict=True)
+        if normalize_etag(p.etag) == md5
+    }
+
+
+def _send_parts(
+    api: ObjectApi,
+    pool: ThreadPoolExecutor,
+    upload_id: str,
+    source: Path,
+    plan: PartPlan,
+    numbers: list[int],
+    progress: Progress,
+) -> dict[int, _Part]:
+    """Send the parts in ``numbers``; the first failure cancels the rest."""
+    futures: dict[Future[_Part], int] = {
+        pool.submit(_send_part, api, upload_id, source, plan, n, progress): n
+        for n in numbers
+    }
+    sent: dict[int, _Part] = {}
+    try:
+        for future in as_completed(futures):
+            part = future.result()
+            sent[part.number] = part
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
+    return sent
+
+
+def _send_part(
+    api: ObjectApi,
+    upload_id: str,
+    source: Path,
+    plan: PartPlan,
+    number: int,
+    progress: Progress,
+) -> _Part:
+    """Stream one part, whole on every try; check the etag is its MD5."""
+    offset, length = plan.span(number)
+    tries: list[FileSlice] = []
+
+    def body() -> FileSlice:
+        if tries:  # a retry: take the failed try's bytes back off the bar
+            progress.update(-tries[-1].sent)
+            tries[-1].close()
+        tries.append(
+            FileSlice(
+                source, offset, length, on_read=progress.update, cancel=api.cancel
+            )
+        )
+        return tries[-1]
+
+    try:
+        etag = api.upload_part(upload_id, number, body)
+        md5 = tries[-1].md5_hex()
+    finally:
+        for part in tries:
+            part.close()
+    if is_md5_hex(normalize_etag(etag)) and normalize_etag(etag) != md5:
+        raise VerificationFailed(
+            f"part {number}: the server stored MD5 {etag}, we sent {md5}"
+        )
+    return _Part(number, etag, md5)
+
+
+def _check_unchanged(source: Path, before: os.stat_result) -> None:
+    """Refuse to publish a file that changed while it was read."""
+    after = source.stat()
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise SourceChanged(f"{source} changed during the upload; run again")
+
+
+def _complete(
+    api: ObjectApi, upload_id: str, parts: list[_Part], expected: str | None
+) -> str:
+    """Complete; if the answer to an earlier try was lost, accept the object it made."""
+    try:
+        return api.complete(upload_id, [(p.number, p.etag) for p in parts])
+    except ServerRefused as error:
+        if error.r2_code != NO_SUCH_UPLOAD or expected is None:
+            raise
+        if api.current_etag() != expected:
+            raise
+        log.info("upload %s was already completed", upload_id)
+        return expected
