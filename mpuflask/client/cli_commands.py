@@ -43,21 +43,17 @@ _UNITS = {
 _SIZE = re.compile(r"\s*(\d+)\s*([a-zA-Z]*)\s*")
 
 
-class ByteSize(click.ParamType):
+def parse_size(
+    ctx: click.Context, param: click.Parameter, value: str | int | None
+) -> int | None:
     """A size such as ``100MiB``, ``5M`` (binary), ``8MB`` (decimal) or ``1048576``."""
-
-    name = "size"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> int:
-        if isinstance(value, int):
-            return value
-        match = _SIZE.fullmatch(str(value))
-        unit = match.group(2).lower() if match else ""
-        if match is None or unit not in _UNITS:
-            self.fail(f"{value!r} is not a size like 100MiB, 5M or 1048576", param, ctx)
-        return int(match.group(1)) * _UNITS[unit]
+    if value is None or isinstance(value, int):
+        return value
+    match = _SIZE.fullmatch(value)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _UNITS:
+        raise click.BadParameter(f"{value!r} is not a size like 100MiB, 5M or 1048576")
+    return int(match.group(1)) * _UNITS[unit]
 
 
 def _shared_options(function: F) -> F:
@@ -97,13 +93,15 @@ def _part_size_options(function: F) -> F:
     options = [
         click.option(
             "--part-size",
-            type=ByteSize(),
+            metavar="SIZE",
+            callback=parse_size,
             help="Part size (default: the smallest whole MiB >= the minimum "
             "that keeps within 10,000 parts).",
         ),
         click.option(
             "--min-part-size",
-            type=ByteSize(),
+            metavar="SIZE",
+            callback=parse_size,
             default=DEFAULT_MIN_PART_SIZE,
             show_default="5MiB",
             help="The server's minimum part size, if it was lowered.",
