@@ -165,11 +165,14 @@ class FilesystemBucket:
     def delete(self, key: str) -> None:
         check_key(key, "delete")
         trash = self._area("trash", secrets.token_hex(16))
+        path = self._object_path(key)
         try:
-            os.rename(self._object_path(key), trash)
+            os.rename(path, trash)
         except FileNotFoundError:
             return
-        self._fsync_dirs(self._area("trash"))
+        # The rename removed an entry from objects/<hh>: that directory must
+        # reach the disk for the delete to survive a power cut.
+        self._fsync_dirs(os.path.dirname(path), self._area("trash"))
         self._reclaim(trash)
 
     def count_open_uploads(self) -> int:
