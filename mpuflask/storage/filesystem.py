@@ -261,11 +261,13 @@ class FilesystemBucket:
             raise NoSuchUpload(operation)
         return record
 
-    def receive_part(self, chunks: Iterable[bytes]) -> tuple[str, str, int]:
-        """Stream ``chunks`` into a new temp file; return its path, MD5 and size.
+    @contextmanager
+    def received_part(self, chunks: Iterable[bytes]) -> Iterator[tuple[str, str, int]]:
+        """Stream ``chunks`` into a new temp file; yield its path, MD5 and size.
 
-        The temp file is flocked while it is written, so a sweep in another
-        process can tell it from a crash leftover.
+        The temp file stays flocked until the ``with`` block ends (by then it
+        has been renamed into its upload, or it is deleted), so a sweep in
+        another process can always tell it from a crash leftover.
         """
         path = self._area("tmp", secrets.token_hex(16))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -282,12 +284,10 @@ class FilesystemBucket:
                     diskio.write_all(fd, chunk)
                 if self.durable:
                     os.fsync(fd)
-        except BaseException:
-            _unlink_quietly(path)
-            raise
+            yield path, digest.hexdigest(), size
         finally:
+            _unlink_quietly(path)  # already renamed away if all went well
             os.close(fd)
-        return path, digest.hexdigest(), size
 
     def publish(self, staged: str, key: str) -> str | None:
         """Make ``staged`` the key's object at one instant; return what it replaced.
@@ -436,30 +436,26 @@ class FilesystemUpload:
         bucket = self.bucket
         # Refuse before reading a byte of the body if the upload is not there.
         bucket.read_upload(self.key, self.upload_id, "uploadPart")
-        temp, md5, size = bucket.receive_part(chunks)
-        try:
-            with bucket.locked_upload(self.key, self.upload_id, "uploadPart") as (
-                dir_fd,
-                _,
-            ):
-                data_name = f"{part_number:05d}.{md5}"
-                link = f"{part_number:05d}"
-                os.rename(temp, data_name, dst_dir_fd=dir_fd)
-                try:
-                    previous: str | None = os.readlink(link, dir_fd=dir_fd)
-                except FileNotFoundError:
-                    previous = None
-                if previous != data_name:
-                    # Swap the link atomically: part N is the old bytes or the new.
-                    _unlink_quietly(_LINK_TEMP, dir_fd)
-                    os.symlink(data_name, _LINK_TEMP, dir_fd=dir_fd)
-                    os.rename(_LINK_TEMP, link, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-                    if previous is not None:
-                        _unlink_quietly(previous, dir_fd)
-                if bucket.durable:
-                    os.fsync(dir_fd)
-        finally:
-            _unlink_quietly(temp)
+        with (
+            bucket.received_part(chunks) as (temp, md5, size),
+            bucket.locked_upload(self.key, self.upload_id, "uploadPart") as (dir_fd, _),
+        ):
+            data_name = f"{part_number:05d}.{md5}"
+            link = f"{part_number:05d}"
+            os.rename(temp, data_name, dst_dir_fd=dir_fd)
+            try:
+                previous: str | None = os.readlink(link, dir_fd=dir_fd)
+            except FileNotFoundError:
+                previous = None
+            if previous != data_name:
+                # Swap the link atomically: part N is the old bytes or the new.
+                _unlink_quietly(_LINK_TEMP, dir_fd)
+                os.symlink(data_name, _LINK_TEMP, dir_fd=dir_fd)
+                os.rename(_LINK_TEMP, link, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                if previous is not None:
+                    _unlink_quietly(previous, dir_fd)
+            if bucket.durable:
+                os.fsync(dir_fd)
         return UploadedPart(part_number, md5, size)
 
     def list_parts(self) -> list[UploadedPart]:
