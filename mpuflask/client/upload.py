@@ -28,6 +28,7 @@ from .actions import NO_SUCH_UPLOAD
 from .actions import ListedPart
 from .actions import ObjectApi
 from .actions import why_not_resumable
+from .errors import Cancelled
 from .errors import ClientError
 from .errors import ServerRefused
 from .errors import SourceChanged
@@ -249,11 +250,24 @@ def _send_parts(
         for future in as_completed(futures):
             part = future.result()
             sent[part.number] = part
-    except BaseException:
+    except BaseException as error:
         for future in futures:
             future.cancel()
+        if isinstance(error, Cancelled):
+            raise _first_cause(futures) from None
         raise
     return sent
+
+
+def _first_cause(futures: Iterable[Future[_Part]]) -> BaseException:
+    """The failure that cancelled the others (not one of the cancellations)."""
+    causes = [
+        f.exception()
+        for f in futures
+        if not f.cancelled() and f.exception() is not None
+    ]
+    real = [c for c in causes if c is not None and not isinstance(c, Cancelled)]
+    return (real or causes)[0] or Cancelled("cancelled")
 
 
 def _send_part(
@@ -282,6 +296,10 @@ def _send_part(
     try:
         etag = api.upload_part(upload_id, number, body)
         md5 = tries[-1].md5_hex()
+    except BaseException:
+        if api.cancel is not None:  # now, not when the main thread looks:
+            api.cancel.set()  # no new part starts after a failure
+        raise
     finally:
         for part in tries:
             part.close()
