@@ -52,7 +52,7 @@ class ObjectApi:
     ) -> None:
         self.transport = transport
         self.url = url
-        self.cancel = cancel
+        self.cancel = cancel if cancel is not None else threading.Event()
 
     def create(self, headers: Mapping[str, str] | None = None) -> str:
         """``mpu-create``; ``headers`` (Content-Type, ...) become object metadata."""

@@ -8,6 +8,7 @@ command runs, so a server-only install still has a working ``mpuflask``.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import NoReturn
 from typing import TypeVar
 
 import click
@@ -154,6 +156,18 @@ def _reporting(quiet: bool) -> Iterator[None]:
         logger.setLevel(level)
 
 
+def _exit_interrupted(hint: str) -> NoReturn:
+    """Leave now on Ctrl-C: parts still in flight are abandoned, not awaited.
+
+    ``os._exit`` because Python would otherwise join the transfer threads at
+    exit, and a part waiting on a slow server may take minutes to answer.
+    """
+    click.echo(f"interrupted: {hint}", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
+
+
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("url")
@@ -204,8 +218,7 @@ def upload(
                 progress=progress_for(f"upload {file.name}", quiet=quiet),
             )
         except KeyboardInterrupt:
-            click.echo("interrupted: run the same command again to resume", err=True)
-            sys.exit(130)
+            _exit_interrupted("run the same command again to resume")
     checked = "verified" if result.verified else "not verified"
     click.echo(
         f'uploaded {file} to {url}: etag "{result.etag}" ({checked}), '
@@ -234,13 +247,16 @@ def download(
 
     client = _make_client(token, concurrency, retries)
     with _reporting(quiet):
-        result = client.download(
-            url,
-            file,
-            part_size=part_size,
-            min_part_size=min_part_size,
-            progress=progress_for(f"download {file.name}", quiet=quiet),
-        )
+        try:
+            result = client.download(
+                url,
+                file,
+                part_size=part_size,
+                min_part_size=min_part_size,
+                progress=progress_for(f"download {file.name}", quiet=quiet),
+            )
+        except KeyboardInterrupt:
+            _exit_interrupted(f"{file} was left as it was")
     if not result.verified:
         click.echo(
             f'warning: etag "{result.etag}" not recomputed (unknown part size; '

@@ -17,8 +17,8 @@ import tempfile
 import threading
 from collections.abc import Callable
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -36,6 +36,8 @@ from .hashing import PartHasher
 from .hashing import etag_check
 from .parts import PartPlan
 from .parts import choose_part_size
+from .pool import run_all
+from .pool import worker_pool
 from .progress import NoProgress
 from .progress import Progress
 from .transport import Transport
@@ -179,13 +181,12 @@ class _Fetch:
         if not step:
             step = choose_part_size(found.size).part_size
         plan = PartPlan(found.size, step)
-        with ThreadPoolExecutor(concurrency, thread_name_prefix="mpu-range") as pool:
-            futures = [pool.submit(self._range, *plan.span(n)) for n in plan.numbers()]
-            try:
-                digests = [future.result() for future in futures]
-            except BaseException:
-                self.cancel.set()
-                raise
+        # Ranges write into one descriptor that is closed after them: wait.
+        with worker_pool(
+            concurrency, self.cancel, "mpu-range", wait_on_interrupt=True
+        ) as pool:
+            tasks = [partial(self._range, *plan.span(n)) for n in plan.numbers()]
+            digests = run_all(pool, self.cancel, tasks)
         return digests if aligned else None
 
     def _range(self, offset: int, length: int) -> str:

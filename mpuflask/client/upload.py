@@ -14,10 +14,9 @@ import os
 import threading
 from collections.abc import Iterable
 from collections.abc import Mapping
-from concurrent.futures import Future
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import as_completed
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from ..rules import DEFAULT_MIN_PART_SIZE
@@ -28,7 +27,6 @@ from .actions import NO_SUCH_UPLOAD
 from .actions import ListedPart
 from .actions import ObjectApi
 from .actions import why_not_resumable
-from .errors import Cancelled
 from .errors import ClientError
 from .errors import ServerRefused
 from .errors import SourceChanged
@@ -37,6 +35,8 @@ from .fileslice import FileSlice
 from .fileslice import md5_of_range
 from .parts import PartPlan
 from .parts import choose_part_size
+from .pool import run_all
+from .pool import worker_pool
 from .progress import NoProgress
 from .progress import Progress
 from .state import StateStore
@@ -99,27 +99,10 @@ def upload_file(
     progress = progress or NoProgress()
     cancel = threading.Event()
     api = ObjectApi(transport, url, cancel)
-    with ThreadPoolExecutor(concurrency, thread_name_prefix="mpu-part") as pool:
-        started = None
-        if state is not None:
-            started = _resume(
-                api, state, source, stat, url, part_size, min_part_size, pool
-            )
-        if started is None:
-            plan = choose_part_size(
-                stat.st_size, part_size, min_part_size=min_part_size
-            )
-            record = UploadRecord(
-                str(source),
-                stat.st_size,
-                stat.st_mtime_ns,
-                url,
-                api.create(headers),
-                plan.part_size,
-            )
-            if state is not None:
-                state.save(record)
-            started = _Started(record, plan, {})
+    with worker_pool(concurrency, cancel, "mpu-part") as pool:
+        started = _start(
+            api, state, source, stat, url, part_size, min_part_size, headers, pool
+        )
         record, plan, done = started.record, started.plan, dict(started.done)
         todo = [n for n in plan.numbers() if n not in done]
         progress.start(plan.size, sum(plan.span(n)[1] for n in done))
@@ -127,22 +110,13 @@ def upload_file(
             done.update(
                 _send_parts(api, pool, record.upload_id, source, plan, todo, progress)
             )
-        except BaseException:
-            cancel.set()
-            raise
         finally:
             progress.close()
     _check_unchanged(source, stat)
     parts = [done[n] for n in plan.numbers()]
-    verifiable = all(is_md5_hex(normalize_etag(p.etag)) for p in parts)
-    expected = multipart_etag([p.md5 for p in parts])
-    etag = _complete(api, record.upload_id, parts, expected if verifiable else None)
+    etag, verified = _complete(api, record.upload_id, parts)
     if state is not None:
         state.delete(record)
-    if verifiable and etag != expected:
-        raise VerificationFailed(
-            f"the server's object etag is {etag}, the file's is {expected}"
-        )
     return UploadResult(
         url,
         record.upload_id,
@@ -152,8 +126,38 @@ def upload_file(
         plan.count,
         len(todo),
         len(started.done),
-        verifiable,
+        verified,
     )
+
+
+def _start(
+    api: ObjectApi,
+    state: StateStore | None,
+    source: Path,
+    stat: os.stat_result,
+    url: str,
+    part_size: int | None,
+    min_part_size: int,
+    headers: Mapping[str, str] | None,
+    pool: ThreadPoolExecutor,
+) -> _Started:
+    """Resume the upload a record names, else create one (and record it first)."""
+    if state is not None:
+        resumed = _resume(api, state, source, stat, url, part_size, min_part_size, pool)
+        if resumed is not None:
+            return resumed
+    plan = choose_part_size(stat.st_size, part_size, min_part_size=min_part_size)
+    record = UploadRecord(
+        str(source),
+        stat.st_size,
+        stat.st_mtime_ns,
+        url,
+        api.create(headers),
+        plan.part_size,
+    )
+    if state is not None:
+        state.save(record)
+    return _Started(record, plan, {})
 
 
 def _resume(
@@ -241,33 +245,10 @@ def _send_parts(
     progress: Progress,
 ) -> dict[int, _Part]:
     """Send the parts in ``numbers``; the first failure cancels the rest."""
-    futures: dict[Future[_Part], int] = {
-        pool.submit(_send_part, api, upload_id, source, plan, n, progress): n
-        for n in numbers
-    }
-    sent: dict[int, _Part] = {}
-    try:
-        for future in as_completed(futures):
-            part = future.result()
-            sent[part.number] = part
-    except BaseException as error:
-        for future in futures:
-            future.cancel()
-        if isinstance(error, Cancelled):
-            raise _first_cause(futures) from None
-        raise
-    return sent
-
-
-def _first_cause(futures: Iterable[Future[_Part]]) -> BaseException:
-    """The failure that cancelled the others (not one of the cancellations)."""
-    causes = [
-        f.exception()
-        for f in futures
-        if not f.cancelled() and f.exception() is not None
+    tasks = [
+        partial(_send_part, api, upload_id, source, plan, n, progress) for n in numbers
     ]
-    real = [c for c in causes if c is not None and not isinstance(c, Cancelled)]
-    return (real or causes)[0] or Cancelled("cancelled")
+    return {part.number: part for part in run_all(pool, api.cancel, tasks)}
 
 
 def _send_part(
@@ -296,10 +277,6 @@ def _send_part(
     try:
         etag = api.upload_part(upload_id, number, body)
         md5 = tries[-1].md5_hex()
-    except BaseException:
-        if api.cancel is not None:  # now, not when the main thread looks:
-            api.cancel.set()  # no new part starts after a failure
-        raise
     finally:
         for part in tries:
             part.close()
@@ -317,16 +294,25 @@ def _check_unchanged(source: Path, before: os.stat_result) -> None:
         raise SourceChanged(f"{source} changed during the upload; run again")
 
 
-def _complete(
-    api: ObjectApi, upload_id: str, parts: list[_Part], expected: str | None
-) -> str:
-    """Complete; if the answer to an earlier try was lost, accept the object it made."""
+def _complete(api: ObjectApi, upload_id: str, parts: list[_Part]) -> tuple[str, bool]:
+    """Complete and check the object etag; whether it could be checked.
+
+    If the answer to an earlier try was lost, the retry finds the upload gone
+    (10024): the object then at the URL is accepted if its etag is ours.
+    """
+    verifiable = all(is_md5_hex(normalize_etag(p.etag)) for p in parts)
+    expected = multipart_etag([p.md5 for p in parts])
     try:
-        return api.complete(upload_id, [(p.number, p.etag) for p in parts])
+        etag = api.complete(upload_id, [(p.number, p.etag) for p in parts])
     except ServerRefused as error:
-        if error.r2_code != NO_SUCH_UPLOAD or expected is None:
+        if error.r2_code != NO_SUCH_UPLOAD or not verifiable:
             raise
         if api.current_etag() != expected:
             raise
         log.info("upload %s was already completed", upload_id)
-        return expected
+        etag = expected
+    if verifiable and etag != expected:
+        raise VerificationFailed(
+            f"the server's object etag is {etag}, the file's is {expected}"
+        )
+    return etag, verifiable
