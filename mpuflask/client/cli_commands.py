@@ -22,8 +22,6 @@ from typing import TypeVar
 
 import click
 
-from ..rules import DEFAULT_MIN_PART_SIZE
-
 if TYPE_CHECKING:
     from .api import Client
 
@@ -97,6 +95,7 @@ def _part_size_options(function: F) -> F:
             "--part-size",
             metavar="SIZE",
             callback=parse_size,
+            type=str,
             help="Part size (default: the smallest whole MiB >= the minimum "
             "that keeps within 10,000 parts).",
         ),
@@ -104,8 +103,9 @@ def _part_size_options(function: F) -> F:
             "--min-part-size",
             metavar="SIZE",
             callback=parse_size,
-            default=DEFAULT_MIN_PART_SIZE,
-            show_default="5MiB",
+            type=str,
+            default="5MiB",
+            show_default=True,
             help="The server's minimum part size, if it was lowered.",
         ),
     ]
