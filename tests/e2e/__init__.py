@@ -1,0 +1,1 @@
+"""End-to-end tests: the API through a real gunicorn on loopback."""
