@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,15 @@ def test_size_options_take_units(tmp_path: Path) -> None:
     sizes = ["--part-size", "64KiB", "--min-part-size", "64KiB"]
     result = CliRunner().invoke(main, [*args, *sizes, "--state-dir", str(tmp_path)])
     assert result.exit_code == 1, result.output  # parsed, then no server
+
+
+def test_the_console_script_is_installed() -> None:
+    """pyproject's ``[project.scripts]`` entry, as ``pip install`` made it."""
+    script = shutil.which("mpuflask", path=str(Path(sys.executable).parent))
+    if script is None:
+        pytest.skip("mpuflask is not installed as a script (pip install -e .)")
+    result = subprocess.run(
+        [script, "--help"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "upload" in result.stdout
