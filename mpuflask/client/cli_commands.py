@@ -138,7 +138,7 @@ def _make_client(
 
 @contextmanager
 def _reporting(quiet: bool) -> Iterator[None]:
-    """Client log lines to stderr; a ClientError becomes a one-line error, exit 1."""
+    """Client log lines to stderr; a failure becomes a one-line error, exit 1."""
     from .errors import ClientError
 
     logger = logging.getLogger("mpuflask.client")
@@ -149,7 +149,7 @@ def _reporting(quiet: bool) -> Iterator[None]:
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
     try:
         yield
-    except ClientError as error:
+    except (ClientError, OSError) as error:  # OSError: a file we cannot read/write
         raise click.ClickException(str(error)) from None
     finally:
         logger.removeHandler(handler)

@@ -141,3 +141,10 @@ def test_the_console_script_is_installed() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "upload" in result.stdout
+
+
+def test_a_target_folder_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
+    target = tmp_path / "missing" / "out.bin"
+    result = CliRunner().invoke(main, ["download", "http://127.0.0.1:9/k", str(target)])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: [Errno 2] No such file or directory")
