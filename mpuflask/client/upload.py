@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,21 +23,20 @@ from ..rules import is_md5_hex
 from ..rules import multipart_etag
 from ..rules import normalize_etag
 from .actions import NO_SUCH_UPLOAD
-from .actions import ListedPart
 from .actions import ObjectApi
-from .actions import why_not_resumable
-from .errors import ClientError
 from .errors import ServerRefused
 from .errors import SourceChanged
 from .errors import VerificationFailed
 from .fileslice import FileSlice
-from .fileslice import md5_of_range
 from .parts import PartPlan
 from .parts import choose_part_size
 from .pool import run_all
 from .pool import worker_pool
 from .progress import NoProgress
 from .progress import Progress
+from .resume import SentPart
+from .resume import Started
+from .resume import resume
 from .state import StateStore
 from .state import UploadRecord
 from .transport import Transport
@@ -59,20 +57,6 @@ class UploadResult:
     parts_sent: int
     parts_resumed: int
     verified: bool
-
-
-@dataclass(frozen=True)
-class _Part:
-    number: int
-    etag: str  # as the server answered it: what complete must list
-    md5: str  # of the local bytes: what the etag should be
-
-
-@dataclass(frozen=True)
-class _Started:
-    record: UploadRecord
-    plan: PartPlan
-    done: dict[int, _Part]
 
 
 def upload_file(
@@ -140,10 +124,10 @@ def _start(
     min_part_size: int,
     headers: Mapping[str, str] | None,
     pool: ThreadPoolExecutor,
-) -> _Started:
+) -> Started:
     """Resume the upload a record names, else create one (and record it first)."""
     if state is not None:
-        resumed = _resume(api, state, source, stat, url, part_size, min_part_size, pool)
+        resumed = resume(api, state, source, stat, url, part_size, min_part_size, pool)
         if resumed is not None:
             return resumed
     plan = choose_part_size(stat.st_size, part_size, min_part_size=min_part_size)
@@ -157,82 +141,7 @@ def _start(
     )
     if state is not None:
         state.save(record)
-    return _Started(record, plan, {})
-
-
-def _resume(
-    api: ObjectApi,
-    state: StateStore,
-    source: Path,
-    stat: os.stat_result,
-    url: str,
-    part_size: int | None,
-    min_part_size: int,
-    pool: ThreadPoolExecutor,
-) -> _Started | None:
-    """Find the upload an earlier run left, and the parts it already holds."""
-    record = state.load(str(source), stat.st_size, stat.st_mtime_ns, url)
-    if record is None:
-        return None
-    if part_size is not None and part_size != record.part_size:
-        log.warning(
-            "part size changed since upload %s began: starting over", record.upload_id
-        )
-        _forget(api, state, record)
-        return None
-    plan = choose_part_size(stat.st_size, record.part_size, min_part_size=min_part_size)
-    try:
-        listed = api.list_parts(record.upload_id)
-    except ServerRefused as error:
-        reason = why_not_resumable(error)
-        if reason is None:
-            raise
-        log.warning(
-            "cannot resume upload %s: %s; starting over", record.upload_id, reason
-        )
-        _forget(api, state, record, abort=error.r2_code != NO_SUCH_UPLOAD)
-        return None
-    done = _matching_parts(listed, plan, source, pool)
-    log.info(
-        "resuming upload %s: %d of %d parts already on the server",
-        record.upload_id,
-        len(done),
-        plan.count,
-    )
-    return _Started(record, plan, done)
-
-
-def _forget(
-    api: ObjectApi, state: StateStore, record: UploadRecord, abort: bool = True
-) -> None:
-    """Drop a record we will not resume, aborting its upload if it may exist."""
-    if abort:
-        try:
-            api.abort(record.upload_id)
-        except ClientError as error:
-            log.warning("could not abort old upload %s: %s", record.upload_id, error)
-    state.delete(record)
-
-
-def _matching_parts(
-    listed: Iterable[ListedPart], plan: PartPlan, source: Path, pool: ThreadPoolExecutor
-) -> dict[int, _Part]:
-    """The listed parts whose size and etag match the local bytes."""
-    candidates = [
-        p
-        for p in listed
-        if 1 <= p.part_number <= plan.count
-        and p.size == plan.span(p.part_number)[1]
-        and is_md5_hex(normalize_etag(p.etag))
-    ]
-    hashes = pool.map(
-        lambda p: md5_of_range(source, *plan.span(p.part_number)), candidates
-    )
-    return {
-        p.part_number: _Part(p.part_number, p.etag, md5)
-        for p, md5 in zip(candidates, hashes, strict=True)
-        if normalize_etag(p.etag) == md5
-    }
+    return Started(record, plan, {})
 
 
 def _send_parts(
@@ -243,7 +152,7 @@ def _send_parts(
     plan: PartPlan,
     numbers: list[int],
     progress: Progress,
-) -> dict[int, _Part]:
+) -> dict[int, SentPart]:
     """Send the parts in ``numbers``; the first failure cancels the rest."""
     tasks = [
         partial(_send_part, api, upload_id, source, plan, n, progress) for n in numbers
@@ -258,7 +167,7 @@ def _send_part(
     plan: PartPlan,
     number: int,
     progress: Progress,
-) -> _Part:
+) -> SentPart:
     """Stream one part, whole on every try; check the etag is its MD5."""
     offset, length = plan.span(number)
     tries: list[FileSlice] = []
@@ -284,7 +193,7 @@ def _send_part(
         raise VerificationFailed(
             f"part {number}: the server stored MD5 {etag}, we sent {md5}"
         )
-    return _Part(number, etag, md5)
+    return SentPart(number, etag, md5)
 
 
 def _check_unchanged(source: Path, before: os.stat_result) -> None:
@@ -294,7 +203,9 @@ def _check_unchanged(source: Path, before: os.stat_result) -> None:
         raise SourceChanged(f"{source} changed during the upload; run again")
 
 
-def _complete(api: ObjectApi, upload_id: str, parts: list[_Part]) -> tuple[str, bool]:
+def _complete(
+    api: ObjectApi, upload_id: str, parts: list[SentPart]
+) -> tuple[str, bool]:
     """Complete and check the object etag; whether it could be checked.
 
     If the answer to an earlier try was lost, the retry finds the upload gone
