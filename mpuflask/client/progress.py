@@ -97,11 +97,12 @@ class LineProgress:
 class BarProgress:
     """A tqdm bar with bytes, rate and ETA, for a terminal."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, stream: IO[str] | None = None) -> None:
         from tqdm import tqdm
 
         self._tqdm = tqdm
         self._label = label
+        self._stream = stream if stream is not None else sys.stderr
         self._bar: tqdm[NoReturn] | None = None
         self._lock = threading.Lock()
 
@@ -114,6 +115,7 @@ class BarProgress:
             total=total,
             initial=done,
             desc=self._label,
+            file=self._stream,
             unit="B",
             unit_scale=True,
             unit_divisor=1024,
@@ -137,7 +139,7 @@ def progress_for(label: str, *, quiet: bool, stream: IO[str] | None = None) -> P
     out = stream if stream is not None else sys.stderr
     if out.isatty():
         try:
-            return BarProgress(label)
+            return BarProgress(label, out)
         except ImportError:
             pass  # tqdm is optional: fall back to plain lines
     return LineProgress(label, out)
