@@ -92,6 +92,7 @@ def download_file(
     )
     temp = Path(temp_name)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 is not what a user expects
         with os.fdopen(fd, "r+b") as out:
             fetch.fd = out.fileno()
             digests = fetch.first()
@@ -296,6 +297,17 @@ def _verify(
             f"downloaded bytes have etag {computed}, the server said {found.etag}"
         )
     return True
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (Linux), else the usual 022."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
 
 
 def _fsync_dir(directory: Path) -> None:

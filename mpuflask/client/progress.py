@@ -59,6 +59,7 @@ class LineProgress:
         self._done = 0
         self._start_done = 0
         self._reported = -1
+        self._closed = False
         self._started = time.monotonic()
 
     def start(self, total: int, done: int = 0) -> None:
@@ -74,7 +75,9 @@ class LineProgress:
 
     def close(self) -> None:
         with self._lock:
-            self._report(final=True)
+            if not self._closed:
+                self._closed = True
+                self._report(final=True)
 
     def _report(self, final: bool = False) -> None:
         tenth = 10 if not self._total else self._done * 10 // self._total

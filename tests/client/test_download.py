@@ -211,3 +211,15 @@ def test_token_on_download(
     client.upload(path, URL, **upload_kwargs)
     client.download(URL, tmp_path / "out.bin", **upload_kwargs)
     assert (tmp_path / "out.bin").read_bytes() == data
+
+
+def test_the_file_gets_the_usual_permissions(
+    tmp_path: Path, mpu: Client, uploaded: bytes, upload_kwargs: dict[str, Any]
+) -> None:
+    import os
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    target = tmp_path / "out.bin"
+    mpu.download(URL, target, **upload_kwargs)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
