@@ -24,7 +24,7 @@ PREFIX = "MPUFLASK_"
 DEFAULTS: dict[str, Any] = {
     # Where the filesystem store keeps uploads and objects.
     "MPUFLASK_DATA_DIR": "./data",
-    # Which store: "filesystem" (embedded default).
+    # Which store: "filesystem" (embedded default) or "s3" (docs/scale-out.md).
     "MPUFLASK_STORE": "filesystem",
     # R2's rule: every part but the last is at least this big (tests lower it).
     "MPUFLASK_MIN_PART_SIZE": DEFAULT_MIN_PART_SIZE,
@@ -65,6 +65,29 @@ DEFAULTS: dict[str, Any] = {
     # Browser origins allowed by CORS: "https://a.example,https://b.example"
     # or "*"; empty: no cross-origin access.
     "MPUFLASK_CORS_ORIGINS": "",
+    # -- the s3 store (docs/scale-out.md); None leaves a setting to boto3's
+    # usual sources (AWS_* variables, ~/.aws, instance roles) --
+    # The engine's URL, e.g. https://<account>.r2.cloudflarestorage.com.
+    "MPUFLASK_S3_ENDPOINT": None,
+    # The bucket; it must exist (mpuflask never creates or deletes buckets).
+    "MPUFLASK_S3_BUCKET": None,
+    # Signing region: "auto" for R2, the bucket's region for AWS.
+    "MPUFLASK_S3_REGION": None,
+    "MPUFLASK_S3_ACCESS_KEY_ID": None,
+    "MPUFLASK_S3_SECRET_ACCESS_KEY": None,
+    # "auto", "path" or "virtual": how the bucket goes into the URL.
+    "MPUFLASK_S3_ADDRESSING_STYLE": "auto",
+    # Upload records live under this prefix in the bucket; keys there are refused.
+    "MPUFLASK_S3_STATE_PREFIX": ".mpuflask/",
+    # Parts on a staging key, copied to the object's key at complete: needed by
+    # engines that cannot drop unlisted parts (Ceph). "auto": probe once.
+    "MPUFLASK_S3_STAGE_UPLOADS": "auto",
+    # Where chunked part bodies (no Content-Length) wait before going up.
+    "MPUFLASK_S3_SPOOL_DIR": None,
+    # Connections to the engine per gateway process (>= gunicorn threads).
+    "MPUFLASK_S3_MAX_CONNECTIONS": 32,
+    # Tries per engine request (botocore's standard retry mode).
+    "MPUFLASK_S3_MAX_ATTEMPTS": 3,
 }
 
 _POSITIVE_INTS = (
@@ -74,6 +97,15 @@ _POSITIVE_INTS = (
     "MPUFLASK_CHUNK_SIZE",
     "MPUFLASK_MAX_COMPLETE_BODY",
     "MPUFLASK_BODY_TIMEOUT",
+)
+
+#: s3 settings that must stay strings (or None: boto3 decides).
+_S3_STRINGS = (
+    "MPUFLASK_S3_ENDPOINT",
+    "MPUFLASK_S3_REGION",
+    "MPUFLASK_S3_ACCESS_KEY_ID",
+    "MPUFLASK_S3_SECRET_ACCESS_KEY",
+    "MPUFLASK_S3_SPOOL_DIR",
 )
 
 
@@ -108,3 +140,36 @@ def _check(config: Mapping[str, Any]) -> None:
         raise ValueError("MPUFLASK_MIN_PART_SIZE is larger than MPUFLASK_MAX_PART_SIZE")
     if not isinstance(config["MPUFLASK_DURABLE"], bool):
         raise ValueError("MPUFLASK_DURABLE must be true or false")
+    if config["MPUFLASK_STORE"] == "s3":
+        _check_s3(config)
+
+
+def _check_s3(config: Mapping[str, Any]) -> None:
+    """The s3 store's settings: the bucket is required, the rest typed."""
+    bucket = config["MPUFLASK_S3_BUCKET"]
+    if not isinstance(bucket, str) or not bucket:
+        raise ValueError("MPUFLASK_STORE=s3 needs MPUFLASK_S3_BUCKET (a bucket name)")
+    for name in _S3_STRINGS:
+        value = config[name]
+        if value is not None and not isinstance(value, str):
+            # The environment is read as JSON: a secret of digits would arrive
+            # as a number, which is no longer the secret.
+            raise ValueError(
+                f"{name} must be a string, not {value!r} (in the environment, "
+                "quote it as a JSON string)"
+            )
+    if config["MPUFLASK_S3_ADDRESSING_STYLE"] not in ("auto", "path", "virtual"):
+        raise ValueError(
+            'MPUFLASK_S3_ADDRESSING_STYLE must be "auto", "path" or "virtual"'
+        )
+    if config["MPUFLASK_S3_STAGE_UPLOADS"] not in ("auto", True, False):
+        raise ValueError('MPUFLASK_S3_STAGE_UPLOADS must be "auto", true or false')
+    prefix = config["MPUFLASK_S3_STATE_PREFIX"]
+    if not isinstance(prefix, str) or not prefix.endswith("/") or len(prefix) > 256:
+        raise ValueError(
+            "MPUFLASK_S3_STATE_PREFIX must end in / (at most 256 characters)"
+        )
+    for name in ("MPUFLASK_S3_MAX_CONNECTIONS", "MPUFLASK_S3_MAX_ATTEMPTS"):
+        value = config[name]
+        if type(value) is not int or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, not {value!r}")

@@ -28,4 +28,29 @@ def open_bucket(config: Mapping[str, Any]) -> Bucket:
             upload_ttl=timedelta(seconds=config["MPUFLASK_UPLOAD_TTL"]),
             durable=config["MPUFLASK_DURABLE"],
         )
-    raise ValueError(f"MPUFLASK_STORE={kind!r}: unknown store (known: filesystem)")
+    if kind == "s3":
+        # Imported here: boto3 is the optional extra ``mpuflask[s3]``.
+        from .s3 import S3Bucket
+
+        return S3Bucket(
+            config["MPUFLASK_S3_BUCKET"],
+            min_part_size=config["MPUFLASK_MIN_PART_SIZE"],
+            max_part_size=config["MPUFLASK_MAX_PART_SIZE"],
+            upload_ttl=timedelta(seconds=config["MPUFLASK_UPLOAD_TTL"]),
+            endpoint=config["MPUFLASK_S3_ENDPOINT"],
+            region=config["MPUFLASK_S3_REGION"],
+            access_key_id=config["MPUFLASK_S3_ACCESS_KEY_ID"],
+            secret_access_key=config["MPUFLASK_S3_SECRET_ACCESS_KEY"],
+            addressing_style=config["MPUFLASK_S3_ADDRESSING_STYLE"],
+            state_prefix=config["MPUFLASK_S3_STATE_PREFIX"],
+            stage_uploads=_auto(config["MPUFLASK_S3_STAGE_UPLOADS"]),
+            spool_dir=config["MPUFLASK_S3_SPOOL_DIR"],
+            max_connections=config["MPUFLASK_S3_MAX_CONNECTIONS"],
+            max_attempts=config["MPUFLASK_S3_MAX_ATTEMPTS"],
+        )
+    raise ValueError(f"MPUFLASK_STORE={kind!r}: unknown store (known: filesystem, s3)")
+
+
+def _auto(value: Any) -> bool | None:
+    """``"auto"`` (let the store find out) as None, else the boolean."""
+    return None if value == "auto" else bool(value)
