@@ -1,8 +1,14 @@
-"""Fixtures: an app on a temporary data directory, and the user's steps."""
+"""Fixtures: an app on each store, and the user's steps.
+
+Every test that builds an app runs twice: on the filesystem store (a temporary
+data directory) and on the s3 store (a fresh bucket of the engine in
+``tests/s3/engine.py``, skipped with the reason when no engine answers).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -19,20 +25,115 @@ from mpuflask import create_app
 #: Parts in tests are small: the minimum part size is lowered to this.
 MIN_PART = 1024
 
+#: The stores every app-building test runs on.
+STORES = ("filesystem", "s3")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "filesystem_only(reason): runs on the filesystem store only, for reason",
+    )
+
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest) -> str:
+    """Which store the test's apps use; s3 runs skip where they cannot apply."""
+    if request.param == "s3":
+        marker = request.node.get_closest_marker("filesystem_only")
+        if marker is not None:
+            pytest.skip(f"filesystem store only: {marker.args[0]}")
+        if "data_dir" in inspect.signature(request.function).parameters:
+            pytest.skip("filesystem store only: looks at its files (asks for data_dir)")
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def s3_engine() -> Any:
+    """The S3 engine (probed once), or skip every s3 test with the reason."""
+    from .s3.engine import probe
+
+    found = probe(MIN_PART)
+    if isinstance(found, str):
+        pytest.skip(found)
+    return found
+
+
 @pytest.fixture
-def base_config(data_dir: Path) -> dict[str, Any]:
+def s3_bucket(s3_engine: Any) -> Iterator[str]:
+    """A fresh, empty bucket, emptied and deleted after the test."""
+    bucket: str = s3_engine.new_bucket()
+    yield bucket
+    s3_engine.drop_bucket(bucket)
+
+
+@pytest.fixture
+def spool_dir(tmp_path: Path) -> Path:
+    """Where the s3 store spools chunked part bodies in tests."""
+    path = tmp_path / "spool"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def base_config(
+    store: str, data_dir: Path, request: pytest.FixtureRequest
+) -> dict[str, Any]:
     """The settings every test app starts from (the store, small parts)."""
-    return {
+    config: dict[str, Any] = {
         "TESTING": True,
         "MPUFLASK_DATA_DIR": str(data_dir),
         "MPUFLASK_MIN_PART_SIZE": MIN_PART,
     }
+    if store == "s3":
+        engine = request.getfixturevalue("s3_engine")
+        config.update(engine.settings(request.getfixturevalue("s3_bucket")))
+        config["MPUFLASK_S3_SPOOL_DIR"] = str(request.getfixturevalue("spool_dir"))
+    return config
+
+
+@pytest.fixture
+def stored_state(
+    store: str, data_dir: Path, request: pytest.FixtureRequest
+) -> Callable[[], dict[str, bytes]]:
+    """What the test's store holds now, by name: compare before and after.
+
+    Filesystem: every file under the data directory. S3: every object, open
+    upload and part of the test's bucket (a part as its MD5 and size: S3 does
+    not give back a part's bytes).
+    """
+    if store == "s3":
+        engine = request.getfixturevalue("s3_engine")
+        bucket = request.getfixturevalue("s3_bucket")
+        return lambda: dict(engine.state(bucket))
+    return lambda: stored_files(data_dir)
+
+
+@pytest.fixture
+def temp_files(
+    store: str, data_dir: Path, request: pytest.FixtureRequest
+) -> Callable[[], list[Path]]:
+    """The store's temporary files (part bodies being received) left now."""
+    folder = data_dir / "tmp"
+    if store == "s3":
+        folder = request.getfixturevalue("spool_dir")
+    return lambda: sorted(folder.iterdir())
+
+
+def holds(state: dict[str, bytes], data: bytes) -> bool:
+    """Whether a :func:`stored_state` snapshot still holds ``data`` somewhere.
+
+    In a file or object, or as a whole part (shown by MD5 on S3).
+    """
+    from .s3.engine import part_entry
+
+    entry = part_entry(md5(data), len(data))
+    return any(data in value or value == entry for value in state.values())
 
 
 @pytest.fixture

@@ -8,12 +8,11 @@ from typing import Any
 from examples.hooks.user_prefix import make_app as make_prefix_app
 
 from .conftest import Flow
-from .conftest import stored_files
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 100
 
 
-def test_api_key_example(make_app: Any, monkeypatch, data_dir) -> None:
+def test_api_key_example(make_app: Any, monkeypatch, stored_state) -> None:
     monkeypatch.setenv(
         "MYCO_API_KEYS", json.dumps({"k-alice": "alice", "k-bob": "bob"})
     )
@@ -24,7 +23,7 @@ def test_api_key_example(make_app: Any, monkeypatch, data_dir) -> None:
         401,
         "Unauthorized: unknown or missing X-Api-Key",
     )
-    assert stored_files(data_dir) == {}
+    assert stored_state() == {}
     created = client.post("/a.bin?action=mpu-create", headers={"X-Api-Key": "k-alice"})
     assert created.status_code == 200
     upload_id = created.json["uploadId"]
@@ -35,14 +34,14 @@ def test_api_key_example(make_app: Any, monkeypatch, data_dir) -> None:
     )
 
 
-def test_user_prefix_example(base_config: dict[str, Any], data_dir) -> None:
+def test_user_prefix_example(base_config: dict[str, Any], stored_state) -> None:
     client = make_prefix_app(base_config).test_client()
     alice = {"Authorization": "Bearer t-alice"}
     assert (
         client.post("/alice/cat.mp4?action=mpu-create", headers=alice).status_code
         == 200
     )
-    before = stored_files(data_dir)
+    before = stored_state()
     response = client.post("/bob/cat.mp4?action=mpu-create", headers=alice)
     assert (response.status_code, response.text) == (
         403,
@@ -50,20 +49,20 @@ def test_user_prefix_example(base_config: dict[str, Any], data_dir) -> None:
     )
     assert client.get("/bob/cat.mp4?action=get", headers=alice).status_code == 403
     assert client.post("/alice/x?action=mpu-create").status_code == 401
-    assert stored_files(data_dir) == before
+    assert stored_state() == before
 
 
-def test_sniff_filetype_example(make_app: Any, data_dir) -> None:
+def test_sniff_filetype_example(make_app: Any, stored_state) -> None:
     app = make_app(MPUFLASK_PART_VALIDATORS="examples.hooks.sniff_filetype:images_only")
     flow = Flow(app.test_client())
     upload_id = flow.create("a.png")
-    before = stored_files(data_dir)
+    before = stored_state()
     response = flow.put_part(upload_id, 1, b"<html>not an image</html>", key="a.png")
     assert (response.status_code, response.text) == (
         415,
         "uploadPart: part 1 is not a PNG or JPEG image (images_only)",
     )
-    assert stored_files(data_dir) == before
+    assert stored_state() == before
     assert flow.put_part(upload_id, 1, b"tiny", key="a.png").status_code == 415
     assert flow.put_part(upload_id, 1, PNG, key="a.png").status_code == 200
     # Only part 1 is sniffed.

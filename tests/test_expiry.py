@@ -7,14 +7,15 @@ import os
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
+
+import pytest
 
 from mpuflask.sweeper import lock_path_for
 from mpuflask.sweeper import sweep_once
 
 from .conftest import Flow
-from .conftest import stored_files
+from .conftest import holds
 
 TTL = 3600
 
@@ -32,7 +33,7 @@ def test_expiry_is_returned_by_create_and_listparts(make_app: Any) -> None:
 
 
 def test_expired_upload_is_gone_for_clients_and_swept_from_disk(
-    make_app: Any, data_dir: Path
+    make_app: Any, stored_state
 ) -> None:
     app = make_app(MPUFLASK_UPLOAD_TTL=TTL)
     bucket = app.extensions["mpuflask"].bucket
@@ -62,15 +63,16 @@ def test_expired_upload_is_gone_for_clients_and_swept_from_disk(
     result = app.test_cli_runner().invoke(args=["gc"])
     assert result.exit_code == 0, result.output
     assert result.output == "removed 2 expired upload(s) and leftover(s)\n"
-    contents = b"".join(stored_files(data_dir).values())
-    assert b"expiring bytes" not in contents
-    assert b"still fresh" not in contents
-    assert b"fresh bytes" in contents
+    state = stored_state()
+    assert not holds(state, b"expiring bytes")
+    assert not holds(state, b"still fresh")
+    assert holds(state, b"fresh bytes")
     flow.complete(
         fresh, [flow.part(fresh, 1, b"fresh bytes", key="fresh")], key="fresh"
     )
 
 
+@pytest.mark.filesystem_only("the sweep lock is a file in the data directory")
 def test_only_one_process_sweeps_at_a_time(make_app: Any) -> None:
     app = make_app()
     lock_path = lock_path_for(app)

@@ -45,6 +45,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
+@pytest.mark.filesystem_only("fills a small disk under the data directory")
 def test_disk_full_is_a_clean_507(make_app: Any, small_disk: Path) -> None:
     data_dir = small_disk / "data"
     flow = Flow(make_app(MPUFLASK_DATA_DIR=str(data_dir)).test_client())

@@ -7,7 +7,6 @@ import hashlib
 import io
 import json
 import logging
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,7 +21,6 @@ from mpuflask.signing import sign_url
 from .conftest import MIN_PART
 from .conftest import Flow
 from .conftest import md5
-from .conftest import stored_files
 
 TOKENS = json.dumps(
     [
@@ -114,18 +112,18 @@ def _seed_state(client: Any, headers: dict[str, str]) -> tuple[str, str]:
     ],
 )
 def test_every_action_without_valid_token_is_refused(
-    token_app: Flask, data_dir: Path, headers, status, text
+    token_app: Flask, stored_state, headers, status, text
 ) -> None:
     client = token_app.test_client()
     upload_id, etag = _seed_state(client, ALICE)
-    before = stored_files(data_dir)
+    before = stored_state()
     for method, url, kwargs in every_action(upload_id, etag):
         response = client.open(url, method=method, headers=headers, **kwargs)
         assert response.status_code == status, (method, url)
         if method != "HEAD":
             assert response.text == text, (method, url)
         assert response.headers["WWW-Authenticate"] == 'Bearer realm="mpuflask"'
-    assert stored_files(data_dir) == before
+    assert stored_state() == before
 
 
 def test_token_flow_works_as_the_seed_client_does(token_app: Flask) -> None:
@@ -152,7 +150,7 @@ def test_token_flow_works_as_the_seed_client_does(token_app: Flask) -> None:
     assert flow.req("DELETE", "/big.bin?action=delete").status_code == 204
 
 
-def test_token_limits_actions_and_prefix(token_app: Flask, data_dir: Path) -> None:
+def test_token_limits_actions_and_prefix(token_app: Flask, stored_state) -> None:
     client = token_app.test_client()
     reader = {"Authorization": "Bearer tok-reader"}
     response = client.post("/x?action=mpu-create", headers=reader)
@@ -166,7 +164,7 @@ def test_token_limits_actions_and_prefix(token_app: Flask, data_dir: Path) -> No
         403,
         "Forbidden: this token may only use keys under 'public/'",
     )
-    assert stored_files(data_dir) == {}
+    assert stored_state() == {}
     assert client.post("/public/x?action=mpu-create", headers=scoped).status_code == 200
     assert client.get("/x?action=get", headers=reader).status_code == 404
 
@@ -187,7 +185,7 @@ def test_plain_token_list(make_app: Any) -> None:
     )
 
 
-def test_an_upload_belongs_to_its_creator(token_app: Flask, data_dir: Path) -> None:
+def test_an_upload_belongs_to_its_creator(token_app: Flask, stored_state) -> None:
     client = token_app.test_client()
     alice = AuthFlow(client, ALICE)
     upload_id = alice.req("POST", "/shared.bin?action=mpu-create").json["uploadId"]
@@ -196,7 +194,7 @@ def test_an_upload_belongs_to_its_creator(token_app: Flask, data_dir: Path) -> N
         f"/shared.bin?action=mpu-uploadpart&uploadId={upload_id}&partNumber=1",
         data=b"alice's",
     ).json
-    before = stored_files(data_dir)
+    before = stored_state()
     bob = AuthFlow(client, BOB)
     base = f"/shared.bin?uploadId={upload_id}"
     refusals = [
@@ -221,7 +219,7 @@ def test_an_upload_belongs_to_its_creator(token_app: Flask, data_dir: Path) -> N
             403,
             f"{operation}: Forbidden: this upload belongs to another identity",
         )
-    assert stored_files(data_dir) == before
+    assert stored_state() == before
     done = alice.req("POST", base + "&action=mpu-complete", json={"parts": [part]})
     assert done.status_code == 200
     assert alice.req("GET", "/shared.bin?action=get").data == b"alice's"
@@ -270,12 +268,12 @@ def test_signed_urls_run_the_whole_flow(signed_app: Flask) -> None:
     assert client.head(signed("v.bin", "HEAD", "get")).status_code == 200
 
 
-def test_signed_url_is_good_for_nothing_else(signed_app: Flask, data_dir: Path) -> None:
+def test_signed_url_is_good_for_nothing_else(signed_app: Flask, stored_state) -> None:
     client = signed_app.test_client()
     upload_id = client.post(signed("k", "POST", "mpu-create")).json["uploadId"]
     other_id = client.post(signed("k", "POST", "mpu-create")).json["uploadId"]
     good = signed("k", "PUT", "mpu-uploadpart", upload_id=upload_id, part_number=3)
-    before = stored_files(data_dir)
+    before = stored_state()
     mismatch = "Forbidden: the URL's signature does not match this request"
     attempts = [
         ("POST", good, mismatch),  # another method
@@ -301,7 +299,7 @@ def test_signed_url_is_good_for_nothing_else(signed_app: Flask, data_dir: Path) 
     for method, url, text in attempts:
         response = client.open(url, method=method, data=b"x")
         assert (response.status_code, response.text) == (403, text), url
-    assert stored_files(data_dir) == before
+    assert stored_state() == before
     assert client.put(good, data=b"x").status_code == 200
 
 
@@ -339,9 +337,9 @@ def b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode()
 
 
-def test_content_md5_mismatch_is_bad_digest(flow: Flow, data_dir: Path) -> None:
+def test_content_md5_mismatch_is_bad_digest(flow: Flow, stored_state) -> None:
     upload_id = flow.create()
-    before = stored_files(data_dir)
+    before = stored_state()
     url = f"/file.bin?action=mpu-uploadpart&uploadId={upload_id}&partNumber=1"
     wrong = b64(hashlib.md5(b"other").digest())
     response = flow.client.put(url, data=b"payload", headers={"Content-MD5": wrong})
@@ -349,7 +347,7 @@ def test_content_md5_mismatch_is_bad_digest(flow: Flow, data_dir: Path) -> None:
         400,
         "uploadPart: The Content-MD5 you specified did not match what we received. (BadDigest)",
     )
-    assert stored_files(data_dir) == before
+    assert stored_state() == before
     listed = flow.client.get(f"/file.bin?action=mpu-listparts&uploadId={upload_id}")
     assert listed.json["parts"] == []
     right = b64(hashlib.md5(b"payload").digest())
@@ -360,10 +358,10 @@ def test_content_md5_mismatch_is_bad_digest(flow: Flow, data_dir: Path) -> None:
 
 @pytest.mark.parametrize("value", ["not base64!", b64(b"short")])
 def test_content_md5_malformed_is_invalid_digest(
-    flow: Flow, data_dir: Path, value
+    flow: Flow, stored_state, value
 ) -> None:
     upload_id = flow.create()
-    before = stored_files(data_dir)
+    before = stored_state()
     response = flow.client.put(
         f"/file.bin?action=mpu-uploadpart&uploadId={upload_id}&partNumber=1",
         data=b"payload",
@@ -373,13 +371,13 @@ def test_content_md5_malformed_is_invalid_digest(
         400,
         "uploadPart: The Content-MD5 you specified is not valid. (InvalidDigest)",
     )
-    assert stored_files(data_dir) == before
+    assert stored_state() == before
 
 
-def test_sha256_checksum(flow: Flow, data_dir: Path) -> None:
+def test_sha256_checksum(flow: Flow, stored_state) -> None:
     upload_id = flow.create()
     url = f"/file.bin?action=mpu-uploadpart&uploadId={upload_id}&partNumber=1"
-    before = stored_files(data_dir)
+    before = stored_state()
     wrong = b64(hashlib.sha256(b"nope").digest())
     response = flow.client.put(
         url, data=b"data", headers={"x-amz-checksum-sha256": wrong}
@@ -388,7 +386,7 @@ def test_sha256_checksum(flow: Flow, data_dir: Path) -> None:
         400,
         "uploadPart: The x-amz-checksum-sha256 you specified did not match what we received. (BadDigest)",
     )
-    assert stored_files(data_dir) == before
+    assert stored_state() == before
     right = b64(hashlib.sha256(b"data").digest())
     assert (
         flow.client.put(
@@ -399,11 +397,11 @@ def test_sha256_checksum(flow: Flow, data_dir: Path) -> None:
 
 
 def test_max_part_size_with_and_without_content_length(
-    make_app: Any, data_dir: Path
+    make_app: Any, stored_state
 ) -> None:
     flow = Flow(make_app(MPUFLASK_PART_MAX_BYTES=10).test_client())
     upload_id = flow.create()
-    before = stored_files(data_dir)
+    before = stored_state()
     text = "uploadPart: The part is larger than the 10 bytes this server accepts. (max_part_size)"
     response = flow.put_part(upload_id, 1, b"x" * 11)
     assert (response.status_code, response.text) == (413, text)
@@ -414,28 +412,28 @@ def test_max_part_size_with_and_without_content_length(
         environ_overrides={"wsgi.input_terminated": True},
     )
     assert (response.status_code, response.text) == (413, text)
-    assert stored_files(data_dir) == before
+    assert stored_state() == before
     assert flow.put_part(upload_id, 1, b"x" * 10).status_code == 200
 
 
-def test_allowed_content_types(make_app: Any, data_dir: Path) -> None:
+def test_allowed_content_types(make_app: Any, stored_state) -> None:
     flow = Flow(
         make_app(MPUFLASK_PART_CONTENT_TYPES="image/png,image/jpeg").test_client()
     )
     upload_id = flow.create()
-    before = stored_files(data_dir)
+    before = stored_state()
     url = f"/file.bin?action=mpu-uploadpart&uploadId={upload_id}&partNumber=1"
     response = flow.client.put(url, data=b"x", content_type="text/html")
     assert (response.status_code, response.text) == (
         415,
         "uploadPart: Content-Type 'text/html' is not accepted; allowed: image/jpeg, image/png. (allowed_content_types)",
     )
-    assert stored_files(data_dir) == before
+    assert stored_state() == before
     assert flow.client.put(url, data=b"x", content_type="image/png").status_code == 200
 
 
 def test_refused_mid_stream_leaves_no_bytes_on_disk(
-    make_app: Any, data_dir: Path
+    make_app: Any, stored_state, temp_files
 ) -> None:
     app = make_app(MPUFLASK_CHUNK_SIZE=1024)
     seen = []
@@ -452,15 +450,15 @@ def test_refused_mid_stream_leaves_no_bytes_on_disk(
     app.extensions["mpuflask"].validate_part(lambda part: StopAfterTwoChunks())
     flow = Flow(app.test_client())
     upload_id = flow.create()
-    before = stored_files(data_dir)
+    before = stored_state()
     response = flow.put_part(upload_id, 1, b"z" * 10_000)
     assert (response.status_code, response.text) == (
         403,
         "uploadPart: refused mid-stream (test_rule)",
     )
     assert seen == [1024, 1024]
-    assert stored_files(data_dir) == before
-    assert list((data_dir / "tmp").iterdir()) == []
+    assert stored_state() == before
+    assert temp_files() == []
     # The upload stays usable: the same part can be sent again.
     seen.clear()
     seen.append(-10)  # now the third chunk would be the second seen: let it through
@@ -468,7 +466,7 @@ def test_refused_mid_stream_leaves_no_bytes_on_disk(
     assert flow.put_part(upload_id, 1, b"z" * 10_000).status_code == 200
 
 
-def test_failing_hook_fails_closed(make_app: Any, data_dir: Path, caplog) -> None:
+def test_failing_hook_fails_closed(make_app: Any, stored_state, caplog) -> None:
     app = make_app(PROPAGATE_EXCEPTIONS=False)
 
     @app.extensions["mpuflask"].validate_part
@@ -477,15 +475,15 @@ def test_failing_hook_fails_closed(make_app: Any, data_dir: Path, caplog) -> Non
 
     flow = Flow(app.test_client())
     upload_id = flow.create()
-    before = stored_files(data_dir)
+    before = stored_state()
     with caplog.at_level(logging.ERROR):
         response = flow.put_part(upload_id, 1, b"data")
     assert (response.status_code, response.text) == (500, "Internal Server Error")
     assert "bug in the integrator's hook" in caplog.text
-    assert stored_files(data_dir) == before
+    assert stored_state() == before
 
 
-def test_failing_auth_hook_fails_closed(make_app: Any, data_dir: Path) -> None:
+def test_failing_auth_hook_fails_closed(make_app: Any, stored_state) -> None:
     app = make_app(PROPAGATE_EXCEPTIONS=False)
 
     @app.extensions["mpuflask"].authenticate
@@ -494,7 +492,7 @@ def test_failing_auth_hook_fails_closed(make_app: Any, data_dir: Path) -> None:
 
     response = app.test_client().post("/k?action=mpu-create")
     assert response.status_code == 500
-    assert stored_files(data_dir) == {}
+    assert stored_state() == {}
 
 
 # -- completion validators ---------------------------------------------------------
@@ -516,15 +514,15 @@ def test_failing_auth_hook_fails_closed(make_app: Any, data_dir: Path) -> None:
     ],
 )
 def test_completion_validators(
-    make_app: Any, data_dir: Path, settings, status, text
+    make_app: Any, stored_state, settings, status, text
 ) -> None:
     flow = Flow(make_app(**settings).test_client())
     upload_id = flow.create()
     listed = [flow.part(upload_id, 1, b"a" * MIN_PART), flow.part(upload_id, 2, b"b")]
-    before = stored_files(data_dir)
+    before = stored_state()
     response = flow.complete_raw(upload_id, listed)
     assert (response.status_code, response.text) == (status, text)
-    assert stored_files(data_dir) == before
+    assert stored_state() == before
     assert flow.get().status_code == 404
     flow.complete(upload_id, listed[:1])
 
@@ -532,7 +530,7 @@ def test_completion_validators(
 # -- configuration by dotted path ---------------------------------------------------
 
 
-def test_hooks_from_configuration(make_app: Any, data_dir: Path) -> None:
+def test_hooks_from_configuration(make_app: Any, stored_state) -> None:
     app = make_app(
         MPUFLASK_AUTH_HOOKS="tests.test_hooks:header_identity",
         MPUFLASK_PART_VALIDATORS="tests.test_hooks:no_zero_parts",

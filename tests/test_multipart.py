@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 
 from .conftest import MIN_PART
 from .conftest import Flow
+from .conftest import holds
 from .conftest import md5
 from .conftest import multipart_etag
-from .conftest import stored_files
 
 BIG = b"a" * MIN_PART
 BIG2 = b"b" * MIN_PART
@@ -65,7 +64,7 @@ def test_complete_answers_empty_body_with_etag_header(flow: Flow) -> None:
     assert response.headers["etag"] == f'"{multipart_etag([b"x"])}"'
 
 
-def test_reuploaded_part_replaces_the_earlier(flow: Flow, data_dir: Path) -> None:
+def test_reuploaded_part_replaces_the_earlier(flow: Flow, stored_state) -> None:
     upload_id = flow.create()
     old = flow.part(upload_id, 1, b"old bytes")
     new = flow.part(upload_id, 1, b"new bytes")
@@ -76,7 +75,7 @@ def test_reuploaded_part_replaces_the_earlier(flow: Flow, data_dir: Path) -> Non
     )
     flow.complete(upload_id, [new])
     assert flow.get().data == b"new bytes"
-    assert not any(b"old bytes" == v for v in stored_files(data_dir).values())
+    assert not holds(stored_state(), b"old bytes")
 
 
 def test_reupload_with_same_bytes_keeps_etag_valid(flow: Flow) -> None:
@@ -94,13 +93,13 @@ def test_etag_in_quotes_is_accepted(flow: Flow) -> None:
     flow.complete(upload_id, [{"partNumber": 1, "etag": f'"{part["etag"]}"'}])
 
 
-def test_unlisted_parts_are_discarded(flow: Flow, data_dir: Path) -> None:
+def test_unlisted_parts_are_discarded(flow: Flow, stored_state) -> None:
     upload_id = flow.create()
     first = flow.part(upload_id, 1, BIG)
     flow.part(upload_id, 2, b"unlisted!")
     flow.complete(upload_id, [first])
     assert flow.get().data == BIG
-    assert b"unlisted!" not in stored_files(data_dir).values()
+    assert not holds(stored_state(), b"unlisted!")
 
 
 def test_empty_complete_makes_an_empty_object(flow: Flow) -> None:
@@ -170,15 +169,15 @@ def test_part_numbers_may_have_gaps(flow: Flow) -> None:
 @pytest.mark.parametrize(
     "number", ["0", "10001", "-1", "abc", "1.5", "2x", " 1", "", "1e3"]
 )
-def test_bad_part_numbers(flow: Flow, data_dir: Path, number) -> None:
+def test_bad_part_numbers(flow: Flow, stored_state, number) -> None:
     upload_id = flow.create()
-    before = stored_files(data_dir)
+    before = stored_state()
     response = flow.put_part(upload_id, number, b"data")
     assert response.status_code == 400
     assert response.text == (
         f"Part number must be between 1 and 10000 (inclusive). Actual value was: {number}"
     )
-    assert stored_files(data_dir) == before
+    assert stored_state() == before
 
 
 @pytest.mark.parametrize("number", [1, 10000])
@@ -188,7 +187,7 @@ def test_part_number_bounds_accepted(flow: Flow, number) -> None:
     assert flow.put_part(upload_id, f"0{number}", b"x").status_code == 200
 
 
-def test_unknown_upload_id(flow: Flow, data_dir: Path) -> None:
+def test_unknown_upload_id(flow: Flow, stored_state) -> None:
     for upload_id in ["nope", "../../etc", "a/b", "x" * 300]:
         response = flow.client.put(
             "/file.bin",
@@ -203,10 +202,10 @@ def test_unknown_upload_id(flow: Flow, data_dir: Path) -> None:
         assert response.text == (
             "uploadPart: The specified multipart upload does not exist. (10024)"
         )
-    assert stored_files(data_dir) == {}
+    assert stored_state() == {}
 
 
-def test_upload_id_is_bound_to_its_key(flow: Flow, data_dir: Path) -> None:
+def test_upload_id_is_bound_to_its_key(flow: Flow, stored_state) -> None:
     upload_id = flow.create("one")
     part = flow.part(upload_id, 1, b"x", key="one")
     response = flow.put_part(upload_id, 1, b"y", key="two")
@@ -245,11 +244,11 @@ def test_upload_is_gone_after_complete_or_abort(flow: Flow, finish) -> None:
     assert flow.abort(upload_id).status_code == 204
 
 
-def test_abort_removes_parts_from_disk(flow: Flow, data_dir: Path) -> None:
+def test_abort_removes_parts_from_disk(flow: Flow, stored_state) -> None:
     upload_id = flow.create()
     flow.part(upload_id, 1, b"secret bytes")
     assert flow.abort(upload_id).status_code == 204
-    assert stored_files(data_dir) == {}
+    assert stored_state() == {}
     assert flow.abort(upload_id).status_code == 204
     assert flow.abort("never-existed").status_code == 204
 
@@ -311,18 +310,18 @@ def test_abort_removes_parts_from_disk(flow: Flow, data_dir: Path) -> None:
     ],
 )
 def test_bad_complete_bodies_change_nothing(
-    flow: Flow, data_dir: Path, body, text
+    flow: Flow, stored_state, body, text
 ) -> None:
     upload_id = flow.create()
     part = flow.part(upload_id, 1, b"payload")
-    before = stored_files(data_dir)
+    before = stored_state()
     response = flow.client.post(
         f"/file.bin?action=mpu-complete&uploadId={upload_id}",
         data=body,
         content_type="application/json",
     )
     assert (response.status_code, response.text) == (400, text)
-    assert stored_files(data_dir) == before
+    assert stored_state() == before
     assert flow.get().status_code == 404
     flow.complete(upload_id, [part])
 
@@ -337,20 +336,20 @@ def test_complete_body_size_is_limited(flow: Flow) -> None:
     assert response.text == "Request body too large: at most 2097152 bytes"
 
 
-def test_complete_replaces_existing_object_whole(flow: Flow, data_dir: Path) -> None:
+def test_complete_replaces_existing_object_whole(flow: Flow, stored_state) -> None:
     flow.upload([b"first version"])
     flow.upload([b"second"])
     assert flow.get().data == b"second"
-    assert b"first version" not in stored_files(data_dir).values()
+    assert not holds(stored_state(), b"first version")
 
 
 def test_part_over_max_size_is_refused_before_reading(
-    app, flow: Flow, data_dir: Path
+    app, flow: Flow, stored_state
 ) -> None:
     app.config["MPUFLASK_MAX_PART_SIZE"] = 10
     app.extensions["mpuflask"].bucket.max_part_size = 10
     upload_id = flow.create()
-    before = stored_files(data_dir)
+    before = stored_state()
     response = flow.put_part(upload_id, 1, b"x" * 11)
     assert response.status_code == 400
     assert response.text == (
@@ -367,7 +366,7 @@ def test_part_over_max_size_is_refused_before_reading(
     assert response.text == (
         "uploadPart: Your proposed upload exceeds the maximum allowed object size. (100100)"
     )
-    assert stored_files(data_dir) == before
+    assert stored_state() == before
 
 
 def test_http_metadata_is_kept(flow: Flow) -> None:

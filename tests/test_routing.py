@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from .conftest import Flow
-from .conftest import stored_files
 
 
 @pytest.mark.parametrize(
@@ -46,10 +43,10 @@ from .conftest import stored_files
         ("HEAD", "/k?action=get", 404, ""),
     ],
 )
-def test_seed_texts(client, data_dir: Path, method, url, status, text) -> None:
+def test_seed_texts(client, stored_state, method, url, status, text) -> None:
     response = client.open(url, method=method)
     assert (response.status_code, response.text) == (status, text)
-    assert stored_files(data_dir) == {}
+    assert stored_state() == {}
 
 
 @pytest.mark.parametrize("method", ["PATCH", "OPTIONS", "TRACE"])
@@ -104,7 +101,7 @@ def test_key_is_percent_decoded(flow: Flow, client) -> None:
     assert upload_id
 
 
-def test_key_of_invalid_utf8_is_refused(client, data_dir: Path) -> None:
+def test_key_of_invalid_utf8_is_refused(client, stored_state) -> None:
     # A WSGI server puts the percent-decoded bytes in PATH_INFO as latin-1.
     response = client.post(
         "/?action=mpu-create", environ_overrides={"PATH_INFO": "/\xff"}
@@ -114,11 +111,11 @@ def test_key_of_invalid_utf8_is_refused(client, data_dir: Path) -> None:
         response.text
         == "createMultipartUpload: The specified object name is not valid. (10020)"
     )
-    assert stored_files(data_dir) == {}
+    assert stored_state() == {}
 
 
 @pytest.mark.parametrize(("size", "ok"), [(1024, True), (1025, False)])
-def test_key_length_limit_is_1024_bytes(client, data_dir: Path, size, ok) -> None:
+def test_key_length_limit_is_1024_bytes(client, stored_state, size, ok) -> None:
     key = "é" * (size // 2) + "x" * (size % 2)
     response = client.post(
         "/?action=mpu-create",
@@ -132,7 +129,7 @@ def test_key_length_limit_is_1024_bytes(client, data_dir: Path, size, ok) -> Non
         assert response.text == (
             "createMultipartUpload: The specified object name is not valid. (10020)"
         )
-        assert stored_files(data_dir) == {}
+        assert stored_state() == {}
 
 
 @pytest.mark.parametrize("action", ["get", "delete"])
