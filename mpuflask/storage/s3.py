@@ -27,6 +27,7 @@ expiry uses the gateways' clocks, which must agree.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import threading
@@ -50,6 +51,7 @@ from .base import HttpMetadata
 from .base import ObjectInfo
 from .base import UploadInfo
 from .s3errors import EngineFailed
+from .s3errors import EngineUnavailable
 from .s3errors import engine_errors
 from .s3errors import error_code
 from .s3errors import is_not_found
@@ -66,6 +68,8 @@ from .s3upload import S3Upload
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
 
 #: How long an upload may exist without its record (or a record or staged
 #: object without its upload) before sweep calls it a crash leftover: create
@@ -129,6 +133,7 @@ class S3Bucket:
         self.clock: Callable[[], datetime] = _now
         #: The first ranged GET of a read; tests lower it to see windows turn.
         self.read_window = MIB
+        self._open_uploads = 0
         self._client_arguments: dict[str, Any] = {
             "endpoint_url": endpoint,
             "region_name": region,
@@ -296,8 +301,17 @@ class S3Bucket:
         return removed
 
     def count_open_uploads(self) -> int:
-        """How many uploads the engine holds open (the uploads-in-progress gauge)."""
-        return sum(1 for _ in self._list_uploads())
+        """How many uploads the engine holds open (the uploads-in-progress gauge).
+
+        One listing request per thousand uploads, at each scrape. If the engine
+        does not answer, the last count (logged): the gauge is read at app
+        start too, and an engine down for a moment must not stop a gateway.
+        """
+        try:
+            self._open_uploads = sum(1 for _ in self._list_uploads())
+        except (EngineUnavailable, EngineFailed) as error:
+            log.warning("open uploads not counted: %s", error.text)
+        return self._open_uploads
 
     # -- shared with S3Upload ---------------------------------------------------
 
