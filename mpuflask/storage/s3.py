@@ -16,7 +16,7 @@ How each R2 call maps onto S3, and why:
   ``If-Match`` (:mod:`.s3io`); ``DeleteObject``.
 * sweep: aborts expired uploads (their record says when) and uploads without
   a record (a crash between the two writes of create); deletes records whose
-  upload is gone and staged objects a crashed complete left.
+  upload is gone, and staging and probe objects a crash left.
 
 What differs from the filesystem store, all in docs/scale-out.md: a GET that
 is streaming while its key is overwritten or deleted fails
@@ -289,15 +289,16 @@ class S3Bucket:
             if upload_id not in live and written < settled:
                 self.delete_record(upload_id)
                 removed += 1
-        staging = f"{self.state_prefix}staging/"
-        for item in self.list_objects(staging, "sweep"):
-            parent = item["Key"].rsplit("/", 1)[0]
-            if item["Key"] in staging_in_use or parent in staging_in_use:
-                continue  # the small parts of a live staged upload
-            if item["LastModified"] < settled:
-                with engine_errors("sweep"):
-                    self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
-                removed += 1
+        # Staging objects of finished uploads, and probes a crash left.
+        for area in ("staging/", "probe/"):
+            for item in self.list_objects(f"{self.state_prefix}{area}", "sweep"):
+                parent = item["Key"].rsplit("/", 1)[0]
+                if item["Key"] in staging_in_use or parent in staging_in_use:
+                    continue  # the small parts of a live staged upload
+                if item["LastModified"] < settled:
+                    with engine_errors("sweep"):
+                        self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
+                    removed += 1
         return removed
 
     def count_open_uploads(self) -> int:

@@ -273,11 +273,15 @@ def test_sweep_removes_expired_and_orphaned(
     s3_engine.client.put_object(
         Bucket=s3_bucket, Key=".mpuflask/uploads/gone.json", Body=b"{}"
     )
+    # A crash during the engine probe: its object.
+    s3_engine.client.put_object(
+        Bucket=s3_bucket, Key=".mpuflask/probe/leftover", Body=b"probe"
+    )
     assert bucket.sweep() == 0  # nothing is old enough to be a leftover yet
     bucket.clock = lambda: datetime.now(UTC) + timedelta(seconds=3601)
     fresh = flow.create("fresh")
     bucket.orphan_grace = timedelta(0)
-    assert bucket.sweep() == 4  # old, kept (expired), the orphan, the record
+    assert bucket.sweep() == 5  # old, kept (expired), orphan, record, probe
     # Only the fresh upload is left: its engine upload and its record.
     assert [u["UploadId"] for u in s3_engine.uploads(s3_bucket)] == [fresh]
     keys = sorted(o["Key"] for o in s3_engine.objects(s3_bucket))
