@@ -407,13 +407,18 @@ class Gate:
 # -- processes --------------------------------------------------------------------
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` still runs (a zombie has closed its sockets: not alive)."""
+def _state(pid: int) -> str:
+    """The process state letter (R, S, T, Z, ...), or "" if there is none."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        return ""
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie has closed its sockets: not alive)."""
+    return _state(pid) not in ("", "Z", "X")
 
 
 def _wait_gone(pids: list[int], timeout: float = 20.0) -> bool:
@@ -426,6 +431,16 @@ def _wait_gone(pids: list[int], timeout: float = 20.0) -> bool:
     return True
 
 
+def _listening(port: int) -> bool:
+    """Whether a socket listens on 127.0.0.1:``port`` (Linux /proc/net/tcp)."""
+    wanted = f"0100007F:{port:04X}"
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == wanted and fields[3] == "0A":
+            return True
+    return False
+
+
 def kill_master(server: Server) -> list[int]:
     """SIGKILL gunicorn's master and every worker it has; return the workers.
 
@@ -434,6 +449,13 @@ def kill_master(server: Server) -> list[int]:
     """
     master = server.process.pid
     os.kill(master, signal.SIGSTOP)
+    # SIGSTOP is asynchronous: until the master is really stopped it may still
+    # fork a worker, which would outlive it holding the listening socket.
+    deadline = time.monotonic() + 10
+    while _state(master) not in ("T", "t", "Z", ""):
+        if time.monotonic() > deadline:
+            raise HarnessError(f"gunicorn's master {master} did not stop")
+        time.sleep(0.001)  # a bounded poll of the kernel's state
     workers = server.worker_pids()
     os.kill(master, signal.SIGKILL)
     for pid in workers:
@@ -488,7 +510,7 @@ class CrashHarness:
             "MPUFLASK_SWEEP_INTERVAL": str(config.sweep_interval),
             "PROMETHEUS_MULTIPROC_DIR": str(config.workdir / "metrics"),
             "GUNICORN_GRACEFUL_TIMEOUT": "10",
-            "GUNICORN_LOGLEVEL": "warning",
+            "GUNICORN_LOGLEVEL": "info",
         }
 
     # -- bookkeeping ----------------------------------------------------------
@@ -1064,6 +1086,11 @@ class CrashHarness:
         if server is not None and server.process.poll() is None:
             server.process.kill()
             server.process.wait()
+        deadline = time.monotonic() + 20
+        while _listening(self.port):  # nothing of this server may serve on
+            if time.monotonic() > deadline:
+                raise HarnessError(f"port {self.port} still listens after a stop")
+            time.sleep(0.01)
         self.collect_log()
 
     def log_path(self) -> Path:
@@ -1153,9 +1180,21 @@ class CrashHarness:
             reply = self.call(method, target)
             if reply.outcome == OK:
                 return reply
-        if self.server is not None and self.server.process.poll() is not None:
+        server = self.server
+        if server is not None and server.process.poll() is not None:
             self.master_died()
-        raise HarnessError(f"{method} {target} got no answer: {reply.error}")
+        state = (
+            "no server"
+            if server is None
+            else (
+                f"master {server.process.pid} returncode {server.process.poll()}, "
+                f"workers {server.worker_pids()}, listening: {_listening(self.port)}"
+            )
+        )
+        raise HarnessError(
+            f"{method} {target} got no answer: {reply.error}; {state}\n"
+            f"{self.log_tail()}"
+        )
 
     def resolve_unknowns(self) -> None:
         """Completes and aborts cut by a kill: did they happen?"""
