@@ -21,6 +21,8 @@ from .observability import scrape
 from .routing import ALL_METHODS
 from .routing import AnyPathConverter
 from .routing import dispatch
+from .webui import page
+from .webui import wants_page
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,9 @@ def before_action() -> Response | None:
     """Before every view: preflights, the service endpoints, then authentication.
 
     CORS preflights get an empty 204 (flask-cors adds the grant, or not).
-    ``GET /?action=health`` and ``GET /?action=metrics`` need no credentials.
+    ``GET /?action=health`` and ``GET /?action=metrics`` need no credentials,
+    nor does the upload page at ``GET /`` (when ``MPUFLASK_WEB_UI`` is on): the
+    page asks for the token itself and sends it with each API request.
     """
     if (
         request.method == "OPTIONS"
@@ -62,6 +66,8 @@ def before_action() -> Response | None:
         response = Response(None, 204)
         del response.headers["Content-Type"]
         return response
+    if wants_page():
+        return page()
     service = SERVICE_ACTIONS.get(request.args.get("action", ""))
     if (
         service is not None

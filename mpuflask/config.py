@@ -62,6 +62,9 @@ DEFAULTS: dict[str, Any] = {
     "MPUFLASK_VERIFY_CHECKSUMS": True,
     "MPUFLASK_MAX_OBJECT_SIZE": 0,
     "MPUFLASK_MAX_PARTS": 0,
+    # Serve the upload page at GET / (docs/browser.md). Off by default: an
+    # operator decides whether a server offers a UI at all.
+    "MPUFLASK_WEB_UI": False,
     # Browser origins allowed by CORS: "https://a.example,https://b.example"
     # or "*"; empty: no cross-origin access.
     "MPUFLASK_CORS_ORIGINS": "",
