@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask import request
+from werkzeug.exceptions import ClientDisconnected
 
 from .errors import ApiError
 from .errors import RequestTimeout
@@ -40,11 +41,27 @@ def body_chunks(chunk_size: int, idle_timeout: float) -> Iterator[bytes]:
     if sock is not None:
         sock.settimeout(idle_timeout)
     stream = request.stream
+    expected = request.content_length
+    received = 0
     try:
         while chunk := stream.read(chunk_size):
+            received += len(chunk)
             yield chunk
     except TimeoutError:
         raise RequestTimeout(idle_timeout) from None
+    except (OSError, ValueError) as error:
+        # A chunked body cut short or malformed (gunicorn's NoMoreData,
+        # InvalidChunkSize...): the client's fault, never a 500.
+        raise ClientDisconnected(f"The request body was cut short: {error}") from None
+    except Exception as error:
+        if type(error).__module__.startswith("gunicorn.http"):
+            raise ClientDisconnected("The request body was malformed") from None
+        raise
+    if expected is not None and received < expected:
+        # gunicorn hands over a raw stream: a short body ends quietly.
+        raise ClientDisconnected(
+            f"The request body ended after {received} of {expected} bytes"
+        )
 
 
 def read_json_body(limit: int) -> Any:

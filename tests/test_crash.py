@@ -99,39 +99,18 @@ def _interleave(
     return ran
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=FileNotFoundError,
-    reason=(
-        "server bug: FilesystemBucket._reclaim unlinks object.json after winning "
-        "the lock without tolerating that another reclaim of the same trash entry "
-        "(periodic or start-up sweep) already unlinked it: DELETE and mpu-complete "
-        "(retire) answer 500 after their change took effect"
-    ),
-)
 def test_delete_racing_a_sweep_of_its_trash_entry_succeeds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bucket, other_worker = _bucket(tmp_path), _bucket(tmp_path)
     _publish(bucket, "k")
     ran = _interleave(monkeypatch, other_worker.sweep)
-    bucket.delete("k")  # raises FileNotFoundError today
+    bucket.delete("k")  # raised FileNotFoundError before the fix
     assert ran and ran[1] == 1  # the other worker's sweep reclaimed the entry
     assert bucket.get("k") is None
     assert os.listdir(tmp_path / "trash") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=FileNotFoundError,
-    reason=(
-        "server bug: two start-up sweeps (every gunicorn worker runs create_app's "
-        "bucket.sweep() at boot, without the sweep lock) race in _sweep_staging: "
-        "the loser renames a staging/<id> the winner already rolled back; the "
-        "exception fails the worker's boot (exit 3), and gunicorn's master halts "
-        "with 'Worker failed to boot'"
-    ),
-)
 def test_two_start_up_sweeps_roll_back_a_crashed_complete_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -144,7 +123,7 @@ def test_two_start_up_sweeps_roll_back_a_crashed_complete_once(
     os.rename(upload_dir, tmp_path / "staging" / upload.upload_id)
 
     ran = _interleave(monkeypatch, other_worker.sweep)
-    bucket.sweep()  # raises FileNotFoundError today
+    bucket.sweep()  # raised FileNotFoundError before the fix
     assert ran and ran[1] == 1  # the other worker rolled it back
     assert os.listdir(tmp_path / "staging") == []
     assert os.listdir(tmp_path / "uploads") == [upload.upload_id]

@@ -8,7 +8,7 @@ from typing import cast
 from flask import Response
 from flask import current_app
 from flask import request
-from werkzeug.wsgi import wrap_file
+from werkzeug.wsgi import FileWrapper
 
 from ..errors import ObjectNotFound
 from ..extension import bucket
@@ -47,7 +47,7 @@ def get(key: str) -> Response:
         return response
     chunk_size = current_app.config["MPUFLASK_CHUNK_SIZE"]
     response = Response(
-        wrap_file(request.environ, cast(IO[bytes], body), buffer_size=chunk_size),
+        FileWrapper(cast(IO[bytes], body), chunk_size),
         headers=info.http_metadata.headers,
         direct_passthrough=True,
     )

@@ -346,7 +346,8 @@ class FilesystemBucket:
             if not diskio.try_lock(manifest_fd):
                 return 0
             # The manifest goes first: a reader that locks it later sees it unlinked.
-            os.unlink(os.path.join(path, MANIFEST))
+            # (Another sweep may have reclaimed it meanwhile: then we are done.)
+            _unlink_quietly(os.path.join(path, MANIFEST))
         finally:
             os.close(manifest_fd)
         shutil.rmtree(path, ignore_errors=True)
@@ -394,7 +395,10 @@ class FilesystemBucket:
                     manifest = {"upload_id": upload_id}
                 if manifest["upload_id"] == upload_id:
                     # Never published: roll back, the upload is open again.
-                    os.rename(path, self._upload_path(upload_id))
+                    try:
+                        os.rename(path, self._upload_path(upload_id))
+                    except FileNotFoundError:
+                        continue  # another sweep rolled it back first
                 else:
                     self.retire(path)  # the version a publish swapped out
                 removed += 1

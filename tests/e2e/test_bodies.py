@@ -125,18 +125,7 @@ def test_client_gone_mid_part_leaves_the_upload_usable(
 @pytest.mark.parametrize(
     "framing",
     [
-        pytest.param(
-            "content-length",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "server bug: gunicorn hands the app a body that just ends "
-                    "early when the client hangs up, and bodies.body_chunks "
-                    "never compares the bytes read with Content-Length, so the "
-                    "first 1 MiB of a 10 MiB part is stored as part 1"
-                ),
-            ),
-        ),
+        "content-length",
         "chunked",
     ],
 )
@@ -154,28 +143,8 @@ def test_client_gone_mid_part_stores_no_part(
 @pytest.mark.parametrize(
     "framing",
     [
-        pytest.param(
-            "content-length",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "server bug: a body that ends before its Content-Length is "
-                    "taken as the whole part: 200, and the 1 MiB received is "
-                    "stored as part 1 of what was announced as 10 MiB"
-                ),
-            ),
-        ),
-        pytest.param(
-            "chunked",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "server bug: gunicorn's NoMoreData from a chunked body cut "
-                    "short escapes body_chunks and is answered 500 (logged as "
-                    "an unhandled error), not as the client's fault"
-                ),
-            ),
-        ),
+        "content-length",
+        "chunked",
     ],
 )
 def test_body_cut_short_is_refused_as_the_clients_fault(
