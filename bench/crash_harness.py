@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    /work/venv/bin/python bench/crash_harness.py               # 200 kills
-    /work/venv/bin/python bench/crash_harness.py --kills 400 --seed 7 --workers 4
+    .venv/bin/python bench/crash_harness.py               # 200 kills
+    .venv/bin/python bench/crash_harness.py --kills 400 --seed 7 --workers 4
 
 It runs gunicorn (our ``gunicorn.conf.py``, durability on, 64 KiB minimum
 parts) on a data directory under a temporary directory, drives ``--clients``

@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    /work/venv/bin/python bench/load_bench.py            # 64 clients, 60 s
-    /work/venv/bin/python bench/load_bench.py --help
+    .venv/bin/python bench/load_bench.py            # 64 clients, 60 s
+    .venv/bin/python bench/load_bench.py --help
 
 It starts gunicorn (our ``gunicorn.conf.py``, ``--workers`` x ``--threads``) on
 a free 127.0.0.1 port with its data directory in a temporary directory that is
