@@ -2,7 +2,7 @@
 
 Chromium is Debian's (``apt-get install -y chromium``), driven by Playwright
 for Python through its executable path: Playwright's own browser downloads
-are never used (/work/shared/BROWSER.md).
+are never used (shared/BROWSER.md beside the repo).
 """
 
 from __future__ import annotations
