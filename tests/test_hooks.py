@@ -460,8 +460,6 @@ def test_refused_mid_stream_leaves_no_bytes_on_disk(
     assert stored_state() == before
     assert temp_files() == []
     # The upload stays usable: the same part can be sent again.
-    seen.clear()
-    seen.append(-10)  # now the third chunk would be the second seen: let it through
     app.extensions["mpuflask"].part_validators.clear()
     assert flow.put_part(upload_id, 1, b"z" * 10_000).status_code == 200
 
@@ -547,6 +545,22 @@ def test_hooks_from_configuration(make_app: Any, stored_state) -> None:
         400,
         "uploadPart: no zeros (no_zero_parts)",
     )
+    base = f"/k?uploadId={upload_id}"
+    parts = [
+        flow.req(
+            "PUT", f"{base}&action=mpu-uploadpart&partNumber={n}", data=b"a" * MIN_PART
+        ).json
+        for n in (1, 2)
+    ]
+    before = stored_state()
+    refused = flow.req("POST", f"{base}&action=mpu-complete", json={"parts": parts})
+    assert (refused.status_code, refused.text) == (
+        400,
+        "completeMultipartUpload: one part at most (at_most_one_part)",
+    )
+    assert stored_state() == before
+    done = flow.req("POST", f"{base}&action=mpu-complete", json={"parts": parts[:1]})
+    assert done.status_code == 200
 
 
 def header_identity(req: RequestInfo) -> str | None:
@@ -568,7 +582,10 @@ def no_zero_parts(part: PartInfo) -> Any:
 
 
 def at_most_one_part(done: Any) -> None:
-    assert len(done.parts) <= 1
+    from mpuflask.validators import CompleteRefused
+
+    if len(done.parts) > 1:
+        raise CompleteRefused("one part at most", "at_most_one_part")
 
 
 # -- CORS ------------------------------------------------------------------------
