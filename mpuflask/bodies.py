@@ -28,6 +28,18 @@ def has_body() -> bool:
     return bool(request.content_length)
 
 
+def declared_length() -> int | None:
+    """The body's length as the request declares it; None for a chunked body.
+
+    Werkzeug stops ``request.stream`` at Content-Length and
+    :func:`body_chunks` refuses a body that ends short, so a store given this
+    length gets exactly that many bytes or an exception.
+    """
+    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        return None
+    return request.content_length
+
+
 def body_chunks(chunk_size: int, idle_timeout: float) -> Iterator[bytes]:
     """Yield the request body in chunks of at most ``chunk_size`` bytes.
 

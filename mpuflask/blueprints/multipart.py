@@ -7,6 +7,7 @@ JSON; refusals are exceptions rendered by :mod:`mpuflask.errors`.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Response
@@ -17,6 +18,7 @@ from flask import request
 from ..auth import check_owner
 from ..auth import current_identity
 from ..bodies import body_chunks
+from ..bodies import declared_length
 from ..bodies import has_body
 from ..bodies import read_json_body
 from ..errors import ApiError
@@ -34,6 +36,7 @@ from ..rules import parse_complete_body
 from ..rules import parse_part_number
 from ..storage import HttpMetadata
 from ..storage import MultipartUpload
+from ..storage import UploadedPart
 
 bp = ActionBlueprint("multipart", __name__)
 
@@ -123,7 +126,7 @@ def mpu_uploadpart(key: str) -> Response:
         checks = [check for v in mpuflask().part_validators if (check := v(info))]
     body = body_chunks(config["MPUFLASK_CHUNK_SIZE"], config["MPUFLASK_BODY_TIMEOUT"])
     chunks = checked_chunks(body, checks)
-    part = upload.upload_part(part_number, chunks)
+    part = upload.upload_part(part_number, chunks, declared_length())
     return _json({"partNumber": part.part_number, "etag": part.etag})
 
 
@@ -143,16 +146,18 @@ def mpu_complete(key: str) -> Response:
     check_key(key, "completeMultipartUpload")
     upload = _open_upload(key, upload_id, "completeMultipartUpload")
     validators = mpuflask().complete_validators
-    if validators:
-        stored = {part.part_number: part for part in upload.list_parts()}
-        listed = tuple(
-            stored[ref.part_number] for ref in parts if ref.part_number in stored
-        )
-        done = CompleteInfo(g.mpuflask_request, current_identity(), upload_id, listed)
+    request_info = g.mpuflask_request
+    identity = current_identity()
+
+    def run_validators(chosen: Sequence[UploadedPart]) -> None:
+        # Called by the store inside its critical section, with exactly the
+        # parts it is about to publish: a racing part upload cannot slip by.
+        done = CompleteInfo(request_info, identity, upload_id, tuple(chosen))
         with refusals_counted_as("validate_complete"):
             for validator in validators:
                 validator(done)
-    published = upload.complete(parts)
+
+    published = upload.complete(parts, run_validators if validators else None)
     return _empty(200, etag=published.http_etag)
 
 

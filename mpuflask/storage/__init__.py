@@ -11,6 +11,7 @@ from .base import HttpMetadata as HttpMetadata
 from .base import MultipartUpload as MultipartUpload
 from .base import ObjectBody as ObjectBody
 from .base import ObjectInfo as ObjectInfo
+from .base import PublishCheck as PublishCheck
 from .base import UploadedPart as UploadedPart
 from .base import UploadInfo as UploadInfo
 

@@ -14,6 +14,7 @@ InvalidPart, ...) and never builds an HTTP response.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -103,6 +104,10 @@ class ObjectBody(io.RawIOBase):
     info: ObjectInfo
 
 
+#: Called by ``complete`` with the parts about to be published; raise to refuse.
+PublishCheck = Callable[[Sequence[UploadedPart]], None]
+
+
 @runtime_checkable
 class MultipartUpload(Protocol):
     """R2's ``R2MultipartUpload``: a handle on one upload of one key.
@@ -119,11 +124,15 @@ class MultipartUpload(Protocol):
         """The upload's record (owner, expiry, metadata); errors name ``operation``."""
         ...
 
-    def upload_part(self, part_number: int, chunks: Iterable[bytes]) -> UploadedPart:
+    def upload_part(
+        self, part_number: int, chunks: Iterable[bytes], length: int | None = None
+    ) -> UploadedPart:
         """Store ``chunks`` as part ``part_number``, replacing an earlier one.
 
-        The part becomes visible only whole; if ``chunks`` raises, nothing is
-        stored and the exception propagates.
+        ``length`` is the body's declared length (None: unknown until the end,
+        a chunked body); the chunks add up to exactly that or raise. The part
+        becomes visible only whole; if ``chunks`` raises, nothing is stored and
+        the exception propagates.
         """
         ...
 
@@ -131,8 +140,17 @@ class MultipartUpload(Protocol):
         """The parts uploaded so far, by part number."""
         ...
 
-    def complete(self, parts: Sequence[PartRef]) -> ObjectInfo:
-        """Publish the listed parts as the key's object, at one instant."""
+    def complete(
+        self, parts: Sequence[PartRef], check: PublishCheck | None = None
+    ) -> ObjectInfo:
+        """Publish the listed parts as the key's object, at one instant.
+
+        ``check`` sees exactly the parts that will be published (matched by
+        number and etag, in the listed order) inside the same critical section
+        as the publication, so no concurrent part upload can change them
+        between the check and the publish; raising refuses the complete and
+        leaves the upload as it was.
+        """
         ...
 
     def abort(self) -> None:

@@ -65,6 +65,7 @@ from . import diskio
 from .base import HttpMetadata
 from .base import ObjectBody
 from .base import ObjectInfo
+from .base import PublishCheck
 from .base import UploadedPart
 from .base import UploadInfo
 from .fsobject import MANIFEST
@@ -436,8 +437,12 @@ class FilesystemUpload:
             self.bucket.read_upload(self.key, self.upload_id, operation)
         )
 
-    def upload_part(self, part_number: int, chunks: Iterable[bytes]) -> UploadedPart:
+    def upload_part(
+        self, part_number: int, chunks: Iterable[bytes], length: int | None = None
+    ) -> UploadedPart:
         bucket = self.bucket
+        if length is not None and length > bucket.max_part_size:
+            raise EntityTooLarge("uploadPart")
         # Refuse before reading a byte of the body if the upload is not there.
         bucket.read_upload(self.key, self.upload_id, "uploadPart")
         with (
@@ -475,7 +480,9 @@ class FilesystemUpload:
                     parts.append(UploadedPart(int(name), target.split(".", 1)[1], size))
             return parts
 
-    def complete(self, parts: Sequence[PartRef]) -> ObjectInfo:
+    def complete(
+        self, parts: Sequence[PartRef], check: PublishCheck | None = None
+    ) -> ObjectInfo:
         operation = "completeMultipartUpload"
         check_part_order(parts)
         bucket = self.bucket
@@ -483,7 +490,7 @@ class FilesystemUpload:
             dir_fd,
             record,
         ):
-            files, md5s, sizes = [], [], []
+            files, md5s, sizes, chosen = [], [], [], []
             for ref in parts:
                 try:
                     target = os.readlink(f"{ref.part_number:05d}", dir_fd=dir_fd)
@@ -495,7 +502,10 @@ class FilesystemUpload:
                 files.append(target)
                 md5s.append(md5)
                 sizes.append(os.stat(target, dir_fd=dir_fd).st_size)
+                chosen.append(UploadedPart(ref.part_number, md5, sizes[-1]))
             check_part_sizes(sizes, bucket.min_part_size)
+            if check is not None:
+                check(chosen)  # under the lock: no part can change until publish
             manifest = {
                 "key": self.key,
                 "upload_id": self.upload_id,

@@ -28,8 +28,6 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from botocore.exceptions import BotoCoreError
-from flask import has_request_context
-from flask import request
 
 from ..errors import EntityTooLarge
 from ..errors import InvalidPart
@@ -40,6 +38,7 @@ from ..rules import check_part_sizes
 from ..rules import multipart_etag
 from ..rules import normalize_etag
 from .base import ObjectInfo
+from .base import PublishCheck
 from .base import UploadedPart
 from .base import UploadInfo
 from .s3errors import EngineFailed
@@ -88,12 +87,13 @@ class S3Upload:
             self._record = record
         return record
 
-    def upload_part(self, part_number: int, chunks: Iterable[bytes]) -> UploadedPart:
+    def upload_part(
+        self, part_number: int, chunks: Iterable[bytes], length: int | None = None
+    ) -> UploadedPart:
         operation = "uploadPart"
         bucket = self.bucket
         # Refuse before reading a byte of the body if the upload is not there.
         record = self._open(operation)
-        length = _declared_length()
         if length is not None:
             if length > bucket.max_part_size:
                 raise EntityTooLarge(operation)
@@ -183,7 +183,9 @@ class S3Upload:
             return [StagedPart(part, True) for part in engine_parts]
         return current_parts(self.bucket, engine_parts, record.engine_key, operation)
 
-    def complete(self, parts: Sequence[PartRef]) -> ObjectInfo:
+    def complete(
+        self, parts: Sequence[PartRef], check: PublishCheck | None = None
+    ) -> ObjectInfo:
         check_part_order(parts)
         bucket = self.bucket
         record = self._open(COMPLETE)
@@ -198,6 +200,10 @@ class S3Upload:
             chosen.append(staged)
         listed = [staged.part for staged in chosen]
         check_part_sizes([part.size for part in listed], bucket.min_part_size)
+        if check is not None:
+            # The engine publishes exactly these etags or refuses (InvalidPart):
+            # a part overwritten after this check cannot slip in.
+            check(listed)
         etag = multipart_etag([part.etag for part in listed])
         if not listed:
             self._complete_empty(record, etag)
@@ -291,19 +297,3 @@ class S3Upload:
 
 def _base64(md5_hex: str) -> str:
     return base64.b64encode(bytes.fromhex(md5_hex)).decode()
-
-
-def _declared_length() -> int | None:
-    """The Content-Length of the request being served, None if it has none.
-
-    The interface hands a store only the body's chunks; S3 needs the length
-    up front. The view passes exactly the request body (Werkzeug stops it at
-    Content-Length, and :class:`~.s3io.PartStream` checks the two agree), so
-    the request's header is the part's length. None for chunked requests and
-    outside a request: the part is spooled.
-    """
-    if not has_request_context():
-        return None
-    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
-        return None
-    return request.content_length
