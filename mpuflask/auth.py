@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -91,24 +90,49 @@ def parse_tokens(value: Any) -> list[Token]:
     return tokens
 
 
+def _token_digest(text: str) -> bytes:
+    """The SHA-256 of a token as the client sent its bytes.
+
+    A WSGI server hands header values over as latin-1 text of the raw bytes,
+    so encoding back to latin-1 recovers them (a UTF-8 token's own bytes);
+    text outside latin-1 (only from a non-WSGI caller) is taken as UTF-8.
+    """
+    try:
+        raw = text.encode("latin-1")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(raw).digest()
+
+
 class BearerTokens:
-    """Auth hook: ``Authorization: Bearer <token>`` against configured tokens."""
+    """Auth hook: ``Authorization: Bearer <token>`` against configured tokens.
+
+    Tokens are compared as SHA-256 digests: ``compare_digest`` then always
+    sees two 32-byte strings, whatever length or characters were sent.
+    """
 
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
+        self._digests = [
+            (hashlib.sha256(token.secret.encode("utf-8")).digest(), token)
+            for token in tokens
+        ]
 
     def __call__(self, req: RequestInfo) -> str | None:
         header = req.headers.get("Authorization")
         if header is None:
             return None
         scheme, _, presented = header.partition(" ")
-        if scheme.lower() != "bearer" or not presented.strip():
+        # Only HTTP's own whitespace: str.strip() would eat a UTF-8 token's
+        # last byte 0xA0 (latin-1 no-break space), as in "à".
+        presented = presented.strip(" \t")
+        if scheme.lower() != "bearer" or not presented:
             raise Unauthorized("Unauthorized: expected 'Authorization: Bearer <token>'")
-        presented = presented.strip()
+        digest = _token_digest(presented)
         match = None
         # Compare with every token, in constant time each, whatever matches.
-        for token in self.tokens:
-            if hmac.compare_digest(token.secret.encode(), presented.encode()):
+        for known, token in self._digests:
+            if hmac.compare_digest(known, digest):
                 match = token
         if match is None:
             raise Unauthorized("Unauthorized: invalid bearer token")
@@ -122,36 +146,25 @@ class BearerTokens:
 
 
 class SignedUrls:
-    """Auth hook: URLs signed by :func:`mpuflask.signing.sign_url`."""
+    """Auth hook: URLs signed by :func:`mpuflask.signing.sign_url`.
+
+    Abstains when the URL has no ``X-Mpu-*`` parameter; refuses (403) one that
+    is malformed, forged or expired, with the reason.
+    """
 
     def __init__(self, secret: str) -> None:
         self.secret = secret
 
     def __call__(self, req: RequestInfo) -> str | None:
-        given = req.args.get(signing.SIGNATURE_PARAM)
-        if given is None:
-            return None
-        expires_text = req.args.get(signing.EXPIRES_PARAM, "")
-        if not expires_text.isdigit():
-            raise Forbidden("Forbidden: signed URL without a valid X-Mpu-Expires")
-        identity = req.args.get(signing.IDENTITY_PARAM)
-        expected = signing.signature(
-            self.secret,
-            method=req.method,
-            key=req.key,
-            action=req.action or "",
-            expires=int(expires_text),
-            upload_id=req.upload_id,
-            part_number=req.part_number,
-            identity=identity,
-        )
-        if not hmac.compare_digest(expected, given):
-            raise Forbidden(
-                "Forbidden: the URL's signature does not match this request"
+        try:
+            verified = signing.verify(
+                self.secret, method=req.method, key=req.key, args=req.args
             )
-        if int(expires_text) < time.time():
-            raise Forbidden("Forbidden: the signed URL has expired")
-        return identity or "signed-url"
+        except signing.SignedUrlError as error:
+            raise Forbidden(f"Forbidden: {error}") from None
+        if verified is None:
+            return None
+        return verified.identity or "signed-url"
 
 
 def request_info() -> RequestInfo:

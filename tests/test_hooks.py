@@ -1,4 +1,4 @@
-"""Hooks: auth (tokens, signed URLs), ownership, part and completion validators."""
+"""Hooks: auth (tokens; signed URLs in test_signing.py), ownership, validators."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import io
 import json
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -16,7 +15,6 @@ from flask import Flask
 from mpuflask.errors import Forbidden
 from mpuflask.hooks import PartInfo
 from mpuflask.hooks import RequestInfo
-from mpuflask.signing import sign_url
 
 from .conftest import MIN_PART
 from .conftest import Flow
@@ -32,7 +30,6 @@ TOKENS = json.dumps(
 )
 ALICE = {"Authorization": "Bearer tok-alice"}
 BOB = {"Authorization": "Bearer tok-bob"}
-SECRET = "signing-secret"
 
 
 class AuthFlow(Flow):
@@ -223,111 +220,6 @@ def test_an_upload_belongs_to_its_creator(token_app: Flask, stored_state) -> Non
     done = alice.req("POST", base + "&action=mpu-complete", json={"parts": [part]})
     assert done.status_code == 200
     assert alice.req("GET", "/shared.bin?action=get").data == b"alice's"
-
-
-# -- signed URLs ---------------------------------------------------------------
-
-
-def _path(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.path}?{parts.query}"
-
-
-def signed(key: str, method: str, action: str, **kwargs: Any) -> str:
-    return _path(
-        sign_url(
-            "http://x/", key, method=method, action=action, secret=SECRET, **kwargs
-        )
-    )
-
-
-@pytest.fixture
-def signed_app(make_app: Any) -> Flask:
-    return make_app(MPUFLASK_SIGNING_KEY=SECRET)
-
-
-def test_signed_urls_run_the_whole_flow(signed_app: Flask) -> None:
-    client = signed_app.test_client()
-    created = client.post(signed("v.bin", "POST", "mpu-create", identity="ann"))
-    assert created.status_code == 200
-    upload_id = created.json["uploadId"]
-    listed = []
-    for number, data in enumerate([b"p" * MIN_PART, b"q"], 1):
-        url = signed(
-            "v.bin",
-            "PUT",
-            "mpu-uploadpart",
-            upload_id=upload_id,
-            part_number=number,
-            identity="ann",
-        )
-        listed.append(client.put(url, data=data).json)
-    url = signed("v.bin", "POST", "mpu-complete", upload_id=upload_id, identity="ann")
-    assert client.post(url, json={"parts": listed}).status_code == 200
-    assert client.get(signed("v.bin", "GET", "get")).data == b"p" * MIN_PART + b"q"
-    assert client.head(signed("v.bin", "HEAD", "get")).status_code == 200
-
-
-def test_signed_url_is_good_for_nothing_else(signed_app: Flask, stored_state) -> None:
-    client = signed_app.test_client()
-    upload_id = client.post(signed("k", "POST", "mpu-create")).json["uploadId"]
-    other_id = client.post(signed("k", "POST", "mpu-create")).json["uploadId"]
-    good = signed("k", "PUT", "mpu-uploadpart", upload_id=upload_id, part_number=3)
-    before = stored_state()
-    mismatch = "Forbidden: the URL's signature does not match this request"
-    attempts = [
-        ("POST", good, mismatch),  # another method
-        ("PUT", good.replace("/k?", "/other?"), mismatch),  # another key
-        ("PUT", good.replace("partNumber=3", "partNumber=4"), mismatch),  # another part
-        ("PUT", good.replace(upload_id, other_id), mismatch),  # another upload
-        ("PUT", good.replace("mpu-uploadpart", "mpu-complete"), mismatch),
-        ("PUT", good + "&X-Mpu-Identity=mallory", mismatch),
-        (
-            "PUT",
-            signed(
-                "k",
-                "PUT",
-                "mpu-uploadpart",
-                upload_id=upload_id,
-                part_number=3,
-                expires_in=-1,
-            ),
-            "Forbidden: the signed URL has expired",
-        ),
-        ("PUT", good.replace("X-Mpu-Expires=", "X-Mpu-Expires=9"), mismatch),
-    ]
-    for method, url, text in attempts:
-        response = client.open(url, method=method, data=b"x")
-        assert (response.status_code, response.text) == (403, text), url
-    assert stored_state() == before
-    assert client.put(good, data=b"x").status_code == 200
-
-
-def test_signed_url_without_signature_is_401(signed_app: Flask) -> None:
-    response = signed_app.test_client().post("/k?action=mpu-create")
-    assert response.status_code == 401
-
-
-def test_sign_cli(signed_app: Flask) -> None:
-    from click.testing import CliRunner
-
-    from mpuflask.signing import sign_command
-
-    result = CliRunner().invoke(
-        sign_command,
-        [
-            "http://x/k",
-            "--method",
-            "POST",
-            "--action",
-            "mpu-create",
-            "--secret",
-            SECRET,
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    url = result.output.strip()
-    assert signed_app.test_client().post(_path(url)).status_code == 200
 
 
 # -- part validators -------------------------------------------------------------
