@@ -172,11 +172,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         else:
             upload_id = None
         if action == "mpu-uploadpart":
-            if not isinstance(part_number, int) or not 1 <= part_number <= 10_000:
+            # type() is int: JSON's true is a Python int too (isinstance).
+            if type(part_number) is not int or not 1 <= part_number <= 10_000:
                 return jsonify(error="partNumber must be an integer 1..10000"), 400
         else:
             part_number = None
-        # 4. Sign exactly this request, for this user, for a short while.
+        # 4. Sign exactly this request, for this user, for a short while. The
+        #    signature binds every field whatever characters the key holds
+        #    (docs/security.md), so checking the key's prefix is enough.
         url = sign_url(
             current_app.config["MPUFLASK_URL"],
             key,

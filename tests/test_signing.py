@@ -1,4 +1,8 @@
-"""Signed URLs and bearer tokens: the scheme, its refusals, and forgeries tried."""
+"""Signed URLs and bearer tokens: the scheme, its refusals, and forgeries tried.
+
+docs/security.md writes the scheme down; the worked example there is checked
+here, so the document and the code cannot drift apart.
+"""
 
 from __future__ import annotations
 
@@ -587,6 +591,53 @@ def test_any_one_query_field_changed_is_403(
     assert stored_state() == before
 
 
+# -- the worked example of docs/security.md -----------------------------------------
+
+EXAMPLE = {
+    "method": "PUT",
+    "key": "vidéos/cat 1.mp4",
+    "action": "mpu-uploadpart",
+    "expires": 1700000000,
+    "upload_id": "6bd2d4c4-upload",
+    "part_number": "3",
+    "identity": "alice",
+}
+EXAMPLE_SECRET = "example-signing-key"
+
+
+def test_worked_example_in_the_docs() -> None:
+    text = (DOCS / "security.md").read_text()
+    message = signing.canonical_message(**EXAMPLE)
+    made = signing.signature(EXAMPLE_SECRET, **EXAMPLE)
+    url = sign_url(
+        "https://up.example.com/",
+        EXAMPLE["key"],
+        method="PUT",
+        action="mpu-uploadpart",
+        upload_id=EXAMPLE["upload_id"],
+        part_number=3,
+        identity="alice",
+        secret=EXAMPLE_SECRET,
+        expires_in=300,
+        now=EXAMPLE["expires"] - 300,
+    )
+    # The message, line by line, as the document shows it.
+    for line in message.decode().split("\n")[:-1]:
+        assert f"\n{line}\n" in text, line
+    assert made in text
+    assert url in text
+    assert made == dict(parse_qsl(urlsplit(url).query))[signing.SIGNATURE_PARAM]
+    absent = signing.canonical_message(
+        method="POST", key="a&b=c", action="mpu-create", expires=1700000000
+    )
+    assert f"```\n{absent.decode()}```" in text
+
+
+def test_the_readme_links_security_md() -> None:
+    readme = (DOCS.parent / "README.md").read_text()
+    assert "docs/security.md" in readme
+
+
 # -- bearer tokens: compared as fixed-length digests ----------------------------------
 
 TOKENS = json.dumps(
@@ -699,3 +750,77 @@ def test_tokens_are_compared_as_digests(monkeypatch: pytest.MonkeyPatch) -> None
         hook(req)
     assert len(seen) == 2
     assert all(isinstance(x, bytes) and len(x) == 32 for pair in seen for x in pair)
+
+
+# -- examples/signing_endpoint.py ----------------------------------------------------
+
+
+@pytest.fixture
+def endpoint() -> Any:
+    """The example endpoint's test client, logged in as alice."""
+    from examples.signing_endpoint import create_app
+
+    app = create_app(
+        {
+            "MPUFLASK_URL": "http://x/",
+            "MPUFLASK_SIGNING_KEY": SECRET,
+            "SIGNING_USERS": '{"alice": "wonderland"}',
+        }
+    )
+    client = app.test_client()
+    login = client.post("/login", data={"user": "alice", "password": "wonderland"})
+    assert login.status_code == 302
+    return client
+
+
+def test_example_endpoint_signs_what_the_server_accepts(
+    endpoint: Any, signed_app: Flask
+) -> None:
+    client = signed_app.test_client()
+
+    def ask(**fields: Any) -> Any:
+        return endpoint.post("/sign", json={"key": "alice/a b&c=%d", **fields})
+
+    created = ask(method="POST", action="mpu-create")
+    upload_id = client.post(_path(created.json["url"])).json["uploadId"]
+    url = ask(
+        method="PUT", action="mpu-uploadpart", uploadId=upload_id, partNumber=1
+    ).json["url"]
+    part = client.put(_path(url), data=b"hi").json
+    url = ask(method="POST", action="mpu-complete", uploadId=upload_id).json["url"]
+    assert client.post(_path(url), json={"parts": [part]}).status_code == 200
+    url = ask(method="GET", action="get").json["url"]
+    assert client.get(_path(url)).data == b"hi"
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "error"),
+    [
+        (
+            {"key": "bob/x", "method": "POST", "action": "mpu-create"},
+            403,
+            "alice may only use keys under 'alice/'",
+        ),
+        (
+            {"key": "alice/x", "method": "DELETE", "action": "delete"},
+            403,
+            "DELETE delete is not allowed here",
+        ),
+        (
+            {
+                "key": "alice/x",
+                "method": "PUT",
+                "action": "mpu-uploadpart",
+                "uploadId": "u",
+                "partNumber": True,
+            },
+            400,
+            "partNumber must be an integer 1..10000",
+        ),
+    ],
+)
+def test_example_endpoint_refuses(
+    endpoint: Any, fields: dict[str, Any], status: int, error: str
+) -> None:
+    response = endpoint.post("/sign", json=fields)
+    assert (response.status_code, response.json) == (status, {"error": error})
