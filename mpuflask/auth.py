@@ -104,6 +104,11 @@ def _token_digest(text: str) -> bytes:
     return hashlib.sha256(raw).digest()
 
 
+def _token_digest_of_text(secret: str) -> bytes:
+    """The SHA-256 of a configured token's UTF-8 bytes (total over any str)."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
+
+
 class BearerTokens:
     """Auth hook: ``Authorization: Bearer <token>`` against configured tokens.
 
@@ -114,8 +119,7 @@ class BearerTokens:
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
         self._digests = [
-            (hashlib.sha256(token.secret.encode("utf-8")).digest(), token)
-            for token in tokens
+            (_token_digest_of_text(token.secret), token) for token in tokens
         ]
 
     def __call__(self, req: RequestInfo) -> str | None:
