@@ -59,3 +59,22 @@ def test_a_complete_body_with_a_huge_number_is_refused(
     assert response.status_code == 400
     assert response.text == "Missing or incomplete body: the body is not valid JSON"
     assert stored_state() == before
+
+
+def test_metric_labels_come_from_a_closed_set(client: FlaskClient) -> None:
+    """Random actions and methods, even refused ones, add no new time series."""
+    for index in range(300):
+        client.open(f"/k?action=junk-{index}", method="GET")
+        client.open(f"/k?action=get&n={index}", method=f"M{index}")
+    client.get("/k?action=get")
+    client.open("/k?action=get", method="PROPFIND")
+    text = client.get("/?action=metrics").text
+    series = [
+        line for line in text.splitlines() if line.startswith("mpuflask_requests_total")
+    ]
+    assert series == [
+        'mpuflask_requests_total{action="other",method="GET",status="400"} 300.0',
+        'mpuflask_requests_total{action="get",method="other",status="405"} 301.0',
+        'mpuflask_requests_total{action="get",method="GET",status="404"} 1.0',
+    ]
+    assert "junk" not in text and "M1" not in text
