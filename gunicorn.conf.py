@@ -99,15 +99,24 @@ logconfig_dict = {
 
 # -- metrics --------------------------------------------------------------------
 # prometheus_client's multi-process mode: each worker writes its values to
-# files in this directory and GET /?action=metrics sums them. It is emptied
-# at start so counters of a previous run do not leak in.
+# files in this directory and GET /?action=metrics sums them. A folder of the
+# server's own, emptied at start (counters of a previous run do not leak in)
+# and removed at exit; folders of killed servers are removed at the next start.
+# (The variable is set before mpuflask is imported: prometheus_client reads it
+# once, at import.)
 if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(
+    _own_metrics_dir = os.path.join(
         tempfile.gettempdir(), f"mpuflask-metrics-{os.getpid()}"
     )
-_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-shutil.rmtree(_metrics_dir, ignore_errors=True)
-os.makedirs(_metrics_dir, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
+    from mpuflask.observability import prepare_metrics_dir
+
+    prepare_metrics_dir(_own_metrics_dir)
+else:
+    _metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    os.makedirs(_metrics_dir, exist_ok=True)
+    _own_metrics_dir = None
 
 
 # -- server hooks ---------------------------------------------------------------
@@ -145,3 +154,11 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics folder this server made for itself."""
+    if _own_metrics_dir is not None:
+        from mpuflask.observability import remove_metrics_dir
+
+        remove_metrics_dir(_own_metrics_dir)

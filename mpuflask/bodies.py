@@ -87,7 +87,9 @@ def read_json_body(limit: int) -> Any:
         return None
     try:
         return json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # ValueError also covers numbers over Python's int-string limit;
+        # RecursionError is what deeply nested arrays raise.
         raise ApiError(
             "Missing or incomplete body: the body is not valid JSON"
         ) from None

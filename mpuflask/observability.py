@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -33,11 +34,27 @@ from prometheus_client import generate_latest
 from prometheus_client import multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
+from .routing import KNOWN_METHODS
+from .routing import OPERATIONS
 from .storage import Bucket
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 access_log = logging.getLogger("mpuflask.access")
+
+#: Metric labels come from these closed sets, never from the request as sent:
+#: a client inventing actions or methods must not create new time series.
+METRIC_ACTIONS = frozenset({*OPERATIONS, "health", "metrics", "-"})
+METRIC_METHODS = frozenset({*KNOWN_METHODS, "OPTIONS"})
+OTHER = "other"
+
+
+def metric_labels(action: str, method: str) -> tuple[str, str]:
+    """``(action, method)`` as metric labels: known values, else ``other``."""
+    return (
+        action if action in METRIC_ACTIONS else OTHER,
+        method if method in METRIC_METHODS else OTHER,
+    )
 
 
 def current_request_id() -> str:
@@ -167,6 +184,40 @@ def scrape(metrics: Metrics) -> Response:
     return Response(data, 200, content_type="text/plain; version=0.0.4; charset=utf-8")
 
 
+METRICS_DIR_PREFIX = "mpuflask-metrics-"
+
+
+def prepare_metrics_dir(path: str) -> None:
+    """Make ``path`` (``mpuflask-metrics-<server pid>``) an empty folder.
+
+    Folders that servers killed without a chance to clean up left beside it
+    (their pid is gone) are removed first, so restarts do not pile them up.
+    """
+    for entry in os.scandir(os.path.dirname(path)):
+        owner = entry.name.removeprefix(METRICS_DIR_PREFIX)
+        if entry.name.startswith(METRICS_DIR_PREFIX) and owner.isascii():
+            if owner.isdigit() and not _alive(int(owner)):
+                shutil.rmtree(entry.path, ignore_errors=True)
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+
+
+def remove_metrics_dir(path: str) -> None:
+    """Delete the server's metrics folder when it exits."""
+    if os.path.basename(path).startswith(METRICS_DIR_PREFIX):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
 def install_observability(app: Flask, metrics: Metrics) -> None:
     """Request ids, the access log line and the request metrics, app-wide."""
 
@@ -182,8 +233,9 @@ def install_observability(app: Flask, metrics: Metrics) -> None:
         action = request.args.get("action") or "-"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         status = response.status_code
-        metrics.requests.labels(action, request.method, str(status)).inc()
-        metrics.latency.labels(action).observe(elapsed)
+        action_label, method_label = metric_labels(action, request.method)
+        metrics.requests.labels(action_label, method_label, str(status)).inc()
+        metrics.latency.labels(action_label).observe(elapsed)
         if action == "mpu-uploadpart" and status == 200 and request.content_length:
             metrics.bytes_in.inc(request.content_length)
         if action == "get" and request.method == "GET" and status in (200, 206):

@@ -27,7 +27,9 @@ GIB = 1024 * MIB
 DEFAULT_MIN_PART_SIZE = 5 * MIB
 DEFAULT_MAX_PART_SIZE = 5 * GIB
 
-_DIGITS = re.compile(r"[0-9]+")
+#: ASCII digits only (``str.isdigit`` accepts "²"), and a bounded count of them
+#: (leading zeros allowed): ``int()`` refuses over 4,300 digits.
+_PART_NUMBER = re.compile(r"[0-9]{1,16}")
 _MD5_HEX = re.compile(r"[0-9a-f]{32}")
 
 
@@ -60,7 +62,7 @@ def parse_part_number(text: str) -> int:
     The seed Worker's ``parseInt`` reads ``"abc"`` as NaN and ``"2x"`` as 2;
     we accept only plain decimal digits, in R2's range.
     """
-    if not _DIGITS.fullmatch(text) or not (
+    if not _PART_NUMBER.fullmatch(text) or not (
         MIN_PART_NUMBER <= int(text) <= MAX_PART_NUMBER
     ):
         raise InvalidPartNumber(text, MAX_PART_NUMBER)

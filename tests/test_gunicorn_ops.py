@@ -102,3 +102,24 @@ def test_open_bind_without_auth_is_warned(tmp_path: Path) -> None:
     with gunicorn_server(tmp_path, workers=1) as server:
         log = server.log.read_text()
     assert "without authentication" not in log
+
+
+def test_no_metrics_folder_is_left_behind(tmp_path: Path) -> None:
+    """Each start made a mpuflask-metrics-<pid> folder and never removed it."""
+    import subprocess
+    import sys
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = temp / f"mpuflask-metrics-{dead.pid}"  # a server SIGKILLed earlier
+    stale.mkdir()
+    (stale / "counter_1.db").write_bytes(b"old")
+    env = {"TMPDIR": str(temp)}
+    with gunicorn_server(tmp_path, workers=1, threads=2, env=env) as server:
+        requests.get(server.url + "?action=metrics").raise_for_status()
+        assert [p.name for p in temp.iterdir()] == [
+            f"mpuflask-metrics-{server.process.pid}"
+        ]
+    assert list(temp.iterdir()) == []

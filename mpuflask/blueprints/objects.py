@@ -10,6 +10,7 @@ from flask import current_app
 from flask import request
 from werkzeug.wsgi import FileWrapper
 
+from ..content_safety import safety_headers
 from ..errors import ObjectNotFound
 from ..extension import bucket
 from ..preconditions import evaluate_preconditions
@@ -36,11 +37,16 @@ def get(key: str) -> Response:
     if body is None:
         raise ObjectNotFound()
     info = body.info
+    # Nothing stored: say "bytes", so no browser sniffs an upload as HTML.
+    content_type = info.http_metadata.headers.get(
+        "Content-Type", "application/octet-stream"
+    )
+    safety = safety_headers(content_type)
     status = evaluate_preconditions(info.etag, info.uploaded)
     if status is not None:
         # 304 / 412: the validators and no body.
         body.close()
-        response = Response(None, status)
+        response = Response(None, status, headers=safety)
         del response.headers["Content-Type"]
         response.set_etag(info.etag)
         response.last_modified = info.uploaded
@@ -48,13 +54,11 @@ def get(key: str) -> Response:
     chunk_size = current_app.config["MPUFLASK_CHUNK_SIZE"]
     response = Response(
         FileWrapper(cast(IO[bytes], body), chunk_size),
-        headers=info.http_metadata.headers,
+        headers={**info.http_metadata.headers, **safety},
         direct_passthrough=True,
     )
     response.call_on_close(body.close)
-    if "Content-Type" not in info.http_metadata.headers:
-        # Nothing stored: say "bytes", so no browser sniffs an upload as HTML.
-        response.headers["Content-Type"] = "application/octet-stream"
+    response.headers["Content-Type"] = content_type
     response.set_etag(info.etag)
     response.last_modified = info.uploaded
     response.content_length = info.size

@@ -1,0 +1,80 @@
+"""Input a client controls never causes a 500, and a refusal stores nothing.
+
+Each case here was once a 500 (issue: fail closed at every edge).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask.testing import FlaskClient
+
+from .conftest import Flow
+
+
+def test_a_part_number_of_5000_digits_is_refused(
+    client: FlaskClient, flow: Flow, stored_state: Callable[[], dict[str, bytes]]
+) -> None:
+    upload_id = flow.create()
+    before = stored_state()
+    number = "1" * 5000
+    response = flow.put_part(upload_id, number, b"data")
+    assert response.status_code == 400
+    assert response.text == (
+        "Part number must be between 1 and 10000 (inclusive). "
+        f"Actual value was: {'1' * 64}..."
+    )
+    assert stored_state() == before
+
+
+def test_a_complete_body_nested_1000_deep_is_refused(
+    client: FlaskClient, flow: Flow, stored_state: Callable[[], dict[str, bytes]]
+) -> None:
+    upload_id = flow.create()
+    part = flow.part(upload_id, 1, b"data")
+    before = stored_state()
+    body = '{"parts": ' + "[" * 1000 + "]" * 1000 + "}"
+    response = client.post(
+        f"/file.bin?action=mpu-complete&uploadId={upload_id}",
+        data=body,
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert response.text == "Missing or incomplete body: the body is not valid JSON"
+    assert stored_state() == before
+    flow.complete(upload_id, [part])  # the upload is still usable
+
+
+def test_a_complete_body_with_a_huge_number_is_refused(
+    client: FlaskClient, flow: Flow, stored_state: Callable[[], dict[str, bytes]]
+) -> None:
+    upload_id = flow.create()
+    before = stored_state()
+    body = '{"parts": [{"partNumber": ' + "9" * 5000 + ', "etag": "x"}]}'
+    response = client.post(
+        f"/file.bin?action=mpu-complete&uploadId={upload_id}",
+        data=body,
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert response.text == "Missing or incomplete body: the body is not valid JSON"
+    assert stored_state() == before
+
+
+def test_metric_labels_come_from_a_closed_set(client: FlaskClient) -> None:
+    """Random actions and methods, even refused ones, add no new time series."""
+    for index in range(300):
+        client.open(f"/k?action=junk-{index}", method="GET")
+        client.open(f"/k?action=get&n={index}", method=f"M{index}")
+    client.get("/k?action=get")
+    client.open("/k?action=get", method="PROPFIND")
+    text = client.get("/?action=metrics").text
+    series = [
+        line for line in text.splitlines() if line.startswith("mpuflask_requests_total")
+    ]
+    assert series == [
+        'mpuflask_requests_total{action="other",method="GET",status="400"} 300.0',
+        'mpuflask_requests_total{action="get",method="other",status="405"} 301.0',
+        'mpuflask_requests_total{action="get",method="GET",status="404"} 1.0',
+    ]
+    assert "junk" not in text and "M1" not in text
