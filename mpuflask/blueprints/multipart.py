@@ -134,10 +134,11 @@ def mpu_uploadpart(key: str) -> Response:
 def mpu_complete(key: str) -> Response:
     """``POST /<key>?action=mpu-complete&uploadId=U``: publish the object.
 
-    Body ``{"parts": [{"partNumber", "etag"}, ...]}`` in ascending order.
-    200 with header ``etag: "<md5 of part md5s>-<count>"`` and no body; 400
-    ``Missing uploadId``, ``Missing or incomplete body``, 10024, 10025, 10011,
-    10048. Worker: ``case "mpu-complete"`` -> ``multipartUpload.complete(parts)``.
+    Body ``{"parts": [{"partNumber", "etag"}, ...]}`` in any order (assembled
+    by part number, as R2 does; a part listed twice is refused). 200 with
+    header ``etag: "<md5 of part md5s>-<count>"`` and no body; 400 ``Missing
+    uploadId``, ``Missing or incomplete body``, 10024, 10025, 10011, 10048.
+    Worker: ``case "mpu-complete"`` -> ``multipartUpload.complete(parts)``.
     """
     upload_id = _upload_id()
     parts = parse_complete_body(
