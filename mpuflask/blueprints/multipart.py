@@ -95,9 +95,11 @@ def mpu_uploadpart(key: str) -> Response:
     """``PUT /<key>?action=mpu-uploadpart&uploadId=U&partNumber=N``: store a part.
 
     The body streams to the store in bounded chunks. 200 ``{"partNumber",
-    "etag"}`` (etag: the part's hex MD5); 400 ``Missing partNumber or uploadId``,
-    ``Missing request body``, a part number outside 1..10000, 10024 for an
-    unknown upload, 100100 for a part over the maximum size.
+    "etag"}`` (etag: the part's hex MD5; ``Content-Length: 0`` is a 0-byte
+    part); 400 ``Missing partNumber or uploadId``, ``Missing request body``
+    (neither Content-Length nor Transfer-Encoding), a part number outside
+    1..10000, 10024 for an unknown upload, 100100 for a part over the maximum
+    size; 501 for a transfer coding other than chunked (``gzip``...).
     Worker: ``case "mpu-uploadpart"`` -> ``multipartUpload.uploadPart(n, body)``.
     """
     upload_id = request.args.get("uploadId")
