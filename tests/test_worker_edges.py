@@ -299,3 +299,45 @@ def test_chunked_alone_is_read(flow: Flow, coding: str) -> None:
         200,
         {"partNumber": 1, "etag": md5(b"chunked body")},
     )
+
+
+# -- 6 and 7. keys with a line feed, keys under static/ -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "key"),
+    [
+        ("line%0Afeed", "line\nfeed"),
+        ("carriage%0Dreturn", "carriage\rreturn"),
+        ("%0A", "\n"),
+        ("a%0D%0Ab/%0A", "a\r\nb/\n"),
+        ("static/logo.png", "static/logo.png"),
+        ("static", "static"),
+        ("static/", "static/"),
+        ("static/%0Ax", "static/\nx"),
+    ],
+)
+def test_any_key_round_trips(flow: Flow, path: str, key: str) -> None:
+    created = flow.client.post(f"/{path}?action=mpu-create")
+    assert created.status_code == 200, created.text
+    assert created.json["key"] == key
+    upload_id = created.json["uploadId"]
+    part = flow.part(upload_id, 1, b"bytes of " + key.encode(), key=path)
+    flow.complete(upload_id, [part], key=path)
+    listed = flow.client.get(f"/{path}?action=mpu-listparts&uploadId={upload_id}")
+    assert listed.status_code == 400  # completed: gone
+    got = flow.get(path)
+    assert (got.status_code, got.data) == (200, b"bytes of " + key.encode())
+    head = flow.client.head(f"/{path}?action=get")
+    assert head.status_code == 200
+    deleted = flow.client.delete(f"/{path}?action=delete")
+    assert deleted.status_code == 204
+    assert flow.get(path).text == "Object Not Found"
+
+
+@pytest.mark.parametrize("path", ["line%0Afeed", "static/x"])
+def test_seed_texts_apply_to_every_key(flow: Flow, path: str) -> None:
+    assert flow.client.get(f"/{path}").text == "Missing action type"
+    assert flow.client.get(f"/{path}?action=get").text == "Object Not Found"
+    response = flow.client.put(f"/{path}?action=get")
+    assert response.text == "Unknown action get for PUT"
