@@ -8,6 +8,8 @@ that we serve, what RFC 9110 says.
 from __future__ import annotations
 
 import io
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -586,3 +588,66 @@ def test_conditionals_still_come_before_ranges(stored: Flow) -> None:
         stored.get("obj", Range="items=0-1", **{"If-Match": '"other"'}).status_code
         == 412
     )
+
+
+# -- 10. the README's API table says what the answers hold ------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _readme_members(action: str) -> list[str]:
+    """The top-level JSON members of the answer the README's API table shows.
+
+    The answer is the last code span of the row's "does" cell that is a JSON
+    object (a request body, shown first, is not an answer).
+    """
+    row = next(
+        line
+        for line in README.read_text().splitlines()
+        if line.startswith("|") and f"action={action}" in line.split("|")[1]
+    )
+    shapes = re.findall(r"`(\{[^`]*\})`", row.split("|")[2])
+    assert shapes, row
+    top_level = re.sub(r"\[.*\]", "", shapes[-1])
+    return re.findall(r'"(\w+)"', top_level)
+
+
+def test_readme_api_table_shows_every_member(flow: Flow) -> None:
+    created = flow.client.post("/file.bin?action=mpu-create")
+    assert _readme_members("mpu-create") == list(created.json)
+    upload_id = created.json["uploadId"]
+    part = flow.client.put(
+        f"/file.bin?action=mpu-uploadpart&uploadId={upload_id}&partNumber=1",
+        data=b"x",
+    )
+    assert _readme_members("mpu-uploadpart") == list(part.json)
+    listed = flow.client.get(f"/file.bin?action=mpu-listparts&uploadId={upload_id}")
+    assert _readme_members("mpu-listparts") == list(listed.json)
+    assert list(listed.json["parts"][0]) == ["partNumber", "etag", "size"]
+    assert '"parts": [{"partNumber", "etag", "size"}, ...]' in README.read_text()
+
+
+def test_readme_lists_every_deliberate_difference() -> None:
+    text = README.read_text()
+    table = text[text.index("## Where mpuflask differs") :]
+    table = table[: table.index("\n## ")]
+    rows = [line for line in table.splitlines() if line.startswith("| ")][1:]
+    for case in [
+        "key in the path",
+        "raw UTF-8 in the request target",
+        "the empty key",
+        "`partNumber` in the query",
+        "abort",
+        "part etags",
+        "another key",
+        "in quotes",
+        "chunked part",
+        "transfer coding",
+        "`HEAD`",
+        "`Range`",
+        "ranges we ignore",
+        "`expires`",
+    ]:
+        assert any(case in row.split("|")[1] for row in rows), case
+    for row in rows:
+        assert row.count("|") == 5 and row.split("|")[4].strip(), row  # a reason
