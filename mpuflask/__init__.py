@@ -23,7 +23,8 @@ from .sweeper import gc_command
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build an mpuflask app: defaults, then ``MPUFLASK_*`` env, then ``config``."""
-    app = Flask(__name__)
+    # No static route: Flask's /static/<path> would shadow keys under static/.
+    app = Flask(__name__, static_folder=None)
     load_config(app, config)
     bucket = open_bucket(app.config)
     if app.config["MPUFLASK_SWEEP_ON_START"]:

@@ -15,17 +15,40 @@ from werkzeug.exceptions import ClientDisconnected
 
 from .errors import ApiError
 from .errors import RequestTimeout
+from .errors import UnsupportedTransferCoding
+
+#: Transfer codings whose bytes we read as sent: gunicorn decodes ``chunked``,
+#: and ``identity`` changes nothing.
+_READABLE_CODINGS = frozenset({"chunked", "identity"})
+
+
+def check_transfer_coding() -> None:
+    """Refuse a body sent in a transfer coding we do not decode (501).
+
+    RFC 9112 section 6.1: a server that receives a transfer coding it does not
+    understand answers 501. Storing a ``gzip, chunked`` body as it came would
+    store compressed bytes as the part.
+    """
+    header = request.headers.get("Transfer-Encoding")
+    if header is None:
+        return
+    codings = (coding.strip(" \t").lower() for coding in header.split(","))
+    if any(coding and coding not in _READABLE_CODINGS for coding in codings):
+        raise UnsupportedTransferCoding(header)
 
 
 def has_body() -> bool:
     """Whether the request carries a body (the Worker's ``request.body !== null``).
 
-    A body is announced by a non-zero Content-Length or by chunked
-    Transfer-Encoding; ``Content-Length: 0`` is no body.
+    In HTTP/1.1 a request has a body when it says how it is framed: a
+    Content-Length (``0`` too: an empty body, stored as a 0-byte part, as R2
+    does) or a Transfer-Encoding. With neither there is no body. Raises 501
+    for a transfer coding we cannot decode (:func:`check_transfer_coding`).
     """
-    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+    check_transfer_coding()
+    if request.headers.get("Transfer-Encoding"):
         return True
-    return bool(request.content_length)
+    return str(request.environ.get("CONTENT_LENGTH", "")).strip() != ""
 
 
 def declared_length() -> int | None:
@@ -78,6 +101,7 @@ def body_chunks(chunk_size: int, idle_timeout: float) -> Iterator[bytes]:
 
 def read_json_body(limit: int) -> Any:
     """Parse a small JSON body, refusing more than ``limit`` bytes (413)."""
+    check_transfer_coding()
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(f"Request body too large: at most {limit} bytes", 413)
     data = request.stream.read(limit + 1)

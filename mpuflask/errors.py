@@ -181,6 +181,28 @@ class RequestTimeout(ApiError):
         return [*super().get_headers(), ("Connection", "close")]
 
 
+class UnsupportedTransferCoding(ApiError):
+    """A body in a transfer coding we cannot decode (501, RFC 9112 section 6.1).
+
+    gunicorn removes ``chunked`` but hands over ``gzip`` and the like as they
+    came: read as they are, they would be stored as the wrong bytes.
+    """
+
+    def __init__(self, codings: str) -> None:
+        shown = codings if len(codings) <= 64 else codings[:64] + "..."
+        super().__init__(
+            f"Transfer-Encoding {shown} is not supported: send the body as it is, "
+            "with Content-Length or chunked; nothing was stored.",
+            HTTPStatus.NOT_IMPLEMENTED,
+        )
+
+    def get_headers(
+        self, environ: Any = None, scope: Any = None
+    ) -> list[tuple[str, str]]:
+        # The body's framing is not ours to trust: never read on after it.
+        return [*super().get_headers(), ("Connection", "close")]
+
+
 class InsufficientStorage(ApiError):
     """The disk is full: nothing was stored, try again later (507)."""
 

@@ -59,9 +59,13 @@ class ActionBlueprint(Blueprint):
 
 
 class AnyPathConverter(BaseConverter):
-    """Matches any path, empty, with ``//`` or a trailing ``/`` included."""
+    """Matches any path, empty, with ``//``, a trailing ``/`` or a newline included.
 
-    regex = ".*"
+    ``.*`` would stop at a line feed: a key with ``%0A`` or ``%0D`` would fall
+    through to a 404 page.
+    """
+
+    regex = "[\\s\\S]*"
     part_isolating = False
 
 

@@ -27,9 +27,8 @@ GIB = 1024 * MIB
 DEFAULT_MIN_PART_SIZE = 5 * MIB
 DEFAULT_MAX_PART_SIZE = 5 * GIB
 
-#: ASCII digits only (``str.isdigit`` accepts "²"), and a bounded count of them
-#: (leading zeros allowed): ``int()`` refuses over 4,300 digits.
-_PART_NUMBER = re.compile(r"[0-9]{1,16}")
+#: ASCII digits only: ``str.isdigit`` also accepts "²", which ``int()`` refuses.
+_DIGITS = re.compile(r"[0-9]+")
 _MD5_HEX = re.compile(r"[0-9a-f]{32}")
 
 
@@ -62,11 +61,20 @@ def parse_part_number(text: str) -> int:
     The seed Worker's ``parseInt`` reads ``"abc"`` as NaN and ``"2x"`` as 2;
     we accept only plain decimal digits, in R2's range.
     """
-    if not _PART_NUMBER.fullmatch(text) or not (
-        MIN_PART_NUMBER <= int(text) <= MAX_PART_NUMBER
-    ):
+    number = _digits_value(text) if _DIGITS.fullmatch(text) else None
+    if number is None or not MIN_PART_NUMBER <= number <= MAX_PART_NUMBER:
         raise InvalidPartNumber(text, MAX_PART_NUMBER)
-    return int(text)
+    return number
+
+
+def _digits_value(digits: str) -> int:
+    """The value of a string of ASCII digits, any length, leading zeros allowed.
+
+    Past 6 significant digits it is out of any part number's range anyway,
+    and ``int()`` refuses strings of over 4,300 digits: answer "too big".
+    """
+    significant = digits.lstrip("0") or "0"
+    return int(significant) if len(significant) <= 6 else MAX_PART_NUMBER + 1
 
 
 def normalize_etag(etag: str) -> str:
@@ -84,8 +92,10 @@ def is_md5_hex(etag: str) -> bool:
 def parse_complete_body(body: Any) -> list[PartRef]:
     """Read ``{"parts": [{"partNumber": N, "etag": "..."}, ...]}`` into PartRefs.
 
-    Raises a 400 naming what is wrong with the body, and InvalidPartOrder for a
-    list out of ascending order or with a part twice (S3 refuses both).
+    Returns the refs sorted by part number: R2 assembles by part number
+    whatever the listed order (a client may list parts as their uploads
+    finished). Raises a 400 naming what is wrong with the body, and
+    InvalidPartOrder for a part listed twice (S3 refuses it too).
     """
     if body is None:
         raise ApiError("Missing or incomplete body")
@@ -98,20 +108,48 @@ def parse_complete_body(body: Any) -> list[PartRef]:
     for index, item in enumerate(body["parts"]):
         number = item.get("partNumber") if isinstance(item, dict) else None
         etag = item.get("etag") if isinstance(item, dict) else None
-        if type(number) is not int or not isinstance(etag, str):
+        value = _listed_part_number(number)
+        if value is None or not isinstance(etag, str):
             raise ApiError(
                 f"Missing or incomplete body: parts[{index}] needs an integer "
                 '"partNumber" and a string "etag"'
             )
-        if not MIN_PART_NUMBER <= number <= MAX_PART_NUMBER:
-            raise InvalidPartNumber(str(number), MAX_PART_NUMBER)
-        refs.append(PartRef(number, normalize_etag(etag)))
+        if not MIN_PART_NUMBER <= value <= MAX_PART_NUMBER:
+            raise InvalidPartNumber(_shown_number(number, value), MAX_PART_NUMBER)
+        refs.append(PartRef(value, normalize_etag(etag)))
+    refs.sort(key=lambda ref: ref.part_number)
     check_part_order(refs)
     return refs
 
 
+def _listed_part_number(value: Any) -> int | None:
+    """A complete body's ``partNumber`` as R2 reads it, or None if it is not one.
+
+    R2 takes any integer-valued JSON number (``1``, ``1.0``, ``1e0``) and a
+    string of ASCII digits (``"1"``); ``1.5``, ``"1a"``, ``true`` and ``null``
+    are not part numbers.
+    """
+    if type(value) is int:
+        return value
+    if type(value) is float:
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return _digits_value(value)
+    return None
+
+
+def _shown_number(listed: Any, value: int) -> str:
+    """The out-of-range part number as the client wrote it, for the error text."""
+    return listed if isinstance(listed, str) else str(value)
+
+
 def check_part_order(refs: Sequence[PartRef]) -> None:
-    """Refuse a complete list that is not strictly ascending."""
+    """Refuse a list of refs that is not strictly ascending by part number.
+
+    :func:`parse_complete_body` sorts what the client listed, so from a request
+    only a part listed twice gets here; the stores call this again as a guard
+    on their own input.
+    """
     for before, after in zip(refs, refs[1:], strict=False):
         if after.part_number == before.part_number:
             raise InvalidPartOrder(

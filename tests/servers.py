@@ -112,8 +112,9 @@ def _wait_until_serving(server: Server) -> None:
         if server.process.poll() is not None:
             raise RuntimeError(f"gunicorn exited:\n{server.log.read_text()}")
         try:
-            requests.get(server.url, timeout=1)
+            requests.get(server.url, timeout=5)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # Not listening yet, or a loaded machine answers late: ask again.
             time.sleep(0.05)
     raise RuntimeError(f"gunicorn did not start:\n{server.log.read_text()}")

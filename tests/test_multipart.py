@@ -276,7 +276,7 @@ def test_abort_removes_parts_from_disk(flow: Flow, stored_state) -> None:
             'Missing or incomplete body: parts[0] needs an integer "partNumber" and a string "etag"',
         ),
         (
-            b'{"parts": [{"partNumber": "1", "etag": "x"}]}',
+            b'{"parts": [{"partNumber": "1a", "etag": "x"}]}',
             'Missing or incomplete body: parts[0] needs an integer "partNumber" and a string "etag"',
         ),
         (
@@ -292,8 +292,8 @@ def test_abort_removes_parts_from_disk(flow: Flow, stored_state) -> None:
             "Part number must be between 1 and 10000 (inclusive). Actual value was: 0",
         ),
         (
-            b'{"parts": [{"partNumber": 2, "etag": "x"}, {"partNumber": 1, "etag": "y"}]}',
-            "completeMultipartUpload: The list of parts was not in ascending order. The parts list must be specified in order by part number. (10025)",
+            b'{"parts": [{"partNumber": 1, "etag": "x"}, {"partNumber": 2, "etag": "y"}, {"partNumber": 1, "etag": "x"}]}',
+            "completeMultipartUpload: Part number 1 is listed more than once; each part may appear only once. (10025)",
         ),
         (
             b'{"parts": [{"partNumber": 1, "etag": "x"}, {"partNumber": 1, "etag": "x"}]}',

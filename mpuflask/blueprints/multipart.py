@@ -95,9 +95,11 @@ def mpu_uploadpart(key: str) -> Response:
     """``PUT /<key>?action=mpu-uploadpart&uploadId=U&partNumber=N``: store a part.
 
     The body streams to the store in bounded chunks. 200 ``{"partNumber",
-    "etag"}`` (etag: the part's hex MD5); 400 ``Missing partNumber or uploadId``,
-    ``Missing request body``, a part number outside 1..10000, 10024 for an
-    unknown upload, 100100 for a part over the maximum size.
+    "etag"}`` (etag: the part's hex MD5; ``Content-Length: 0`` is a 0-byte
+    part); 400 ``Missing partNumber or uploadId``, ``Missing request body``
+    (neither Content-Length nor Transfer-Encoding), a part number outside
+    1..10000, 10024 for an unknown upload, 100100 for a part over the maximum
+    size; 501 for a transfer coding other than chunked (``gzip``...).
     Worker: ``case "mpu-uploadpart"`` -> ``multipartUpload.uploadPart(n, body)``.
     """
     upload_id = request.args.get("uploadId")
@@ -134,10 +136,11 @@ def mpu_uploadpart(key: str) -> Response:
 def mpu_complete(key: str) -> Response:
     """``POST /<key>?action=mpu-complete&uploadId=U``: publish the object.
 
-    Body ``{"parts": [{"partNumber", "etag"}, ...]}`` in ascending order.
-    200 with header ``etag: "<md5 of part md5s>-<count>"`` and no body; 400
-    ``Missing uploadId``, ``Missing or incomplete body``, 10024, 10025, 10011,
-    10048. Worker: ``case "mpu-complete"`` -> ``multipartUpload.complete(parts)``.
+    Body ``{"parts": [{"partNumber", "etag"}, ...]}`` in any order (assembled
+    by part number, as R2 does; a part listed twice is refused). 200 with
+    header ``etag: "<md5 of part md5s>-<count>"`` and no body; 400 ``Missing
+    uploadId``, ``Missing or incomplete body``, 10024, 10025, 10011, 10048.
+    Worker: ``case "mpu-complete"`` -> ``multipartUpload.complete(parts)``.
     """
     upload_id = _upload_id()
     parts = parse_complete_body(

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import IO
 from typing import cast
 
 from flask import Response
 from flask import current_app
 from flask import request
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.wsgi import FileWrapper
 
 from ..content_safety import safety_headers
 from ..errors import ObjectNotFound
 from ..extension import bucket
 from ..preconditions import evaluate_preconditions
+from ..ranges import if_range_holds
+from ..ranges import multipart_byteranges
+from ..ranges import read_range
+from ..ranges import requested_ranges
 from ..routing import ActionBlueprint
 from ..rules import check_key
+from ..storage import ObjectBody
 
 bp = ActionBlueprint("objects", __name__)
 
@@ -26,10 +33,13 @@ def get(key: str) -> Response:
     """``GET /<key>?action=get``: the object's bytes (HEAD: its headers).
 
     200 with Content-Length, the stored HTTP metadata, ``etag`` and
-    Last-Modified; 206/416 for ``Range``; 304/412 for ``If-None-Match``,
-    ``If-Match``, ``If-Modified-Since``, ``If-Unmodified-Since``; 404
-    ``Object Not Found``. The reader pins the version it opened: an overwrite
-    or delete meanwhile does not change the bytes it streams.
+    Last-Modified; 206 for a satisfiable ``Range`` (several ranges: 206
+    ``multipart/byteranges``), 416 if none is, the whole object for a unit
+    other than bytes or a set we ignore (:mod:`mpuflask.ranges`); 304/412
+    for ``If-None-Match``, ``If-Match``, ``If-Modified-Since``,
+    ``If-Unmodified-Since``; 404 ``Object Not Found``. The reader pins the
+    version it opened: an overwrite or delete meanwhile does not change the
+    bytes it streams.
     Worker: ``case "GET"`` -> ``bucket.get(key)`` + ``writeHttpMetadata``.
     """
     check_key(key, "get")
@@ -51,33 +61,44 @@ def get(key: str) -> Response:
         response.set_etag(info.etag)
         response.last_modified = info.uploaded
         return response
-    chunk_size = current_app.config["MPUFLASK_CHUNK_SIZE"]
-    response = Response(
-        FileWrapper(cast(IO[bytes], body), chunk_size),
-        headers={**info.http_metadata.headers, **safety},
-        direct_passthrough=True,
-    )
+    return _object_response(body, current_app.config["MPUFLASK_CHUNK_SIZE"])
+
+
+def _object_response(body: ObjectBody, chunk_size: int) -> Response:
+    """200 with the whole object, or 206/416 for the ranges asked (:mod:`.ranges`)."""
+    info = body.info
+    headers = dict(info.http_metadata.headers)
+    # Nothing stored: say "bytes", so no browser sniffs an upload as HTML.
+    headers.setdefault("Content-Type", "application/octet-stream")
+    headers.update(safety_headers(headers["Content-Type"]))
+    ranges = None
+    if if_range_holds(request.headers.get("If-Range"), info.etag, info.uploaded):
+        ranges = requested_ranges(request.headers.get("Range"), info.size)
+    if ranges == []:
+        body.close()
+        raise RequestedRangeNotSatisfiable(length=info.size)
+    stream = cast(IO[bytes], body)
+    status, length = 200, info.size
+    chunks: Iterable[bytes] = FileWrapper(stream, chunk_size)
+    if ranges is not None and len(ranges) == 1:
+        status, length = 206, ranges[0].stop - ranges[0].start
+        headers["Content-Range"] = ranges[0].content_range(info.size)
+        chunks = read_range(stream, ranges[0], chunk_size)
+    elif ranges is not None:
+        multipart = multipart_byteranges(
+            stream, ranges, info.size, headers["Content-Type"], chunk_size
+        )
+        status, length, chunks = 206, multipart.length, multipart.chunks
+        headers["Content-Type"] = multipart.content_type
+        # The coding names the object's bytes, not this multipart wrapping.
+        headers.pop("Content-Encoding", None)
+    response = Response(chunks, status, headers=headers, direct_passthrough=True)
     response.call_on_close(body.close)
-    response.headers["Content-Type"] = content_type
     response.set_etag(info.etag)
     response.last_modified = info.uploaded
-    response.content_length = info.size
-    _clamp_suffix_range(info.size)
-    response.make_conditional(request, accept_ranges=True, complete_length=info.size)
+    response.content_length = length
+    response.accept_ranges = "bytes"
     return response
-
-
-def _clamp_suffix_range(size: int) -> None:
-    """Serve ``bytes=-N`` with N over the size as the whole object (RFC 9110 14.1.2).
-
-    Werkzeug answers 416 for it; the RFC says a suffix longer than the
-    representation selects all of it.
-    """
-    wanted = request.range
-    if wanted is not None and wanted.units == "bytes" and len(wanted.ranges) == 1:
-        start, end = wanted.ranges[0]
-        if end is None and start < 0 and -start > size:
-            request.environ["HTTP_RANGE"] = "bytes=0-"
 
 
 @bp.action("DELETE", "delete")
