@@ -16,6 +16,9 @@ COMMANDS = {
     "upload": "mpuflask.client.cli_commands:upload",
     "download": "mpuflask.client.cli_commands:download",
     "abort": "mpuflask.client.cli_commands:abort",
+    "rm": "mpuflask.client.cli_commands:rm",
+    "ls": "mpuflask.client.cli_listing:ls",
+    "uploads": "mpuflask.client.cli_listing:uploads",
     "sign": "mpuflask.signing:sign_command",
 }
 

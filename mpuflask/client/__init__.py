@@ -1,12 +1,13 @@
 """mpuflask.client: upload and download big files through the multipart API.
 
 Parallel, streamed, resumable, retried and verified transfers, against
-mpuflask or the original Worker. Start with :class:`Client`; the command line
-is ``mpuflask upload|download|abort`` (docs/client.md).
+mpuflask or the original Worker, and listings of what a server holds. Start
+with :class:`Client`; the command line is ``mpuflask upload|download|abort|
+ls|uploads|rm`` (docs/client.md).
 
-The client needs ``requests`` (``pip install 'mpuflask[client]'``); a server
-install does not have it, so names are imported on first use and a missing
-dependency is reported then, with the command that installs it.
+The client needs ``requests`` (the ``client`` extra); a server install does
+not have it, so names are imported on first use and a missing dependency is
+reported then, with the command that installs it here (:mod:`.install`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
     from .errors import SourceChanged as SourceChanged
     from .errors import TransferFailed as TransferFailed
     from .errors import VerificationFailed as VerificationFailed
+    from .listing import BadListing as BadListing
+    from .listing import ListedObject as ListedObject
+    from .listing import ObjectPage as ObjectPage
+    from .listing import OpenUpload as OpenUpload
     from .parts import PartPlan as PartPlan
     from .parts import choose_part_size as choose_part_size
     from .progress import LineProgress as LineProgress
@@ -32,6 +37,7 @@ if TYPE_CHECKING:
     from .retry import RetryPolicy as RetryPolicy
     from .transport import UrlSigner as UrlSigner
     from .upload import UploadResult as UploadResult
+    from .urls import BadUrl as BadUrl
 
 #: public name -> the module of this package that defines it
 _EXPORTS = {
@@ -43,6 +49,10 @@ _EXPORTS = {
     "SourceChanged": "errors",
     "TransferFailed": "errors",
     "VerificationFailed": "errors",
+    "BadListing": "listing",
+    "ListedObject": "listing",
+    "ObjectPage": "listing",
+    "OpenUpload": "listing",
     "PartPlan": "parts",
     "choose_part_size": "parts",
     "LineProgress": "progress",
@@ -51,11 +61,10 @@ _EXPORTS = {
     "RetryPolicy": "retry",
     "UrlSigner": "transport",
     "UploadResult": "upload",
+    "BadUrl": "urls",
 }
 
 __all__ = sorted(_EXPORTS)
-
-MISSING_DEPENDENCY = "the mpuflask client needs {name}: pip install 'mpuflask[client]'"
 
 
 def __getattr__(name: str) -> Any:
@@ -67,6 +76,8 @@ def __getattr__(name: str) -> Any:
         module = importlib.import_module(f".{module_name}", __name__)
     except ModuleNotFoundError as error:
         if error.name in {"requests", "urllib3"}:
-            raise ImportError(MISSING_DEPENDENCY.format(name=error.name)) from error
+            from .install import missing_dependency
+
+            raise ImportError(missing_dependency(error.name)) from error
         raise
     return getattr(module, name)

@@ -147,6 +147,17 @@ class ObjectApi:
             cancel=self.cancel,
         )
 
+    def delete(self) -> None:
+        """``delete``: remove the object (204 whether or not it existed)."""
+        self.transport.call(
+            "DELETE",
+            self.url,
+            "delete",
+            lambda response: None,
+            ok=(200, 204),
+            cancel=self.cancel,
+        )
+
     def abort(self, upload_id: str) -> None:
         """``mpu-abort``: discard the upload (204 even if it is already gone)."""
         self.transport.call(

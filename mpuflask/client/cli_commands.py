@@ -1,178 +1,43 @@
-"""The client's commands: ``mpuflask upload``, ``download`` and ``abort``.
+"""The client's transfer commands: ``mpuflask upload``, ``download``, ``abort``, ``rm``.
 
-Registered on the ``mpuflask`` group in :mod:`mpuflask.cli`. Only click is
-imported here at first; ``requests`` (the ``client`` extra) is imported when a
-command runs, so a server-only install still has a working ``mpuflask``.
+Registered on the ``mpuflask`` group in :mod:`mpuflask.cli`; the listings
+(``ls``, ``uploads``) are in :mod:`.cli_listing`, shared options in
+:mod:`.cli_options`. Only click is imported here at first; ``requests`` (the
+``client`` extra) is imported when a command runs, so a server-only install
+still has a working ``mpuflask``.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import re
 import sys
-from collections.abc import Callable
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
-from typing import Any
-from typing import NoReturn
-from typing import TypeVar
 
 import click
+
+from .cli_options import NO_RESUME
+from .cli_options import RESUME
+from .cli_options import connection_options
+from .cli_options import exit_interrupted
+from .cli_options import make_client
+from .cli_options import object_url
+from .cli_options import object_urls
+from .cli_options import part_size_options
+from .cli_options import reporting
+from .cli_options import transfer_options
+from .urls import BadUrl
+from .urls import base_name
 
 if TYPE_CHECKING:
     from .api import Client
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1024,
-    "kib": 1024,
-    "kb": 1000,
-    "m": 1024**2,
-    "mib": 1024**2,
-    "mb": 1000**2,
-    "g": 1024**3,
-    "gib": 1024**3,
-    "gb": 1000**3,
-}
-_SIZE = re.compile(r"\s*(\d+)\s*([a-zA-Z]*)\s*")
-
-
-def parse_size(
-    ctx: click.Context, param: click.Parameter, value: str | int | None
-) -> int | None:
-    """A size such as ``100MiB``, ``5M`` (binary), ``8MB`` (decimal) or ``1048576``."""
-    if value is None or isinstance(value, int):
-        return value
-    match = _SIZE.fullmatch(value)
-    unit = match.group(2).lower() if match else ""
-    if match is None or unit not in _UNITS:
-        raise click.BadParameter(f"{value!r} is not a size like 100MiB, 5M or 1048576")
-    return int(match.group(1)) * _UNITS[unit]
-
-
-def _shared_options(function: F) -> F:
-    """Options every transfer command takes."""
-    options = [
-        click.option(
-            "--token",
-            envvar="MPUFLASK_TOKEN",
-            help="Send 'Authorization: Bearer TOKEN' (env MPUFLASK_TOKEN).",
-        ),
-        click.option(
-            "-j",
-            "--concurrency",
-            type=click.IntRange(1, 256),
-            default=4,
-            show_default=True,
-            help="Parts (or ranges) in flight at once.",
-        ),
-        click.option(
-            "--retries",
-            type=click.IntRange(0, 100),
-            default=5,
-            show_default=True,
-            help="Retries per request after a connection error, timeout, 408, "
-            "429 or 5xx (never after another 4xx).",
-        ),
-        click.option(
-            "-q", "--quiet", is_flag=True, help="No progress, only warnings and errors."
-        ),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
-
-
-def _part_size_options(function: F) -> F:
-    options = [
-        click.option(
-            "--part-size",
-            metavar="SIZE",
-            callback=parse_size,
-            type=str,
-            help="Part size (default: the smallest whole MiB >= the minimum "
-            "that keeps within 10,000 parts).",
-        ),
-        click.option(
-            "--min-part-size",
-            metavar="SIZE",
-            callback=parse_size,
-            type=str,
-            default="5MiB",
-            show_default=True,
-            help="The server's minimum part size, if it was lowered.",
-        ),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
-
-
-def _make_client(
-    token: str | None,
-    concurrency: int,
-    retries: int,
-    state_dir: Path | None = None,
-) -> Client:
-    """A Client, or a clear message if the ``client`` extra is not installed."""
-    try:
-        from .api import Client
-        from .retry import RetryPolicy
-    except ModuleNotFoundError as error:
-        raise click.ClickException(
-            f"the mpuflask client needs {error.name}: pip install 'mpuflask[client]'"
-        ) from None
-    return Client(
-        token=token,
-        concurrency=concurrency,
-        retry=RetryPolicy(attempts=retries + 1),
-        state_dir=state_dir,
-    )
-
-
-@contextmanager
-def _reporting(quiet: bool) -> Iterator[None]:
-    """Client log lines to stderr; a failure becomes a one-line error, exit 1."""
-    from .errors import ClientError
-
-    logger = logging.getLogger("mpuflask.client")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(handler)
-    level = logger.level
-    logger.setLevel(logging.WARNING if quiet else logging.INFO)
-    try:
-        yield
-    except (ClientError, OSError) as error:  # OSError: a file we cannot read/write
-        raise click.ClickException(str(error)) from None
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-
-
-def _exit_interrupted(hint: str) -> NoReturn:
-    """Leave now on Ctrl-C: parts still in flight are abandoned, not awaited.
-
-    ``os._exit`` because Python would otherwise join the transfer threads at
-    exit, and a part waiting on a slow server may take minutes to answer.
-    """
-    click.echo(f"interrupted: {hint}", err=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(130)
-
 
 @click.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("url")
-@_part_size_options
-@_shared_options
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.argument("url", callback=object_url)
+@part_size_options
+@transfer_options
 @click.option("--content-type", help="Stored with the object (default: from the name).")
 @click.option(
     "--no-resume",
@@ -186,13 +51,14 @@ def _exit_interrupted(hint: str) -> NoReturn:
     help="Where resume records live (default ~/.cache/mpuflask/uploads).",
 )
 def upload(
-    file: Path,
+    file: str,
     url: str,
     part_size: int | None,
     min_part_size: int,
     token: str | None,
-    concurrency: int,
+    headers: dict[str, str],
     retries: int,
+    concurrency: int,
     quiet: bool,
     content_type: str | None,
     no_resume: bool,
@@ -201,84 +67,198 @@ def upload(
     """Upload FILE to the object URL (http://host/key), in parallel parts.
 
     Run the same command again after an interruption: only the parts the
-    server does not hold are sent.
+    server does not hold are sent. FILE '-' reads standard input, part by
+    part, until it ends (at most -j parts in memory; no resume: a failed or
+    interrupted run is aborted and must start over).
     """
     from .progress import progress_for
 
-    client = _make_client(token, concurrency, retries, state_dir)
-    with _reporting(quiet):
+    _check_part_size(file, part_size, min_part_size)
+    client = make_client(token, headers, retries, concurrency, state_dir)
+    if file == "-":
+        _upload_stdin(client, url, part_size, min_part_size, content_type, quiet)
+        return
+    source = Path(file)
+    with reporting(quiet, again=RESUME):
         try:
             result = client.upload(
-                file,
+                source,
                 url,
                 part_size=part_size,
                 min_part_size=min_part_size,
                 resume=not no_resume,
                 content_type=content_type,
-                progress=progress_for(f"upload {file.name}", quiet=quiet),
+                progress=progress_for(f"upload {source.name}", quiet=quiet),
             )
         except KeyboardInterrupt:
-            _exit_interrupted("run the same command again to resume")
+            exit_interrupted("run the same command again to resume")
     checked = "verified" if result.verified else "not verified"
     click.echo(
-        f'uploaded {file} to {url}: etag "{result.etag}" ({checked}), '
+        f'uploaded {source} to {url}: etag "{result.etag}" ({checked}), '
         f"{result.parts} parts of {result.part_size} bytes, "
         f"{result.parts_resumed} already on the server"
     )
 
 
+def _check_part_size(file: str, part_size: int | None, min_part_size: int) -> None:
+    """A part size R2's rules refuse for this input is a usage error (exit 2)."""
+    from .errors import ClientError
+    from .parts import choose_part_size
+    from .parts import stream_part_size
+
+    try:
+        if file == "-":  # any size may come: the part size must suit many parts
+            stream_part_size(part_size, min_part_size)
+        else:
+            choose_part_size(
+                Path(file).stat().st_size, part_size, min_part_size=min_part_size
+            )
+    except ClientError as error:
+        raise click.BadParameter(str(error), param_hint="'--part-size'") from None
+
+
+def _upload_stdin(
+    client: Client,
+    url: str,
+    part_size: int | None,
+    min_part_size: int,
+    content_type: str | None,
+    quiet: bool,
+) -> None:
+    """``upload - URL``: standard input, part by part, until it ends."""
+    from .progress import progress_for
+
+    stdin = sys.stdin.buffer
+    if not quiet and sys.stdin.isatty():
+        click.echo("reading standard input (end it with Ctrl-D)", err=True)
+    with reporting(quiet, again=NO_RESUME):
+        try:
+            result = client.upload_stream(
+                stdin,
+                url,
+                part_size=part_size,
+                min_part_size=min_part_size,
+                content_type=content_type,
+                progress=progress_for("upload stdin", quiet=quiet),
+            )
+        except KeyboardInterrupt:
+            exit_interrupted(NO_RESUME)
+    checked = "verified" if result.verified else "not verified"
+    click.echo(
+        f'uploaded standard input to {url}: etag "{result.etag}" ({checked}), '
+        f"{result.size} bytes in {result.parts} parts of {result.part_size} bytes"
+    )
+
+
 @click.command()
-@click.argument("url")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@_part_size_options
-@_shared_options
+@click.argument("url", callback=object_url)
+@click.argument("file", type=click.Path(path_type=str))
+@part_size_options
+@transfer_options
 def download(
     url: str,
-    file: Path,
+    file: str,
     part_size: int | None,
     min_part_size: int,
     token: str | None,
-    concurrency: int,
+    headers: dict[str, str],
     retries: int,
+    concurrency: int,
     quiet: bool,
 ) -> None:
-    """Download the object URL to FILE in parallel ranges, replacing FILE atomically."""
+    """Download the object URL to FILE in parallel ranges, replacing FILE atomically.
+
+    FILE may be a folder (an existing one, or any path ending in '/'): the
+    file is then named after the key's last part.
+    """
     from .progress import progress_for
 
-    client = _make_client(token, concurrency, retries)
-    with _reporting(quiet):
+    target = download_target(url, file)
+    client = make_client(token, headers, retries, concurrency)
+    with reporting(quiet):
         try:
             result = client.download(
                 url,
-                file,
+                target,
                 part_size=part_size,
                 min_part_size=min_part_size,
-                progress=progress_for(f"download {file.name}", quiet=quiet),
+                progress=progress_for(f"download {target.name}", quiet=quiet),
             )
         except KeyboardInterrupt:
-            _exit_interrupted(f"{file} was left as it was")
+            exit_interrupted(f"{target} was left as it was")
     if not result.verified:
         click.echo(
             f'warning: etag "{result.etag}" not recomputed (unknown part size; '
             "give --part-size); length and etag were checked across ranges",
             err=True,
         )
-    click.echo(f'downloaded {url} to {file}: {result.size} bytes, etag "{result.etag}"')
+    click.echo(
+        f'downloaded {url} to {target}: {result.size} bytes, etag "{result.etag}"'
+    )
+
+
+def download_target(url: str, file: str) -> Path:
+    """The file a download writes: FILE, or FILE/<the key's base name>.
+
+    A usage error (exit 2) when the folder to write in does not exist.
+    """
+    path = Path(file)
+    if file.endswith(("/", os.sep)) or path.is_dir():
+        if not path.is_dir():
+            raise click.BadParameter(
+                f"the folder {file!r} does not exist", param_hint="'FILE'"
+            )
+        try:
+            return path / base_name(url)
+        except BadUrl as error:
+            raise click.BadParameter(str(error), param_hint="'FILE'") from None
+    if not path.parent.is_dir():
+        raise click.BadParameter(
+            f"the folder {str(path.parent)!r} does not exist", param_hint="'FILE'"
+        )
+    return path
 
 
 @click.command()
-@click.argument("url")
+@click.argument("url", callback=object_url)
 @click.option("--upload-id", required=True, help="The uploadId to discard.")
-@click.option("--token", envvar="MPUFLASK_TOKEN", help="Bearer token.")
 @click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="MPUFLASK_STATE_DIR",
     help="Where resume records live (the record of this upload is removed).",
 )
-def abort(url: str, upload_id: str, token: str | None, state_dir: Path | None) -> None:
-    """Discard the unfinished upload UPLOAD_ID of the object URL."""
-    client = _make_client(token, 1, 5, state_dir)
-    with _reporting(quiet=True):
+@connection_options
+def abort(
+    url: str,
+    upload_id: str,
+    state_dir: Path | None,
+    token: str | None,
+    headers: dict[str, str],
+    retries: int,
+) -> None:
+    """Discard the unfinished upload UPLOAD_ID of the object URL.
+
+    'mpuflask uploads URL' lists the open uploads and their ids.
+    """
+    client = make_client(token, headers, retries, state_dir=state_dir)
+    with reporting(quiet=True):
         client.abort(url, upload_id)
     click.echo(f"aborted upload {upload_id} of {url}")
+
+
+@click.command()
+@click.argument("url", nargs=-1, required=True, callback=object_urls)
+@connection_options
+def rm(
+    url: tuple[str, ...], token: str | None, headers: dict[str, str], retries: int
+) -> None:
+    """Delete the objects at the URLs (http://host/key ...).
+
+    The server answers the same whether or not an object was there.
+    """
+    client = make_client(token, headers, retries)
+    with reporting(quiet=True):
+        for one in url:
+            client.delete(one)
+            click.echo(f"deleted {one}")

@@ -158,7 +158,7 @@ class _Fetch:
             self.whole = True
             length = response.headers.get("Content-Length")
             if length is None:  # size unknown until the end: hash afterwards
-                self.progress.start(0)
+                self.progress.start(None)
                 self.found = _Object(self._write(response, 0, None, None), etag)
                 return None
             self.found = _Object(int(length), etag)

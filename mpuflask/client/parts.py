@@ -87,3 +87,27 @@ def choose_part_size(
             f"at most {MAX_PART_NUMBER} are allowed: use at least {least} bytes"
         )
     return plan
+
+
+def stream_part_size(part_size: int | None, min_part_size: int) -> int:
+    """The part size for a stream of unknown size: ``part_size`` checked, or
+    the default.
+
+    The default is the cut :func:`choose_part_size` makes for any file of up
+    to 10,000 parts of it (5 MiB: files up to ~48.8 GiB), so a download can
+    recompute the etag. A given size must suit a part that is not the last
+    (any stream may need many parts): at least the minimum, at most 5 GiB.
+    Raises :class:`ClientError`.
+    """
+    if part_size is None:
+        return choose_part_size(1, min_part_size=min_part_size).part_size
+    if part_size < min_part_size:
+        raise ClientError(
+            f"part size {part_size} is under the minimum of {min_part_size} bytes"
+        )
+    if part_size > DEFAULT_MAX_PART_SIZE:
+        raise ClientError(
+            f"part size {part_size} is over the maximum of "
+            f"{DEFAULT_MAX_PART_SIZE} bytes"
+        )
+    return part_size

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED
 from concurrent.futures import Future
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import as_completed
+from concurrent.futures import wait
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -62,6 +65,50 @@ def run_all(
 
     futures = [pool.submit(guarded, task) for task in tasks]
     try:
+        for future in as_completed(futures):
+            future.result()
+    except BaseException as error:
+        for future in futures:
+            future.cancel()
+        if isinstance(error, Cancelled):
+            raise _first_cause(futures) from None
+        raise
+    return [future.result() for future in futures]
+
+
+def run_bounded(
+    pool: ThreadPoolExecutor,
+    cancel: threading.Event,
+    tasks: Iterable[Callable[[], T]],
+    limit: int,
+) -> list[T]:
+    """Like :func:`run_all`, but take the next task only while fewer than
+    ``limit`` run.
+
+    ``tasks`` is iterated lazily, on the caller's thread, so an iterator that
+    reads its task's data as it makes it (standard input, part by part) holds
+    at most ``limit`` tasks' data at once.
+    """
+
+    def guarded(task: Callable[[], T]) -> T:
+        try:
+            return task()
+        except BaseException:
+            cancel.set()
+            raise
+
+    futures: list[Future[T]] = []
+    running: set[Future[T]] = set()
+    try:
+        for task in tasks:
+            future = pool.submit(guarded, task)
+            futures.append(future)
+            running.add(future)
+            while len(running) >= limit:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for finished in done:
+                    finished.result()
+            del task, future  # the next task's data replaces this one's
         for future in as_completed(futures):
             future.result()
     except BaseException as error:

@@ -2,8 +2,10 @@
 
 Everything that touches the network goes through :meth:`Transport.call`:
 the action URL is built (and signed, if a signer is given) afresh for every
-try, the bearer token is added, a body is re-created whole for every try, and
-the retry policy of :mod:`.retry` decides what happens on a failure.
+try, the caller's headers and the bearer token are added, a body is
+re-created whole for every try, and the retry policy of :mod:`.retry` decides
+what happens on a failure. Failures leave as one-line client errors
+(:mod:`.plain`), never as requests' own exceptions.
 """
 
 from __future__ import annotations
@@ -27,8 +29,12 @@ from .errors import Cancelled
 from .errors import ClientError
 from .errors import ServerRefused
 from .errors import TransferFailed
+from .headers import check_headers
+from .plain import connection_problem
 from .retry import RetryPolicy
 from .retry import is_retryable_status
+from .urls import display
+from .urls import host_of
 
 T = TypeVar("T")
 
@@ -51,6 +57,8 @@ _RETRYABLE_ERRORS = (
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
 )
+#: A certificate stays wrong however often it is tried.
+_FINAL_ERRORS = (requests.exceptions.SSLError,)
 
 
 class _BlockSizeAdapter(HTTPAdapter):
@@ -95,15 +103,17 @@ def action_url(url: str, action: str, params: Iterable[tuple[str, str]] = ()) ->
 class Transport:
     """Credentials, retry policy and connection pool shared by a transfer.
 
-    ``token`` is sent as ``Authorization: Bearer <token>``; ``url_signer``
-    rewrites each URL before it is sent. ``session`` lets a caller (or a
-    test) bring its own ``requests.Session``.
+    ``token`` is sent as ``Authorization: Bearer <token>``; ``headers`` (for
+    example ``{"X-Api-Key": "..."}`` for a header-based auth hook) go with
+    every request; ``url_signer`` rewrites each URL before it is sent.
+    ``session`` lets a caller (or a test) bring its own ``requests.Session``.
     """
 
     def __init__(
         self,
         *,
         token: str | None = None,
+        headers: Mapping[str, str] | None = None,
         url_signer: UrlSigner | None = None,
         retry: RetryPolicy | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
@@ -111,6 +121,7 @@ class Transport:
         pool_size: int = 10,
     ) -> None:
         self.token = token
+        self.headers = check_headers(headers or {}, token=token)
         self.url_signer = url_signer
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
@@ -164,15 +175,24 @@ class Transport:
                     if response.status_code in accepted:
                         return handle(response)
                     problem: ClientError = ServerRefused(
-                        method, action, response.status_code, response.text
+                        method,
+                        action,
+                        response.status_code,
+                        response.text,
+                        display(url),
                     )
                     if not is_retryable_status(response.status_code):
                         raise problem
                     retry_after = response.headers.get("Retry-After")
+            except _FINAL_ERRORS as error:
+                raise self._failed(action, url, error) from None
             except _RETRYABLE_ERRORS as error:
-                problem = TransferFailed(f"{action}: {error}")
+                problem = self._failed(action, url, error)
+            except requests.RequestException as error:  # a bad URL or header
+                raise ClientError(f"{action} {display(url)}: {error}") from None
             failures += 1
             if failures >= self.retry.attempts:
+                problem.tries = failures
                 raise problem
             wait = self.retry.delay(failures, retry_after)
             log.warning(
@@ -188,8 +208,21 @@ class Transport:
             else:
                 time.sleep(wait)
 
+    def _failed(self, action: str, url: str, error: Exception) -> TransferFailed:
+        """``error`` (from requests) as one line: what, where, why."""
+        host = host_of(url)
+        problem = connection_problem(error, host, self.timeout)
+        return TransferFailed(
+            f"{action} {display(url)}: {problem.words}", problem.kind, host
+        )
+
     def _headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
-        headers = dict(extra or {})
+        """The caller's headers, then this request's own, then the token."""
+        headers = dict(self.headers)
+        for name, value in (extra or {}).items():
+            for known in [k for k in headers if k.lower() == name.lower()]:
+                del headers[known]
+            headers[name] = value
         if self.token is not None:
             headers["Authorization"] = f"Bearer {self.token}"
         return headers

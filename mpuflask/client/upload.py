@@ -98,7 +98,7 @@ def upload_file(
             progress.close()
     _check_unchanged(source, stat)
     parts = [done[n] for n in plan.numbers()]
-    etag, verified = _complete(api, record.upload_id, parts)
+    etag, verified = complete_upload(api, record.upload_id, parts)
     if state is not None:
         state.delete(record)
     return UploadResult(
@@ -203,7 +203,7 @@ def _check_unchanged(source: Path, before: os.stat_result) -> None:
         raise SourceChanged(f"{source} changed during the upload; run again")
 
 
-def _complete(
+def complete_upload(
     api: ObjectApi, upload_id: str, parts: list[SentPart]
 ) -> tuple[str, bool]:
     """Complete and check the object etag; whether it could be checked.

@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
+from click.testing import Result
 from flask import Flask
 
+from mpuflask.cli import main
 from mpuflask.client import Client
 from mpuflask.client import RetryPolicy
 from tests.client.wsgi_adapter import BASE
@@ -72,3 +75,27 @@ def mpu(make_client: Callable[..., Client]) -> Client:
 def upload_kwargs() -> dict[str, Any]:
     """What every upload in these tests passes: small parts the app accepts."""
     return {"part_size": PART, "min_part_size": MIN_PART}
+
+
+@pytest.fixture
+def run_cli(
+    adapter: WsgiAdapter, monkeypatch: pytest.MonkeyPatch, state_dir: Path
+) -> Callable[..., Result]:
+    """Run ``mpuflask ARGS`` in-process, its requests answered by ``adapter``.
+
+    The CLI builds its own session: ``make_session`` is replaced by one that
+    mounts the adapter, so every request the command makes is recorded in
+    ``adapter.sent``. Retries wait no time.
+    """
+    monkeypatch.setattr(
+        "mpuflask.client.transport.make_session",
+        lambda *args, **kwargs: session_for(adapter),
+    )
+    monkeypatch.setattr(RetryPolicy, "delay", lambda self, *args, **kwargs: 0.0)
+    monkeypatch.setenv("MPUFLASK_STATE_DIR", str(state_dir))
+    monkeypatch.delenv("MPUFLASK_TOKEN", raising=False)
+
+    def run(*args: str | Path, input: bytes | str | None = None) -> Result:
+        return CliRunner().invoke(main, [str(a) for a in args], input=input)
+
+    return run

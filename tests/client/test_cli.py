@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,10 @@ from click.testing import CliRunner
 
 from mpuflask.cli import COMMANDS
 from mpuflask.cli import main
-from mpuflask.client.cli_commands import parse_size
+from mpuflask.client.cli_options import parse_size
+from mpuflask.client.install import install_command
+from mpuflask.client.install import missing_dependency
+from tests.servers import free_port
 
 #: Run the CLI in a Python where ``import requests`` fails (a server install).
 WITHOUT_REQUESTS = (
@@ -23,7 +27,7 @@ WITHOUT_REQUESTS = (
 def test_the_group_lists_every_command() -> None:
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0, result.output
-    for name in ("upload", "download", "abort"):
+    for name in ("upload", "download", "abort", "ls", "uploads", "rm"):
         assert name in COMMANDS
         assert f"  {name} " in result.output
 
@@ -81,10 +85,7 @@ def test_without_requests_a_client_command_says_what_to_install(tmp_path: Path) 
         check=False,
     )
     assert result.returncode == 1
-    assert (
-        "the mpuflask client needs requests: pip install 'mpuflask[client]'"
-        in result.stderr
-    )
+    assert result.stderr == f"Error: {missing_dependency('requests')}\n"
 
 
 def test_without_requests_the_library_says_what_to_install() -> None:
@@ -95,31 +96,79 @@ def test_without_requests_the_library_says_what_to_install() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
     assert result.returncode == 1
-    assert (
-        "ImportError: the mpuflask client needs requests: pip install 'mpuflask[client]'"
-        in result.stderr
-    )
+    assert f"ImportError: {missing_dependency('requests')}\n" in result.stderr
+
+
+PIP = f"{shlex.quote(sys.executable)} -m pip install"
+
+
+@pytest.mark.parametrize(
+    ("direct_url", "installed", "command"),
+    [
+        (None, True, f"{PIP} 'mpuflask[client]'"),
+        (
+            '{"url": "file:///src/mpuflask", "dir_info": {"editable": true}}',
+            True,
+            f"{PIP} -e '/src/mpuflask[client]'",
+        ),
+        (
+            '{"url": "file:///my%20src/mpuflask", "dir_info": {}}',
+            True,
+            f"{PIP} '/my src/mpuflask[client]'",
+        ),
+        (
+            '{"url": "file:///w/mpuflask-0.1.0-py3-none-any.whl", "archive_info": {}}',
+            True,
+            f"{PIP} 'requests>=2.31' 'tqdm>=4.66'",
+        ),
+        (
+            '{"url": "https://example.com/m.git", "vcs_info": {"vcs": "git"}}',
+            True,
+            f"{PIP} 'requests>=2.31' 'tqdm>=4.66'",
+        ),
+        (None, False, f"{PIP} 'requests>=2.31' 'tqdm>=4.66'"),
+    ],
+    ids=["index", "editable-clone", "clone", "wheel", "vcs", "not-installed"],
+)
+def test_the_install_hint_names_what_works_for_this_install(
+    direct_url: str | None, installed: bool, command: str
+) -> None:
+    """From a clone, ``mpuflask[client]`` is not on any index: name the folder."""
+    assert install_command(direct_url, installed=installed) == command
+
+
+def test_the_install_hint_here_points_at_a_folder_with_the_client_extra() -> None:
+    """This test run's own install: the hint's folder has the ``client`` extra."""
+    hint = missing_dependency("requests")
+    if "[client]" not in hint or "'mpuflask[client]'" in hint:
+        pytest.skip(f"mpuflask is not installed from a folder here: {hint}")
+    folder = Path(hint.rpartition("[client]")[0].rpartition(" ")[2].strip("'"))
+    assert '\nclient = [\n    "requests' in (folder / "pyproject.toml").read_text()
 
 
 def test_a_refused_connection_is_one_line_and_exit_1(tmp_path: Path) -> None:
     source = tmp_path / "f"
     source.write_bytes(b"x")
-    result = CliRunner().invoke(
-        main,
-        [
-            "upload",
-            str(source),
-            "http://127.0.0.1:9/k",
-            "--retries",
-            "0",
-            "-q",
-            "--state-dir",
-            str(tmp_path / "s"),
-        ],
-    )
-    assert result.exit_code == 1
-    assert result.output.startswith("Error: mpu-create: ")
-    assert "Traceback" not in result.output
+    port = free_port()
+    for quiet in (["-q"], []):
+        result = CliRunner().invoke(
+            main,
+            [
+                "upload",
+                str(source),
+                f"http://127.0.0.1:{port}/k",
+                "--retries",
+                "0",
+                *quiet,
+                "--state-dir",
+                str(tmp_path / "s"),
+            ],
+        )
+        assert result.exit_code == 1
+        assert result.output == (
+            f"Error: mpu-create http://127.0.0.1:{port}/k: 127.0.0.1:{port} refused "
+            "the connection; is the server running, at this host and port?\n"
+        )
 
 
 def test_size_options_take_units(tmp_path: Path) -> None:
@@ -143,8 +192,13 @@ def test_the_console_script_is_installed() -> None:
     assert "upload" in result.stdout
 
 
-def test_a_target_folder_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
+def test_a_target_folder_that_does_not_exist_is_a_usage_error(
+    tmp_path: Path,
+) -> None:
     target = tmp_path / "missing" / "out.bin"
     result = CliRunner().invoke(main, ["download", "http://127.0.0.1:9/k", str(target)])
-    assert result.exit_code == 1
-    assert result.output.startswith("Error: [Errno 2] No such file or directory")
+    assert result.exit_code == 2
+    assert result.output.endswith(
+        f"\nError: Invalid value for 'FILE': the folder "
+        f"'{tmp_path / 'missing'}' does not exist\n"
+    )

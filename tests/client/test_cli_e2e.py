@@ -11,6 +11,7 @@ from __future__ import annotations
 import filecmp
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -190,7 +191,9 @@ def test_uploads_complete_through_503s(tmp_path: Path) -> None:
             tmp_path / "s",
         )
         assert up.returncode == 0, up.stderr
-        assert "mpu-uploadpart answered 503: injected 503; retrying" in up.stderr
+        assert f"mpu-uploadpart {url} answered 503: injected 503; retrying" in (
+            up.stderr
+        )
         down = run("download", url, target, "-j", "4", *SMALL_PARTS, "-q")
         assert down.returncode == 0, down.stderr
     assert target.read_bytes() == data
@@ -220,7 +223,7 @@ def test_a_400_stops_the_upload_at_once_with_the_servers_message(
             tmp_path / "s",
         )
     assert up.returncode == 1
-    assert f"Error: mpu-uploadpart answered 400: {RefusePart.TEXT}" in up.stderr
+    assert f"Error: mpu-uploadpart {url} answered 400: {RefusePart.TEXT}" in up.stderr
     assert "retrying" not in up.stderr
     puts = [
         int(part) for _, action, part, _ in read_log(log) if action == "mpu-uploadpart"
@@ -228,3 +231,42 @@ def test_a_400_stops_the_upload_at_once_with_the_servers_message(
     assert puts.count(3) == 1, "a 400 is never retried"
     assert len(puts) <= 3 + 4, "no part starts after the refusal but those in flight"
     assert "mpu-complete" not in {action for _, action, _, _ in read_log(log)}
+
+
+def test_piped_data_and_the_api_key_hook_of_the_docs(tmp_path: Path) -> None:
+    """``cat | mpuflask upload - URL -H 'X-Api-Key: ...'``, against gunicorn
+    running examples/hooks/api_key.py (docs/hooks.md) by configuration."""
+    data = random.Random(5).randbytes(10 * PART + 5)
+    headers = tmp_path / "headers"
+    headers.write_text("X-Api-Key: k-alice\n")
+    env = {
+        **FAST,
+        "MPUFLASK_AUTH_HOOKS": "examples.hooks.api_key:require_api_key",
+        "MYCO_API_KEYS": json.dumps({"k-alice": "alice"}),
+    }
+    with gunicorn_server(tmp_path, workers=2, env=env) as server:
+        url = f"{server.url}piped/data.bin"
+        upload = cli("upload", "-", url, *SMALL_PARTS, "-j", "3")
+        refused = subprocess.run(upload, input=data, capture_output=True, timeout=600)
+        assert refused.returncode == 1
+        assert refused.stderr.decode().endswith(
+            f"Error: mpu-create {url} answered 401: Unauthorized: unknown or "
+            "missing X-Api-Key; give the credentials it expects: --token (or "
+            "MPUFLASK_TOKEN) or -H 'Name: value'\n"
+        )
+        up = subprocess.run(
+            [*upload, "-H", "X-Api-Key: k-alice"],
+            input=data,
+            capture_output=True,
+            timeout=600,
+        )
+        assert up.returncode == 0, up.stderr
+        assert f"{len(data)} bytes in 11 parts of {PART} bytes" in up.stdout.decode()
+        down = run("download", url, f"{tmp_path}/", "-H", f"@{headers}", "-q")
+        assert down.returncode == 0, down.stderr
+        assert (tmp_path / "data.bin").read_bytes() == data
+        assert run("rm", url, "-H", f"@{headers}").returncode == 0
+        gone = requests.get(
+            f"{url}?action=get", headers={"X-Api-Key": "k-alice"}, timeout=30
+        )
+        assert gone.status_code == 404

@@ -45,3 +45,43 @@ def test_the_bar_shows_bytes_and_rate() -> None:
     bar.close()
     text = out.getvalue()
     assert "upload f: 100%" in text and "4.00M/4.00M" in text and "B/s" in text
+
+
+def test_nothing_is_reported_before_the_size_is_known() -> None:
+    """A download that failed before its first answer printed "100% 0 B of 0 B"."""
+    out = io.StringIO()
+    progress = LineProgress("download f", out)
+    progress.update(0)
+    progress.close()
+    assert out.getvalue() == ""
+
+
+def test_an_empty_transfer_is_100_percent() -> None:
+    out = io.StringIO()
+    progress = LineProgress("download f", out)
+    progress.start(0)
+    progress.close()
+    assert out.getvalue().startswith("download f: 100% 0 B of 0 B (")
+    assert len(out.getvalue().splitlines()) == 1
+
+
+def test_a_transfer_of_unknown_size_reports_bytes_not_percents() -> None:
+    """Standard input: at most one line per interval, and the total at the end."""
+    out = io.StringIO()
+    progress = LineProgress("upload stdin", out, interval=3600.0)
+    progress.start(None)
+    for _ in range(5):
+        progress.update(1024)
+    progress.close()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("upload stdin: 5.0 KiB (")
+
+
+def test_the_bar_takes_an_unknown_size() -> None:
+    out = Terminal()
+    bar = progress_for("upload stdin", quiet=False, stream=out)
+    bar.start(None)
+    bar.update(4 * 1024 * 1024)
+    bar.close()
+    assert "upload stdin: 4.00MB" in out.getvalue()

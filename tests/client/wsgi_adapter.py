@@ -3,7 +3,8 @@
 Lets the client library run against Flask's app directly: the adapter reads
 the streamed body (so FileSlice, hashing and progress run as for real), calls
 the app through Werkzeug's test client, records what was sent, and can fail
-chosen requests with a connection error before they reach the app.
+chosen requests with a connection reset (as requests raises it) before they
+reach the app.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from urllib.parse import parse_qs
 from urllib.parse import urlsplit
 
 import requests
+import urllib3.exceptions
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
@@ -66,7 +68,7 @@ class WsgiAdapter(BaseAdapter):
         if self.fail(request):
             with self.lock:
                 self.sent.append(Sent(**record, status=None))
-            raise requests.ConnectionError(f"injected failure: {request.url}")
+            raise _connection_reset()
         headers = {
             k: v
             for k, v in request.headers.items()
@@ -100,6 +102,13 @@ class WsgiAdapter(BaseAdapter):
             for s in self.sent
             if s.action == "mpu-uploadpart" and s.status == 200 and s.part_number
         ]
+
+
+def _connection_reset() -> requests.ConnectionError:
+    """What requests raises when the server resets the connection mid-request."""
+    reset = ConnectionResetError(104, "Connection reset by peer")
+    aborted = urllib3.exceptions.ProtocolError("Connection aborted.", reset)
+    return requests.ConnectionError(aborted)
 
 
 def _read_body(body: Any) -> bytes:
