@@ -154,6 +154,18 @@ class InvalidObjectName(R2Error):
     message = "The specified object name is not valid."
 
 
+class DataDirDamaged(R2Error):
+    """The filesystem store's data directory is not as the store keeps it.
+
+    An area (``uploads``, ``objects``, ...) is a symlink, a file or missing:
+    the store neither follows nor repairs it, logs what it found and refuses
+    every request that needs it (503, R2's internal error) until an operator
+    has looked.
+    """
+
+    code = HTTPStatus.SERVICE_UNAVAILABLE
+
+
 class InvalidPartNumber(ApiError):
     """R2's RangeError text for a part number outside 1..10000 (no code, no prefix)."""
 
