@@ -333,3 +333,14 @@ def test_symlinks_in_tmp_and_trash_are_removed_not_followed(
     assert tree(outside) == before
     assert list((data_dir / "tmp").iterdir()) == []
     assert list((data_dir / "trash").iterdir()) == []
+
+
+def test_sweep_lock_symlinked_outside_is_not_created_there(
+    make_app: Any, data_dir: Path, outside: Path
+) -> None:
+    """sweep.lock -> outside/planted: the gc command created that file."""
+    app = make_app()
+    os.symlink(outside / "planted", data_dir / "sweep.lock")
+    result = app.test_cli_runner().invoke(args=["gc"])
+    assert result.exit_code != 0
+    assert not (outside / "planted").exists()

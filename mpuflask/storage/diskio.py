@@ -20,6 +20,7 @@ import os
 import shutil
 import stat
 import sys
+from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -181,6 +182,14 @@ def same_dir(parent_fd: int, name: str, dir_fd: int) -> bool:
         return False
     held = os.fstat(dir_fd)
     return (found.st_ino, found.st_dev) == (held.st_ino, held.st_dev)
+
+
+def quietly(undo: Callable[[], object]) -> None:
+    """Undo a step of a failed request as far as possible; sweep does the rest."""
+    try:
+        undo()
+    except OSError:
+        pass
 
 
 def make_dir(name: str, dir_fd: int) -> bool:

@@ -51,7 +51,6 @@ complete did not list are deleted by that complete.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
@@ -80,7 +79,8 @@ from .base import ObjectInfo
 from .base import UploadInfo
 from .diskio import CorruptEntry
 from .fsobject import open_version
-from .fsrecords import MANIFEST
+from .fspublish import object_name
+from .fspublish import reclaim
 from .fsrecords import UPLOAD_ID
 from .fsrecords import UPLOAD_RECORD
 from .fsrecords import check_record
@@ -192,7 +192,7 @@ class FilesystemBucket:
                 os.close(dir_fd)
         except BaseException:
             if "rename" in done:
-                _quietly(
+                diskio.quietly(
                     lambda: os.rename(
                         upload_id, building, src_dir_fd=uploads_fd, dst_dir_fd=tmp_fd
                     )
@@ -215,7 +215,7 @@ class FilesystemBucket:
 
     def get(self, key: str) -> ObjectBody | None:
         check_key(key, "get")
-        shard, name = _object_name(key)
+        shard, name = object_name(key)
         with self.areas("get", "objects") as (objects_fd,):
             try:
                 shard_fd = diskio.open_dir(shard, objects_fd)
@@ -232,7 +232,7 @@ class FilesystemBucket:
     def delete(self, key: str) -> None:
         operation = "delete"
         check_key(key, operation)
-        shard, name = _object_name(key)
+        shard, name = object_name(key)
         trash = secrets.token_hex(16)
         with (
             self.areas(operation, "objects", "trash") as (objects_fd, trash_fd),
@@ -255,7 +255,7 @@ class FilesystemBucket:
                 self.sync_dirs(shard_fd, trash_fd)
             finally:
                 os.close(shard_fd)
-            self.reclaim(trash_fd, trash)
+            reclaim(trash_fd, trash)
 
     def open_uploads(self, owner: str | None) -> int:
         """How many unexpired uploads ``owner`` holds (None: anonymous).
@@ -411,137 +411,6 @@ class FilesystemBucket:
                 diskio.unlink_quietly(name, tmp_fd)  # renamed away if all went well
                 os.close(fd)
 
-    def publish(self, staging_fd: int, name: str, key: str, operation: str) -> bool:
-        """Make ``staging/<name>`` the key's object at one instant.
-
-        ``RENAME_EXCHANGE`` swaps the two directories atomically, so a reader
-        sees the old version or the new one and never a missing key. Returns
-        True if a version was replaced: it is now ``staging/<name>``.
-        """
-        shard, target = _object_name(key)
-        with self.areas(operation, "objects", "trash") as (objects_fd, trash_fd):
-            for _ in range(100):
-                shard_fd, made = self._shard(objects_fd, trash_fd, shard)
-                try:
-                    replaced = self._swap_in(staging_fd, name, shard_fd, target)
-                    if replaced is not None:
-                        self.sync_dirs(shard_fd, staging_fd)
-                        return replaced
-                except BaseException:
-                    if made:  # leave no empty shard behind a failed complete
-                        _quietly(lambda: os.rmdir(shard, dir_fd=objects_fd))
-                    raise
-                finally:
-                    os.close(shard_fd)
-        raise RuntimeError(f"objects/{shard}/{target} kept changing while publishing")
-
-    def _swap_in(
-        self, staging_fd: int, name: str, shard_fd: int, target: str
-    ) -> bool | None:
-        """One try at publishing; None if the shard changed under us (try again)."""
-        if diskio.can_exchange():
-            try:
-                diskio.rename2(
-                    name, target, diskio.RENAME_EXCHANGE, staging_fd, shard_fd
-                )
-                return True
-            except FileNotFoundError:
-                pass
-            try:
-                diskio.rename2(
-                    name, target, diskio.RENAME_NOREPLACE, staging_fd, shard_fd
-                )
-                return False
-            except (FileExistsError, FileNotFoundError):
-                return None
-        # No renameat2: move the old version out first (a reader may see 404).
-        try:
-            os.rename(name, target, src_dir_fd=staging_fd, dst_dir_fd=shard_fd)
-            return False
-        except OSError as error:
-            if error.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
-                raise
-        with self.areas("completeMultipartUpload", "trash") as (trash_fd,):
-            aside = secrets.token_hex(16)
-            try:
-                os.rename(target, aside, src_dir_fd=shard_fd, dst_dir_fd=trash_fd)
-            except FileNotFoundError:
-                return None
-            self.reclaim(trash_fd, aside)
-        return None
-
-    def _shard(self, objects_fd: int, trash_fd: int, shard: str) -> tuple[int, bool]:
-        """Open ``objects/<shard>``, making it if needed; whether we made it.
-
-        Something else under that name (a symlink planted there) is moved to
-        the trash, never written through.
-        """
-        for _ in range(100):
-            made = diskio.make_dir(shard, objects_fd)
-            try:
-                return diskio.open_dir(shard, objects_fd), made
-            except FileNotFoundError:
-                continue  # removed by a failed complete between mkdir and open
-            except CorruptEntry as error:
-                log.error("corrupt entry objects/%s: %s; moved aside", shard, error)
-                aside = secrets.token_hex(16)
-                os.rename(shard, aside, src_dir_fd=objects_fd, dst_dir_fd=trash_fd)
-                self.reclaim(trash_fd, aside)
-        raise RuntimeError(f"objects/{shard} kept disappearing")
-
-    def retire(self, staging_fd: int, name: str) -> None:
-        """Move a replaced version to the trash and delete it if nobody reads it."""
-        trash = secrets.token_hex(16)
-        with self.areas("completeMultipartUpload", "trash") as (trash_fd,):
-            try:
-                os.rename(name, trash, src_dir_fd=staging_fd, dst_dir_fd=trash_fd)
-            except FileNotFoundError:
-                return
-            self.reclaim(trash_fd, trash)
-
-    def reclaim(self, trash_fd: int, name: str) -> int:
-        """Delete a retired version or aborted upload unless a reader pins it."""
-        try:
-            dir_fd = diskio.open_dir(name, trash_fd)
-        except FileNotFoundError:
-            return 0  # another sweep reclaimed it first
-        except CorruptEntry:
-            diskio.remove_entry(trash_fd, name)  # a symlink or file: unlinked
-            return 1
-        try:
-            try:
-                manifest_fd = diskio.open_file(MANIFEST, dir_fd)
-            except (FileNotFoundError, CorruptEntry):
-                pass  # no manifest a reader could have locked
-            else:
-                try:
-                    if not diskio.try_lock(manifest_fd):
-                        return 0
-                    # The manifest goes first: a reader that locks it later
-                    # sees it unlinked. (Another sweep may have reclaimed it
-                    # meanwhile: then we are done.)
-                    diskio.unlink_quietly(MANIFEST, dir_fd)
-                finally:
-                    os.close(manifest_fd)
-        finally:
-            os.close(dir_fd)
-        diskio.remove_entry(trash_fd, name)
-        return 1
-
-
-def _object_name(key: str) -> tuple[str, str]:
-    """Where a key's object lives: ``objects/<shard>/<name>``."""
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
-    return digest[:2], digest
-
 
 def _to_json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _quietly(undo: Callable[[], object]) -> None:
-    """Undo a step of a failed request as far as possible; sweep does the rest."""
-    try:
-        undo()
-    except OSError:
-        pass

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from . import diskio
 from . import fsowners
+from . import fspublish
 from .diskio import CorruptEntry
 from .fsrecords import MANIFEST
 from .fsrecords import UPLOAD_ID
@@ -44,7 +45,7 @@ def sweep(bucket: FilesystemBucket) -> int:
         removed += _sweep_uploads(bucket, uploads_fd, owners_fd)
         removed += fsowners.sweep_entries(owners_fd, uploads_fd, staging_fd)
         for name in os.listdir(trash_fd):
-            removed += bucket.reclaim(trash_fd, name)
+            removed += fspublish.reclaim(trash_fd, name)
         return removed
 
 
@@ -116,9 +117,8 @@ def _sweep_staging(bucket: FilesystemBucket, staging_fd: int, uploads_fd: int) -
                 except FileNotFoundError:
                     continue  # another sweep rolled it back first
             else:
-                bucket.retire(
-                    staging_fd, upload_id
-                )  # the version a publish swapped out
+                # The version a publish swapped out.
+                fspublish.retire(bucket, staging_fd, upload_id)
             removed += 1
         finally:
             os.close(dir_fd)

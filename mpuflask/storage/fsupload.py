@@ -26,6 +26,7 @@ from ..rules import check_part_sizes
 from ..rules import multipart_etag
 from . import diskio
 from . import fsowners
+from . import fspublish
 from .base import ObjectInfo
 from .base import PublishCheck
 from .base import UploadedPart
@@ -169,7 +170,7 @@ class FilesystemUpload:
                 _remove_all_but(dir_fd, {MANIFEST, UPLOAD_RECORD, *files})
                 if replaced:
                     try:
-                        bucket.retire(staging_fd, self.upload_id)
+                        fspublish.retire(bucket, staging_fd, self.upload_id)
                     except OSError as error:  # the sweep retires it later
                         log.warning("retired version not moved: %s", error)
         return info_from_manifest(manifest)
@@ -199,7 +200,9 @@ class FilesystemUpload:
                     upload_id, upload_id, src_dir_fd=uploads_fd, dst_dir_fd=staging_fd
                 )
                 closed = True
-                replaced = bucket.publish(staging_fd, upload_id, self.key, operation)
+                replaced = fspublish.publish(
+                    bucket, staging_fd, upload_id, self.key, operation
+                )
             except BaseException:
                 if closed:  # not published: reopen the upload
                     try:
@@ -248,7 +251,7 @@ class FilesystemUpload:
                     fsowners.remove(owners_fd, record)
             except NoSuchUpload:
                 return
-            bucket.reclaim(trash_fd, trash)
+            fspublish.reclaim(trash_fd, trash)
 
 
 def _json(value: Any) -> bytes:
