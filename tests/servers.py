@@ -114,6 +114,8 @@ def _wait_until_serving(server: Server) -> None:
         try:
             requests.get(server.url, timeout=1)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # Timeout: the master listens, but no worker has booted yet (a
+            # loaded machine takes more than a second to import boto3).
             time.sleep(0.05)
     raise RuntimeError(f"gunicorn did not start:\n{server.log.read_text()}")
