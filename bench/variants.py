@@ -41,9 +41,12 @@ from wsgiref.types import WSGIApplication
 from wsgiref.types import WSGIEnvironment
 
 from mpuflask import create_app
-from mpuflask.storage import filesystem
+from mpuflask.errors import EntityTooLarge
+from mpuflask.storage import diskio
+from mpuflask.storage import fsupload
 from mpuflask.storage.base import UploadedPart
 from mpuflask.storage.fsobject import FilesystemObjectBody
+from mpuflask.storage.fsupload import FilesystemUpload
 
 
 def _pread(self: FilesystemObjectBody, size: int | None = -1) -> bytes:
@@ -124,33 +127,42 @@ def _arena2_app() -> WSGIApplication:
 
 
 def _upload_part_fsync_unlocked(
-    self: filesystem.FilesystemUpload, part_number: int, chunks: Iterable[bytes]
+    self: FilesystemUpload,
+    part_number: int,
+    chunks: Iterable[bytes],
+    length: int | None = None,
 ) -> UploadedPart:
     """``FilesystemUpload.upload_part`` with the directory fsync moved out of the
     lock (the rest is the original, line for line)."""
+    operation = "uploadPart"
     bucket = self.bucket
-    bucket.read_upload(self.key, self.upload_id, "uploadPart")
+    if length is not None and length > bucket.max_part_size:
+        raise EntityTooLarge(operation)
+    bucket.read_upload(self.key, self.upload_id, operation)
     sync_fd = -1
     try:
         with (
-            bucket.received_part(chunks) as (temp, md5, size),
-            bucket.locked_upload(self.key, self.upload_id, "uploadPart") as (dir_fd, _),
+            bucket.received_part(chunks) as (tmp_fd, temp, md5, size),
+            bucket.locked_upload(self.key, self.upload_id, operation) as (dir_fd, _),
+            diskio.disk_full_as_507(operation),
         ):
-            data_name = f"{part_number:05d}.{md5}"
             link = f"{part_number:05d}"
-            os.rename(temp, data_name, dst_dir_fd=dir_fd)
-            try:
-                previous: str | None = os.readlink(link, dir_fd=dir_fd)
-            except FileNotFoundError:
-                previous = None
+            data_name = f"{link}.{md5}"
+            previous = self._current(dir_fd, link)
+            os.rename(temp, data_name, src_dir_fd=tmp_fd, dst_dir_fd=dir_fd)
             if previous != data_name:
-                filesystem._unlink_quietly(filesystem._LINK_TEMP, dir_fd)
-                os.symlink(data_name, filesystem._LINK_TEMP, dir_fd=dir_fd)
-                os.rename(
-                    filesystem._LINK_TEMP, link, src_dir_fd=dir_fd, dst_dir_fd=dir_fd
-                )
+                try:
+                    diskio.unlink_quietly(fsupload._LINK_TEMP, dir_fd)
+                    os.symlink(data_name, fsupload._LINK_TEMP, dir_fd=dir_fd)
+                    os.rename(
+                        fsupload._LINK_TEMP, link, src_dir_fd=dir_fd, dst_dir_fd=dir_fd
+                    )
+                except BaseException:
+                    diskio.unlink_quietly(fsupload._LINK_TEMP, dir_fd)
+                    diskio.unlink_quietly(data_name, dir_fd)
+                    raise
                 if previous is not None:
-                    filesystem._unlink_quietly(previous, dir_fd)
+                    diskio.unlink_quietly(previous, dir_fd)
             if bucket.durable:
                 # A new open file description: the flock is not shared with it,
                 # so closing dir_fd releases the lock before the fsync below.
@@ -164,7 +176,7 @@ def _upload_part_fsync_unlocked(
 
 
 def _fsync_unlocked_app() -> WSGIApplication:
-    filesystem.FilesystemUpload.upload_part = _upload_part_fsync_unlocked  # type: ignore[method-assign]
+    FilesystemUpload.upload_part = _upload_part_fsync_unlocked  # type: ignore[method-assign]
     return create_app()
 
 

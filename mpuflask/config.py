@@ -40,6 +40,9 @@ DEFAULTS: dict[str, Any] = {
     "MPUFLASK_BODY_TIMEOUT": 60,
     # Largest mpu-complete JSON body (10,000 parts need about 700 KB).
     "MPUFLASK_MAX_COMPLETE_BODY": 2 * MIB,
+    # Open uploads one identity may hold (anonymous is one identity); 0: no
+    # limit. Each costs two inodes until complete, abort or expiry.
+    "MPUFLASK_MAX_OPEN_UPLOADS": 1000,
     # Sweep crash leftovers and expired uploads when the app starts.
     "MPUFLASK_SWEEP_ON_START": True,
     # And every this many seconds inside each gunicorn worker (one at a time).
@@ -139,6 +142,12 @@ def _check(config: Mapping[str, Any]) -> None:
         value = config[name]
         if type(value) is not int or value <= 0:
             raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    limit = config["MPUFLASK_MAX_OPEN_UPLOADS"]
+    if type(limit) is not int or limit < 0:
+        raise ValueError(
+            "MPUFLASK_MAX_OPEN_UPLOADS must be a whole number (0: no limit), "
+            f"not {limit!r}"
+        )
     if config["MPUFLASK_MIN_PART_SIZE"] > config["MPUFLASK_MAX_PART_SIZE"]:
         raise ValueError("MPUFLASK_MIN_PART_SIZE is larger than MPUFLASK_MAX_PART_SIZE")
     if not isinstance(config["MPUFLASK_DURABLE"], bool):

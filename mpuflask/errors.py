@@ -154,6 +154,40 @@ class InvalidObjectName(R2Error):
     message = "The specified object name is not valid."
 
 
+class TooManyUploads(R2Error):
+    """An identity already holds ``MPUFLASK_MAX_OPEN_UPLOADS`` open uploads.
+
+    Why 400 and 10009: R2 and S3 answer a count quota (R2's TooManyBuckets,
+    10009; S3's TooManyBuckets and TooManyAccessPoints) with 400 and "You have
+    attempted to create more ... than allowed"; R2 has no code for open
+    uploads, so we borrow its only resource-count one. Not 429: that is R2's
+    rate limit (10058), and clients (ours, the seed's) retry 429, which only
+    the user's own complete or abort can lift. Not 403: that says the
+    credentials do not allow the request at all.
+    """
+
+    r2_code = 10009
+
+    def __init__(self, operation: str, limit: int) -> None:
+        super().__init__(
+            operation,
+            "You have attempted to create more open multipart uploads than "
+            f"allowed ({limit} per identity); complete or abort some first.",
+        )
+
+
+class DataDirDamaged(R2Error):
+    """The filesystem store's data directory is not as the store keeps it.
+
+    An area (``uploads``, ``objects``, ...) is a symlink, a file or missing:
+    the store neither follows nor repairs it, logs what it found and refuses
+    every request that needs it (503, R2's internal error) until an operator
+    has looked.
+    """
+
+    code = HTTPStatus.SERVICE_UNAVAILABLE
+
+
 class InvalidPartNumber(ApiError):
     """R2's RangeError text for a part number outside 1..10000 (no code, no prefix)."""
 

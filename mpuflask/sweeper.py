@@ -32,7 +32,8 @@ def sweep_once(bucket: Bucket, lock_path: str | None) -> int | None:
     """Sweep if no other process is sweeping; return items removed, or None."""
     if lock_path is None:
         return bucket.sweep()
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    # Never through a symlink planted in the data dir (O_NOFOLLOW: ELOOP).
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

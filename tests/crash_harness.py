@@ -24,7 +24,9 @@ same data directory and port, and checks:
 * leftovers: ``tmp/``, ``staging/`` and ``trash/`` are emptied by the start-up
   sweep, and ``uploads/`` holds exactly the uploads the clients still consider
   open (plus uploads whose mpu-create was cut by a kill, which the harness
-  recognises by key, counts, and aborts);
+  recognises by key, counts, and aborts); after the final sweep, the owner
+  index (``owners/``, behind ``MPUFLASK_MAX_OPEN_UPLOADS``) has exactly one
+  entry per open upload;
 * no acknowledged part is lost: ``mpu-listparts`` of every open upload lists
   each acknowledged part with its etag and size (or, if a later attempt at
   that part number was cut by a kill, that attempt's etag);
@@ -99,6 +101,7 @@ INVARIANTS = (
     "torn reads",
     "stale reads",
     "leftover temp files after restart",
+    "owner index out of step",
     "server errors (5xx)",
     "unexpected refusals (4xx)",
     "server exits",
@@ -1360,9 +1363,10 @@ class CrashHarness:
     def final_sweep_check(self) -> None:
         """With gunicorn stopped, our own sweep (no grace) must leave nothing."""
         from mpuflask.storage import filesystem
+        from mpuflask.storage import fssweep
 
-        saved = filesystem._TEMP_GRACE_SECONDS
-        filesystem._TEMP_GRACE_SECONDS = 0.0
+        saved = fssweep.TEMP_GRACE_SECONDS
+        fssweep.TEMP_GRACE_SECONDS = 0.0
         try:
             bucket = filesystem.FilesystemBucket(
                 self.cfg.data_dir,
@@ -1372,13 +1376,23 @@ class CrashHarness:
             )
             self.count("final_sweep_removed", bucket.sweep())
         finally:
-            filesystem._TEMP_GRACE_SECONDS = saved
+            fssweep.TEMP_GRACE_SECONDS = saved
         left = {area: names for area, names in self.debris().items() if names}
         if left:
             self.violation(
                 "leftover temp files after restart", f"after the final sweep: {left}"
             )
         self.check_uploads_dir("after the final sweep")
+        indexed = sorted(
+            entry.name.split(".", 1)[1]
+            for entry in (self.cfg.data_dir / "owners").glob("*/*")
+        )
+        if indexed != sorted(self.uploads_on_disk()):
+            self.violation(
+                "owner index out of step",
+                f"after the final sweep: indexed {indexed}, "
+                f"open {sorted(self.uploads_on_disk())}",
+            )
 
     def take_resumable(self) -> Job | None:
         with self.lock:

@@ -114,7 +114,7 @@ def _wait_until_serving(server: Server) -> None:
         try:
             requests.get(server.url, timeout=5)
             return
-        except (requests.ConnectionError, requests.Timeout):
+        except requests.RequestException:
             # Not listening yet, or a loaded machine answers late: ask again.
             time.sleep(0.05)
     raise RuntimeError(f"gunicorn did not start:\n{server.log.read_text()}")

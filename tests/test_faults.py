@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,10 @@ from .conftest import MIN_PART
 from .conftest import Flow
 from .conftest import md5
 from .conftest import stored_files
+from .fstree import failing_write
+from .fstree import leave_free_inodes
+from .fstree import mounted_tmpfs
+from .fstree import tree
 
 FULL = (
     "uploadPart: There is not enough free space on the server to store this "
@@ -28,21 +31,8 @@ FULL = (
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 3 MiB tmpfs: a disk that really fills up (needs root, as CI has)."""
-    mount_point = tmp_path / "small-disk"
-    mount_point.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount_point)],
-        capture_output=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.skip(
-            f"cannot mount a small tmpfs here: {result.stderr.decode().strip()}"
-        )
-    try:
+    with mounted_tmpfs(tmp_path / "small-disk", "size=3m") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 @pytest.mark.filesystem_only("fills a small disk under the data directory")
@@ -143,3 +133,172 @@ def test_disk_full_on_complete_is_507(
     monkeypatch.undo()
     flow.complete(upload_id, [part])
     assert flow.get().data == b"bytes"
+
+
+def _full(operation: str) -> str:
+    return (
+        f"{operation}: There is not enough free space on the server to store this "
+        "request; nothing was stored."
+    )
+
+
+@pytest.fixture
+def inode_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs with room for bytes but few inodes: inodes really run out."""
+    with mounted_tmpfs(tmp_path / "inode-disk", "size=16m,nr_inodes=300") as disk:
+        (disk / "filler").mkdir()
+        yield disk
+
+
+@pytest.mark.filesystem_only("runs out of inodes on a tmpfs of its own")
+@pytest.mark.parametrize(
+    ("step", "operation"),
+    [
+        ("create", "createMultipartUpload"),
+        ("part", "uploadPart"),
+        ("complete", "completeMultipartUpload"),
+    ],
+)
+def test_running_out_of_inodes_is_a_clean_507_that_leaves_nothing(
+    make_app: Any, inode_disk: Path, step: str, operation: str
+) -> None:
+    data_dir = inode_disk / "data"
+    app = make_app(MPUFLASK_DATA_DIR=str(data_dir), PROPAGATE_EXCEPTIONS=False)
+    flow = Flow(app.test_client())
+    flow.upload([b"kept object"], key="old")
+    upload_id = flow.create()
+    first = flow.part(upload_id, 1, b"a" * MIN_PART)
+    steps = {
+        "create": lambda: flow.client.post("/new?action=mpu-create"),
+        "part": lambda: flow.put_part(upload_id, 2, b"second part"),
+        "complete": lambda: flow.complete_raw(upload_id, [first]),
+    }
+    refused = 0
+    for free in range(12):
+        leave_free_inodes(inode_disk, free)
+        before = tree(data_dir)
+        response = steps[step]()
+        if response.status_code == 200:
+            break
+        refused += 1
+        assert (response.status_code, response.text) == (507, _full(operation))
+        assert tree(data_dir) == before, f"{free} free inode(s)"
+    else:
+        pytest.fail(f"{step} never succeeded")
+    assert refused > 0, "the step never ran out of inodes"
+    # Once it succeeded, the rest works and nothing is left half-done.
+    leave_free_inodes(inode_disk, 30)
+    if step == "create":
+        upload_id = response.json["uploadId"]
+        first = flow.part(upload_id, 1, b"a" * MIN_PART, key="new")
+        flow.complete(upload_id, [first], key="new")
+        assert flow.get("new").data == b"a" * MIN_PART
+    elif step == "part":
+        second = response.json
+        flow.complete(upload_id, [first, second])
+        assert flow.get().data == b"a" * MIN_PART + b"second part"
+    else:
+        assert flow.get().data == b"a" * MIN_PART
+    assert flow.get("old").data == b"kept object"
+    for area in ("tmp", "staging", "trash"):
+        assert list((data_dir / area).iterdir()) == [], area
+
+
+def _upload_with_part(flow: Flow, key: str = "file.bin") -> dict[str, Any]:
+    upload_id = flow.create(key)
+    return {"upload_id": upload_id, "part": flow.part(upload_id, 1, b"old", key)}
+
+
+#: (setup, action, operation, status on success, check after success)
+_WRITES: dict[str, tuple[Any, Any, str, int, Any]] = {
+    "create": (
+        lambda flow: {},
+        lambda flow, s: flow.client.post("/file.bin?action=mpu-create"),
+        "createMultipartUpload",
+        200,
+        lambda flow, s, r: flow.part(r.json["uploadId"], 1, b"x"),
+    ),
+    "part": (
+        lambda flow: {"upload_id": flow.create()},
+        lambda flow, s: flow.put_part(s["upload_id"], 1, b"new"),
+        "uploadPart",
+        200,
+        lambda flow, s, r: flow.complete(s["upload_id"], [r.json]),
+    ),
+    "part over an earlier one": (
+        _upload_with_part,
+        lambda flow, s: flow.put_part(s["upload_id"], 1, b"new"),
+        "uploadPart",
+        200,
+        lambda flow, s, r: flow.complete(s["upload_id"], [r.json]),
+    ),
+    "complete": (
+        _upload_with_part,
+        lambda flow, s: flow.complete_raw(s["upload_id"], [s["part"]]),
+        "completeMultipartUpload",
+        200,
+        lambda flow, s, r: flow.get().data == b"old" or pytest.fail("not published"),
+    ),
+    "complete over an object": (
+        lambda flow: (flow.upload([b"previous"]), _upload_with_part(flow))[1],
+        lambda flow, s: flow.complete_raw(s["upload_id"], [s["part"]]),
+        "completeMultipartUpload",
+        200,
+        lambda flow, s, r: flow.get().data == b"old" or pytest.fail("not published"),
+    ),
+    "abort": (
+        _upload_with_part,
+        lambda flow, s: flow.abort(s["upload_id"]),
+        "abortMultipartUpload",
+        204,
+        lambda flow, s, r: (
+            flow.put_part(s["upload_id"], 2, b"x").status_code == 400
+            or pytest.fail("not aborted")
+        ),
+    ),
+    "delete": (
+        lambda flow: flow.upload([b"previous"]),
+        lambda flow, s: flow.client.delete("/file.bin?action=delete"),
+        "delete",
+        204,
+        lambda flow, s, r: flow.get().status_code == 404 or pytest.fail("not gone"),
+    ),
+}
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+@pytest.mark.parametrize("action", list(_WRITES))
+def test_disk_full_at_any_write_is_a_507_that_leaves_nothing(
+    make_app: Any, tmp_path: Path, data_dir: Path, monkeypatch, action: str, code: int
+) -> None:
+    """Every write syscall of every step, failing in turn: a 507 and the data
+    directory exactly as before, or (a fault in the clean-up after the point of
+    no return) the step's success, finished by the next sweep."""
+    setup, act, operation, success, check = _WRITES[action]
+    for nth in range(1, 60):
+        root = tmp_path / f"run{nth}"
+        app = make_app(MPUFLASK_DATA_DIR=str(root), PROPAGATE_EXCEPTIONS=False)
+        flow = Flow(app.test_client())
+        state = setup(flow)
+        before = tree(root)
+        with failing_write(monkeypatch, nth, code) as fault:
+            response = act(flow, state)
+        if not fault.fired:
+            assert response.status_code == success, response.text
+            check(flow, state, response)
+            return
+        if response.status_code == success:
+            check(flow, state, response)
+            app.extensions["mpuflask"].bucket.sweep()
+            for area in ("tmp", "staging", "trash"):
+                assert list((root / area).iterdir()) == [], (fault.fired, area)
+            continue
+        assert (response.status_code, response.text) == (507, _full(operation)), (
+            fault.fired
+        )
+        assert tree(root) == before, fault.fired
+        # And the same step succeeds once the disk has room again.
+        retried = act(flow, state)
+        assert retried.status_code == success, (fault.fired, retried.text)
+        check(flow, state, retried)
+    pytest.fail("the step never finished without a fault")

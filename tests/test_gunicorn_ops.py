@@ -78,11 +78,16 @@ def test_periodic_sweep_removes_expired_uploads(tmp_path: Path) -> None:
             data=b"soon gone",
         )
         upload_dir = server.data_dir / "uploads" / upload_id
+        trash = server.data_dir / "trash"
+
+        def swept() -> bool:  # the upload gone, then its bytes (abort's two steps)
+            return not upload_dir.exists() and not any(trash.iterdir())
+
         deadline = time.monotonic() + 20
-        while upload_dir.exists() and time.monotonic() < deadline:
+        while not swept() and time.monotonic() < deadline:
             time.sleep(0.1)  # polling another process's effect, with a deadline
         assert not upload_dir.exists()
-        assert list((server.data_dir / "trash").iterdir()) == []
+        assert list(trash.iterdir()) == []
         answer = requests.put(
             server.url + f"k?action=mpu-uploadpart&uploadId={upload_id}&partNumber=2",
             data=b"late",

@@ -24,6 +24,7 @@ from ..bodies import read_json_body
 from ..errors import ApiError
 from ..errors import EntityTooLarge
 from ..errors import NoSuchUpload
+from ..errors import TooManyUploads
 from ..extension import bucket
 from ..extension import mpuflask
 from ..hooks import CompleteInfo
@@ -75,12 +76,15 @@ def mpu_create(key: str) -> Response:
     Keeps the request's Content-Type, Content-Language, Content-Disposition,
     Content-Encoding, Cache-Control and Expires as the object's HTTP metadata.
     200 ``{"key", "uploadId", "expires"}`` (``expires`` is ours: when the
-    unfinished upload expires, ISO 8601 UTC); 400 10020 for an invalid key.
+    unfinished upload expires, ISO 8601 UTC); 400 10020 for an invalid key,
+    400 10009 when the caller already holds ``MPUFLASK_MAX_OPEN_UPLOADS``.
     Worker: ``case "mpu-create"`` -> ``bucket.createMultipartUpload(key)``.
     """
     check_key(key, "createMultipartUpload")
     metadata = HttpMetadata.from_headers(request.headers.items())
-    upload = bucket().create_multipart_upload(key, metadata, owner=current_identity())
+    owner = current_identity()
+    _check_open_uploads(owner)
+    upload = bucket().create_multipart_upload(key, metadata, owner=owner)
     return _json(
         {
             "key": upload.key,
@@ -88,6 +92,17 @@ def mpu_create(key: str) -> Response:
             "expires": upload.expires.isoformat(),
         }
     )
+
+
+def _check_open_uploads(owner: str | None) -> None:
+    """Refuse a create past the identity's open-upload limit (0: none).
+
+    Checked, then created: concurrent creates of one identity can pass
+    together, so it may hold as many more as it has requests in flight.
+    """
+    limit = current_app.config["MPUFLASK_MAX_OPEN_UPLOADS"]
+    if limit and bucket().open_uploads(owner) >= limit:
+        raise TooManyUploads("createMultipartUpload", limit)
 
 
 @bp.action("PUT", "mpu-uploadpart")

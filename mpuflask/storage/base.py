@@ -184,6 +184,15 @@ class Bucket(Protocol):
         """Remove the object; a missing key is not an error."""
         ...
 
+    def open_uploads(self, owner: str | None) -> int:
+        """How many unexpired uploads ``owner`` holds (None: anonymous).
+
+        Behind ``MPUFLASK_MAX_OPEN_UPLOADS``, asked at every create: it must
+        be right across processes and crashes (an upload completed, aborted or
+        expired does not count) and cheap enough for that.
+        """
+        ...
+
     def sweep(self) -> int:
         """Remove what crashes and expiry left behind; return how many items.
 

@@ -3,6 +3,12 @@
 Every write the store makes goes through these helpers, so the durability
 policy (what is fsynced, and when) lives in one module and tests can inject
 failures here.
+
+The store trusts nothing it finds in its data directory: every directory is
+opened relative to its parent's file descriptor with ``O_NOFOLLOW``, and files
+it reads must be regular files of a bounded size. An entry that is a symlink,
+a device or a FIFO where the store expects its own directory or file raises
+:class:`CorruptEntry` instead of leading the server outside the data dir.
 """
 
 from __future__ import annotations
@@ -11,7 +17,10 @@ import ctypes
 import errno
 import fcntl
 import os
+import shutil
+import stat
 import sys
+from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,6 +30,23 @@ RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+#: O_NONBLOCK: opening a FIFO planted where a file should be must not hang.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+#: Records and manifests are small (10,000 parts: under 1 MB); a bigger
+#: "manifest" is not one of ours, and is not read into memory.
+MAX_METADATA_BYTES = 16 * 1024 * 1024
+
+
+class CorruptEntry(Exception):
+    """An entry of the data dir that the store did not write as it is.
+
+    A symlink, device or FIFO where the store keeps a directory or file, a
+    record or manifest that does not parse, a name that is not one of ours.
+    The store never follows or serves it: it answers as if it were absent
+    (or refuses the request), and logs the entry.
+    """
+
 
 _libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 _renameat2 = getattr(_libc, "renameat2", None)
@@ -31,15 +57,24 @@ def can_exchange() -> bool:
     return _renameat2 is not None
 
 
-def rename2(src: str, dst: str, flags: int) -> None:
+def rename2(
+    src: str,
+    dst: str,
+    flags: int,
+    src_dir_fd: int = _AT_FDCWD,
+    dst_dir_fd: int = _AT_FDCWD,
+) -> None:
     """``renameat2(2)``: an atomic swap (EXCHANGE) or a rename that never clobbers.
 
-    Raises the usual ``OSError`` subclasses: FileNotFoundError when either side
-    is missing, FileExistsError when NOREPLACE finds ``dst``.
+    Names are relative to the directory fds when given. Raises the usual
+    ``OSError`` subclasses: FileNotFoundError when either side is missing,
+    FileExistsError when NOREPLACE finds ``dst``.
     """
     if _renameat2 is None:
         raise OSError(errno.ENOSYS, "renameat2 is not available on this system")
-    result = _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags)
+    result = _renameat2(
+        src_dir_fd, os.fsencode(src), dst_dir_fd, os.fsencode(dst), flags
+    )
     if result != 0:
         code = ctypes.get_errno()
         raise OSError(code, os.strerror(code), src, None, dst)
@@ -60,23 +95,69 @@ def write_file_atomic(dir_fd: int, name: str, data: bytes, durable: bool) -> Non
     the new content is on disk before it becomes visible.
     """
     temp = f".{name}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, dir_fd=dir_fd)
+    # A leftover of a crash (or a planted symlink) is removed, never followed.
+    unlink_quietly(temp, dir_fd)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(temp, flags, 0o644, dir_fd=dir_fd)
     try:
-        write_all(fd, data)
-        if durable:
-            os.fsync(fd)
-    finally:
+        try:
+            write_all(fd, data)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        unlink_quietly(temp, dir_fd)  # nothing half-written stays behind
+        raise
+
+
+def open_dir(name: str, dir_fd: int | None = None) -> int:
+    """Open a directory of the store without following a symlink.
+
+    FileNotFoundError if it is absent; CorruptEntry if ``name`` is a symlink or
+    not a directory.
+    """
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise CorruptEntry(f"{name}: not a directory of the store") from None
+        raise
+
+
+def open_file(name: str, dir_fd: int | None) -> int:
+    """Open a regular file of the store for reading, never through a symlink.
+
+    FileNotFoundError if it is absent; CorruptEntry if ``name`` is a symlink,
+    a directory, a device or a FIFO.
+    """
+    try:
+        fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+            raise CorruptEntry(f"{name}: not a file of the store") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-    os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        raise CorruptEntry(f"{name}: not a file of the store")
+    return fd
 
 
 def read_file(dir_fd: int | None, name: str) -> bytes:
-    """Read a small file whole (metadata, never object bytes)."""
-    fd = os.open(name, os.O_RDONLY, dir_fd=dir_fd)
+    """Read a small file whole (metadata, never object bytes); see open_file."""
+    fd = open_file(name, dir_fd)
     try:
-        return read_fd(fd)
+        return read_metadata(fd)
     finally:
         os.close(fd)
+
+
+def read_metadata(fd: int) -> bytes:
+    """Read an open record or manifest whole; CorruptEntry if it is too big."""
+    if os.fstat(fd).st_size > MAX_METADATA_BYTES:
+        raise CorruptEntry(f"over {MAX_METADATA_BYTES} bytes: not a file of the store")
+    return read_fd(fd)
 
 
 def read_fd(fd: int) -> bytes:
@@ -87,6 +168,62 @@ def read_fd(fd: int) -> bytes:
         chunks.append(chunk)
         offset += len(chunk)
     return b"".join(chunks)
+
+
+def same_dir(parent_fd: int, name: str, dir_fd: int) -> bool:
+    """Whether ``name`` in ``parent_fd`` is still the directory open as ``dir_fd``.
+
+    A lock on an upload's directory is only worth something while the
+    directory is still where we opened it (complete and abort move it away).
+    """
+    try:
+        found = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(dir_fd)
+    return (found.st_ino, found.st_dev) == (held.st_ino, held.st_dev)
+
+
+def quietly(undo: Callable[[], object]) -> None:
+    """Undo a step of a failed request as far as possible; sweep does the rest."""
+    try:
+        undo()
+    except OSError:
+        pass
+
+
+def make_dir(name: str, dir_fd: int) -> bool:
+    """Create a directory; False if it was there already."""
+    try:
+        os.mkdir(name, 0o755, dir_fd=dir_fd)
+    except FileExistsError:
+        return False
+    return True
+
+
+def unlink_quietly(name: str, dir_fd: int | None = None) -> None:
+    """Remove a file or symlink (never what it points to); gone is fine."""
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+
+
+def remove_entry(dir_fd: int, name: str) -> None:
+    """Remove ``name`` whatever it is, without following a symlink anywhere.
+
+    A directory goes with everything in it (``shutil.rmtree``, which walks by
+    file descriptors); anything else is unlinked. Errors are ignored: what
+    stays is found by the next sweep.
+    """
+    try:
+        mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+        if stat.S_ISDIR(mode):
+            shutil.rmtree(name, ignore_errors=True, dir_fd=dir_fd)
+        else:
+            os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass
 
 
 def fsync_path(path: str) -> None:

@@ -5,14 +5,22 @@ A reader holds a shared flock on ``object.json`` while it is open; whoever
 reclaims a retired version must take the exclusive lock first, so the bytes a
 reader streams are never deleted under it, even if the key is overwritten or
 deleted meanwhile.
+
+Nothing read here is trusted: the version's directory and manifest are opened
+without following symlinks, the manifest is checked field by field
+(:func:`~.fsrecords.check_manifest`), and every part file it names must be a
+regular file of this directory with the size the manifest says, before the
+first byte is served. A version that fails is corrupt: logged, and absent.
 """
 
 from __future__ import annotations
 
 import bisect
+import errno
 import io
-import json
+import logging
 import os
+import stat
 from datetime import datetime
 from typing import Any
 
@@ -20,8 +28,16 @@ from . import diskio
 from .base import HttpMetadata
 from .base import ObjectBody
 from .base import ObjectInfo
+from .diskio import CorruptEntry
+from .fsrecords import MANIFEST
+from .fsrecords import check_manifest
+from .fsrecords import load_object
 
-MANIFEST = "object.json"
+log = logging.getLogger(__name__)
+
+__all__ = ["MANIFEST", "FilesystemObjectBody", "info_from_manifest", "open_version"]
+
+_PART_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 def info_from_manifest(manifest: dict[str, Any]) -> ObjectInfo:
@@ -36,30 +52,59 @@ def info_from_manifest(manifest: dict[str, Any]) -> ObjectInfo:
     )
 
 
-def open_version(path: str) -> FilesystemObjectBody | None:
-    """Open the version published at ``path`` and pin it, or None if absent.
+def open_version(shard_fd: int, name: str) -> FilesystemObjectBody | None:
+    """Open the version published as ``name`` in ``shard_fd`` and pin it.
 
-    A version can be retired between our ``open`` of its directory and our
-    lock; we notice (its manifest is gone or unlinked) and look again.
+    None if absent, or corrupt (logged). A version can be retired between our
+    ``open`` of its directory and our lock; we notice (its manifest is gone or
+    unlinked) and look again.
     """
     for _ in range(100):
         try:
-            dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            dir_fd = diskio.open_dir(name, shard_fd)
         except FileNotFoundError:
             return None
+        except CorruptEntry as error:
+            log.error("corrupt object %s: %s", name, error)
+            return None
         try:
-            manifest_fd = os.open(MANIFEST, os.O_RDONLY, dir_fd=dir_fd)
+            manifest_fd = diskio.open_file(MANIFEST, dir_fd)
         except FileNotFoundError:
             os.close(dir_fd)
             continue
+        except CorruptEntry as error:
+            os.close(dir_fd)
+            log.error("corrupt object %s: %s", name, error)
+            return None
         diskio.lock(manifest_fd, shared=True)
         if os.fstat(manifest_fd).st_nlink == 0:
             os.close(manifest_fd)
             os.close(dir_fd)
             continue
-        manifest = json.loads(diskio.read_fd(manifest_fd))
+        try:
+            manifest = _checked(dir_fd, manifest_fd, name)
+        except CorruptEntry as error:
+            os.close(manifest_fd)
+            os.close(dir_fd)
+            log.error("corrupt object %s: %s", name, error)
+            return None
         return FilesystemObjectBody(dir_fd, manifest_fd, manifest)
-    raise RuntimeError(f"object at {path} kept changing while being opened")
+    raise RuntimeError(f"object {name} kept changing while being opened")
+
+
+def _checked(dir_fd: int, manifest_fd: int, name: str) -> dict[str, Any]:
+    """The pinned version's manifest, checked against its files."""
+    manifest = check_manifest(
+        load_object(diskio.read_metadata(manifest_fd), name), f"{MANIFEST} of {name}"
+    )
+    for part in manifest["parts"]:
+        try:
+            found = os.stat(part["file"], dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            raise CorruptEntry(f"part file {part['file']} is missing") from None
+        if not stat.S_ISREG(found.st_mode) or found.st_size != part["size"]:
+            raise CorruptEntry(f"part file {part['file']} is not the part listed")
+    return manifest
 
 
 class FilesystemObjectBody(ObjectBody):
@@ -71,6 +116,7 @@ class FilesystemObjectBody(ObjectBody):
         self._dir_fd = dir_fd
         self._manifest_fd = manifest_fd
         self._files = [part["file"] for part in manifest["parts"]]
+        self._sizes = [part["size"] for part in manifest["parts"]]
         self._starts = []
         offset = 0
         for part in manifest["parts"]:
@@ -110,9 +156,13 @@ class FilesystemObjectBody(ObjectBody):
             if self._open_fd >= 0:
                 os.close(self._open_fd)
                 self._open_fd = -1
-            self._open_fd = os.open(
-                self._files[index], os.O_RDONLY, dir_fd=self._dir_fd
-            )
+            fd = os.open(self._files[index], _PART_FLAGS, dir_fd=self._dir_fd)
+            found = os.fstat(fd)
+            if not stat.S_ISREG(found.st_mode) or found.st_size != self._sizes[index]:
+                # Checked at open, changed since: never serve other bytes.
+                os.close(fd)
+                raise OSError(errno.EIO, f"part file {self._files[index]} changed")
+            self._open_fd = fd
             self._open_index = index
         return self._open_fd
 

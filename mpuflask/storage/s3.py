@@ -301,6 +301,34 @@ class S3Bucket:
                     removed += 1
         return removed
 
+    def open_uploads(self, owner: str | None) -> int:
+        """How many unexpired uploads ``owner`` holds, from the upload records.
+
+        Records carry the owner inside, so this lists the records and reads
+        each one: one listing request per thousand records plus one small GET
+        per open upload of any owner, at every create while a limit is set.
+        Right across gateways; a record a crash left is counted until sweep
+        deletes it.
+        """
+        operation = "createMultipartUpload"
+        now = self.clock()
+        held = 0
+        for item in self.list_objects(records_prefix(self.state_prefix), operation):
+            upload_id = upload_id_of_record(self.state_prefix, item["Key"])
+            if upload_id is None:
+                continue
+            try:
+                record = self.fetch_record(upload_id, operation)
+            except (KeyError, TypeError, ValueError):
+                continue  # not a record a gateway wrote: nobody's upload
+            if (
+                record is not None
+                and record.info.owner == owner
+                and record.info.expires > now
+            ):
+                held += 1
+        return held
+
     def count_open_uploads(self) -> int:
         """How many uploads the engine holds open (the uploads-in-progress gauge).
 

@@ -51,7 +51,7 @@ REFUSED = {
 }
 
 #: Store areas; nothing else may appear in the data directory (but the lock).
-AREAS = {"uploads", "staging", "objects", "trash", "tmp"}
+AREAS = {"uploads", "staging", "objects", "trash", "tmp", "owners"}
 
 
 def _text(body: bytes) -> str:

@@ -1,0 +1,155 @@
+"""The filesystem store's names and metadata files, checked as they are read.
+
+Everything the store reads back from its data directory was written by the
+store, but the directory may have been touched since (a restored backup,
+another program, an operator's mistake). So every name and every field is
+checked before it is used: a part file name must be ``NNNNN.<md5>`` and is only
+ever resolved inside its own directory, an upload id is URL-safe base64, and
+records and manifests must have exactly the types the store writes. Anything
+else raises :class:`~.diskio.CorruptEntry`: the entry is treated as corrupt,
+never followed or served.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from datetime import datetime
+from typing import Any
+
+from .base import HTTP_METADATA_HEADERS
+from .base import HttpMetadata
+from .base import UploadInfo
+from .diskio import CorruptEntry
+
+UPLOAD_RECORD = "upload.json"
+MANIFEST = "object.json"
+#: An upload id as create mints them (secrets.token_urlsafe).
+UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+#: The symlink naming part N's current bytes.
+PART_LINK = re.compile(r"[0-9]{5}")
+#: A part's bytes: its number and the hex MD5 of its content (its etag).
+PART_FILE = re.compile(r"[0-9]{5}\.[0-9a-f]{32}")
+#: What no header value the server received can hold: WSGI headers are
+#: latin-1, and a line break would end the header.
+_UNSENDABLE = re.compile(r"[^\t\x20-\xff]")
+
+
+def load_object(data: bytes, what: str) -> dict[str, Any]:
+    """Parse a record or manifest: a JSON object, or CorruptEntry."""
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        raise CorruptEntry(f"{what}: not JSON") from None
+    if not isinstance(value, dict):
+        raise CorruptEntry(f"{what}: not a JSON object")
+    return value
+
+
+def check_record(record: dict[str, Any], upload_id: str) -> dict[str, Any]:
+    """An upload's ``upload.json``, as create writes it, or CorruptEntry."""
+    what = f"{UPLOAD_RECORD} of upload {upload_id}"
+    if record.get("upload_id") != upload_id:
+        raise CorruptEntry(f"{what}: names another upload")
+    if not isinstance(record.get("key"), str):
+        raise CorruptEntry(f"{what}: key is not a string")
+    owner = record.get("owner")
+    if owner is not None and not isinstance(owner, str):
+        raise CorruptEntry(f"{what}: owner is not a string")
+    _check_time(record, "created", what)
+    _check_time(record, "expires", what)
+    _check_headers(record, what)
+    return record
+
+
+def check_manifest(manifest: dict[str, Any], what: str) -> dict[str, Any]:
+    """An object's ``object.json``, as complete writes it, or CorruptEntry."""
+    for field in ("key", "etag"):
+        if not isinstance(manifest.get(field), str):
+            raise CorruptEntry(f"{what}: {field} is not a string")
+    upload_id = manifest.get("upload_id")
+    if not isinstance(upload_id, str) or not UPLOAD_ID.fullmatch(upload_id):
+        raise CorruptEntry(f"{what}: upload_id is not an upload id")
+    _check_time(manifest, "uploaded", what)
+    _check_headers(manifest, what)
+    parts = manifest.get("parts")
+    if not isinstance(parts, list):
+        raise CorruptEntry(f"{what}: parts is not a list")
+    total = 0
+    for part in parts:
+        if not isinstance(part, dict):
+            raise CorruptEntry(f"{what}: a part is not an object")
+        name = part.get("file")
+        if not isinstance(name, str) or not PART_FILE.fullmatch(name):
+            raise CorruptEntry(f"{what}: part file {name!r} is not a part's name")
+        total += _size(part.get("size"), what)
+    if _size(manifest.get("size"), what) != total:
+        raise CorruptEntry(f"{what}: size is not the sum of its parts")
+    return manifest
+
+
+def part_file(dir_fd: int, link: str) -> tuple[str, int] | None:
+    """The file part link ``link`` names in ``dir_fd``, and its size.
+
+    None if there is no such link. The target is only ever a name of this
+    directory (``NNNNN.<md5>`` of the same number), and a regular file: a link
+    to anywhere else is corrupt and is neither followed nor stat'ed.
+    """
+    try:
+        target = os.readlink(link, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    except OSError:  # EINVAL: not a symlink
+        raise CorruptEntry(f"part link {link}: not a symlink") from None
+    if not PART_FILE.fullmatch(target) or not target.startswith(f"{link}."):
+        raise CorruptEntry(f"corrupt part link {link} -> {target!r}")
+    try:
+        found = os.stat(target, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        raise CorruptEntry(f"corrupt part link {link}: {target} is missing") from None
+    if not stat.S_ISREG(found.st_mode):
+        raise CorruptEntry(f"corrupt part link {link}: {target} is not a file")
+    return target, found.st_size
+
+
+def upload_info(record: dict[str, Any]) -> UploadInfo:
+    """The UploadInfo a checked record describes."""
+    return UploadInfo(
+        key=record["key"],
+        upload_id=record["upload_id"],
+        created=datetime.fromisoformat(record["created"]),
+        expires=datetime.fromisoformat(record["expires"]),
+        http_metadata=HttpMetadata(record["http_metadata"]),
+        owner=record.get("owner"),
+    )
+
+
+def _check_time(fields: dict[str, Any], name: str, what: str) -> None:
+    value = fields.get(name)
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    # A naive time cannot be compared with the store's clock (a TypeError).
+    if parsed is None or parsed.tzinfo is None:
+        raise CorruptEntry(f"{what}: {name} is not an ISO 8601 time with a zone")
+
+
+def _check_headers(fields: dict[str, Any], what: str) -> None:
+    """R2's metadata headers only, with values that can go into a response."""
+    headers = fields.get("http_metadata")
+    if not isinstance(headers, dict) or not all(
+        name in HTTP_METADATA_HEADERS
+        and isinstance(value, str)
+        and not _UNSENDABLE.search(value)
+        for name, value in headers.items()
+    ):
+        raise CorruptEntry(f"{what}: http_metadata is not R2's metadata headers")
+
+
+def _size(value: Any, what: str) -> int:
+    if type(value) is not int or value < 0:
+        raise CorruptEntry(f"{what}: size {value!r} is not a byte count")
+    return value

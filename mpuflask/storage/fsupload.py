@@ -1,0 +1,268 @@
+"""One open upload of the filesystem store: parts, listing, complete, abort.
+
+Every change holds the upload directory's exclusive flock (see
+:meth:`~.filesystem.FilesystemBucket.locked_upload`). Part links are the only
+symlinks the store follows, and only after :func:`~.fsrecords.part_file` has
+checked that they name a part file of the same directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from typing import Any
+
+from ..errors import EntityTooLarge
+from ..errors import InvalidPart
+from ..errors import NoSuchUpload
+from ..rules import PartRef
+from ..rules import check_part_order
+from ..rules import check_part_sizes
+from ..rules import multipart_etag
+from . import diskio
+from . import fsowners
+from . import fspublish
+from .base import ObjectInfo
+from .base import PublishCheck
+from .base import UploadedPart
+from .base import UploadInfo
+from .diskio import CorruptEntry
+from .fsobject import info_from_manifest
+from .fsrecords import MANIFEST
+from .fsrecords import PART_LINK
+from .fsrecords import UPLOAD_RECORD
+from .fsrecords import part_file
+from .fsrecords import upload_info
+
+if TYPE_CHECKING:
+    from .filesystem import FilesystemBucket
+
+log = logging.getLogger(__name__)
+
+_LINK_TEMP = ".link.tmp"
+
+
+class FilesystemUpload:
+    """One upload of :class:`FilesystemBucket` (a ``MultipartUpload``)."""
+
+    def __init__(self, bucket: FilesystemBucket, key: str, upload_id: str) -> None:
+        self.bucket = bucket
+        self.key = key
+        self.upload_id = upload_id
+
+    def info(self, operation: str = "listParts") -> UploadInfo:
+        return upload_info(self.bucket.read_upload(self.key, self.upload_id, operation))
+
+    def upload_part(
+        self, part_number: int, chunks: Iterable[bytes], length: int | None = None
+    ) -> UploadedPart:
+        operation = "uploadPart"
+        bucket = self.bucket
+        if length is not None and length > bucket.max_part_size:
+            raise EntityTooLarge(operation)
+        # Refuse before reading a byte of the body if the upload is not there.
+        bucket.read_upload(self.key, self.upload_id, operation)
+        with (
+            bucket.received_part(chunks) as (tmp_fd, temp, md5, size),
+            bucket.locked_upload(self.key, self.upload_id, operation) as (dir_fd, _),
+            diskio.disk_full_as_507(operation),
+        ):
+            link = f"{part_number:05d}"
+            data_name = f"{link}.{md5}"
+            previous = self._current(dir_fd, link)
+            os.rename(temp, data_name, src_dir_fd=tmp_fd, dst_dir_fd=dir_fd)
+            if previous != data_name:
+                try:
+                    # Swap the link atomically: part N is the old bytes or the new.
+                    diskio.unlink_quietly(_LINK_TEMP, dir_fd)
+                    os.symlink(data_name, _LINK_TEMP, dir_fd=dir_fd)
+                    os.rename(_LINK_TEMP, link, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                except BaseException:
+                    # Not linked: the bytes would be an orphan nobody lists.
+                    diskio.unlink_quietly(_LINK_TEMP, dir_fd)
+                    diskio.unlink_quietly(data_name, dir_fd)
+                    raise
+                if previous is not None:
+                    diskio.unlink_quietly(previous, dir_fd)
+            if bucket.durable:
+                os.fsync(dir_fd)
+        return UploadedPart(part_number, md5, size)
+
+    def _current(self, dir_fd: int, link: str) -> str | None:
+        """The file part ``link`` names now; a corrupt link is removed (logged)."""
+        try:
+            found = part_file(dir_fd, link)
+        except CorruptEntry as error:
+            log.error("uploads/%s: %s; replaced", self.upload_id, error)
+            diskio.remove_entry(dir_fd, link)
+            return None
+        return None if found is None else found[0]
+
+    def list_parts(self) -> list[UploadedPart]:
+        with self.bucket.locked_upload(self.key, self.upload_id, "listParts") as (
+            dir_fd,
+            _,
+        ):
+            parts = []
+            for name in sorted(os.listdir(dir_fd)):
+                if PART_LINK.fullmatch(name):
+                    found = self._part(dir_fd, name)
+                    if found is not None:
+                        target, size = found
+                        parts.append(UploadedPart(int(name), target[6:], size))
+            return parts
+
+    def _part(self, dir_fd: int, link: str) -> tuple[str, int] | None:
+        """Part ``link``'s file and size; None if absent or corrupt (logged)."""
+        try:
+            return part_file(dir_fd, link)
+        except CorruptEntry as error:
+            log.error("uploads/%s: %s", self.upload_id, error)
+            return None
+
+    def complete(
+        self, parts: Sequence[PartRef], check: PublishCheck | None = None
+    ) -> ObjectInfo:
+        operation = "completeMultipartUpload"
+        check_part_order(parts)
+        bucket = self.bucket
+        with bucket.locked_upload(self.key, self.upload_id, operation) as (
+            dir_fd,
+            record,
+        ):
+            files, md5s, sizes, chosen = [], [], [], []
+            for ref in parts:
+                found = self._part(dir_fd, f"{ref.part_number:05d}")
+                if found is None or found[0][6:] != ref.etag:
+                    raise InvalidPart(operation)
+                files.append(found[0])
+                md5s.append(ref.etag)
+                sizes.append(found[1])
+                chosen.append(UploadedPart(ref.part_number, ref.etag, found[1]))
+            check_part_sizes(sizes, bucket.min_part_size)
+            if check is not None:
+                check(chosen)  # under the lock: no part can change until publish
+            manifest = {
+                "key": self.key,
+                "upload_id": self.upload_id,
+                "etag": multipart_etag(md5s),
+                "size": sum(sizes),
+                "uploaded": bucket.clock().isoformat(),
+                "http_metadata": record["http_metadata"],
+                "parts": [
+                    {"file": name, "size": size}
+                    for name, size in zip(files, sizes, strict=True)
+                ],
+            }
+            with bucket.areas(operation, "uploads", "staging", fsowners.OWNERS) as (
+                uploads_fd,
+                staging_fd,
+                owners_fd,
+            ):
+                replaced = self._publish(dir_fd, uploads_fd, staging_fd, manifest)
+                # Published: what follows is clean-up, never answered.
+                fsowners.remove(owners_fd, record)
+                _remove_all_but(dir_fd, {MANIFEST, UPLOAD_RECORD, *files})
+                if replaced:
+                    try:
+                        fspublish.retire(bucket, staging_fd, self.upload_id)
+                    except OSError as error:  # the sweep retires it later
+                        log.warning("retired version not moved: %s", error)
+        return info_from_manifest(manifest)
+
+    def _publish(
+        self, dir_fd: int, uploads_fd: int, staging_fd: int, manifest: dict[str, Any]
+    ) -> bool:
+        """Write the manifest, close the upload and publish it; True if it
+        replaced a version (now in ``staging/<uploadId>``).
+
+        Until the publishing rename, every failure puts everything back: the
+        upload stays open as it was, a full disk answers 507.
+        """
+        operation = "completeMultipartUpload"
+        bucket = self.bucket
+        upload_id = self.upload_id
+        closed = False
+        with diskio.disk_full_as_507(operation):
+            try:
+                diskio.write_file_atomic(
+                    dir_fd, MANIFEST, _json(manifest), bucket.durable
+                )
+                if bucket.durable:
+                    os.fsync(dir_fd)
+                # Close the upload: from here on parts, completes and aborts get 10024.
+                os.rename(
+                    upload_id, upload_id, src_dir_fd=uploads_fd, dst_dir_fd=staging_fd
+                )
+                closed = True
+                replaced = fspublish.publish(
+                    bucket, staging_fd, upload_id, self.key, operation
+                )
+            except BaseException:
+                if closed:  # not published: reopen the upload
+                    try:
+                        os.rename(
+                            upload_id,
+                            upload_id,
+                            src_dir_fd=staging_fd,
+                            dst_dir_fd=uploads_fd,
+                        )
+                    except OSError as error:
+                        # Without its manifest, sweep rolls it back later.
+                        log.error("upload %s left in staging: %s", upload_id, error)
+                diskio.unlink_quietly(MANIFEST, dir_fd)
+                raise
+        bucket.sync_dirs(uploads_fd)
+        return replaced
+
+    def abort(self) -> None:
+        """Move the upload to the trash under its lock, then delete its bytes.
+
+        Unknown, finished and other keys' uploads are left alone, quietly (R2's
+        abort is idempotent); an expired one is deleted like an open one.
+        """
+        bucket = self.bucket
+        trash = secrets.token_hex(16)
+        operation = "abortMultipartUpload"
+        with (
+            bucket.areas(operation, "uploads", "trash", fsowners.OWNERS) as fds,
+            diskio.disk_full_as_507(operation),
+        ):
+            uploads_fd, trash_fd, owners_fd = fds
+            try:
+                with bucket.locked_upload(
+                    self.key, self.upload_id, operation, True
+                ) as (
+                    _,
+                    record,
+                ):
+                    os.rename(
+                        self.upload_id,
+                        trash,
+                        src_dir_fd=uploads_fd,
+                        dst_dir_fd=trash_fd,
+                    )
+                    bucket.sync_dirs(uploads_fd)
+                    fsowners.remove(owners_fd, record)
+            except NoSuchUpload:
+                return
+            fspublish.reclaim(trash_fd, trash)
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _remove_all_but(dir_fd: int, keep: set[str]) -> None:
+    """Delete the parts a complete did not list, and the part links."""
+    try:
+        for name in os.listdir(dir_fd):
+            if name not in keep:
+                diskio.remove_entry(dir_fd, name)
+    except OSError as error:  # published already: the bytes stay, harmlessly
+        log.warning("unlisted parts not removed: %s", error)
