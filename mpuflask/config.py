@@ -98,7 +98,7 @@ DEFAULTS: dict[str, Any] = {
     # Where chunked part bodies (no Content-Length) wait before going up.
     "MPUFLASK_S3_SPOOL_DIR": None,
     # Connections to the engine per gateway process (>= gunicorn threads).
-    "MPUFLASK_S3_MAX_CONNECTIONS": 32,
+    "MPUFLASK_S3_MAX_CONNECTIONS": 64,
     # Tries per engine request (botocore's standard retry mode).
     "MPUFLASK_S3_MAX_ATTEMPTS": 3,
 }

@@ -126,6 +126,7 @@ class DeadlineWorker(gthread.ThreadWorker):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self.header_timeout = header_timeout(os.environ)
         self._waiting: set[_Conn] = set()
+        self._next_expiry = 0.0  # no waiting connection's deadline is earlier
         self._busy = 0
 
     @classmethod
@@ -183,10 +184,7 @@ class DeadlineWorker(gthread.ThreadWorker):  # type: ignore[misc]
             listener.close()
 
     def _next_wakeup(self) -> float:
-        if not self._waiting:
-            return 1.0
-        first = min(conn.deadline for conn in self._waiting)
-        return max(0.0, min(1.0, first - time.monotonic()))
+        return max(0.0, min(1.0, self._next_expiry - time.monotonic()))
 
     def accept(self, listener: socket.socket) -> None:
         try:
@@ -203,6 +201,7 @@ class DeadlineWorker(gthread.ThreadWorker):  # type: ignore[misc]
         """Wait in the poller (never in a thread) for the client's bytes."""
         conn.sock.setblocking(False)
         conn.deadline = deadline
+        self._next_expiry = min(self._next_expiry, deadline)
         self._waiting.add(conn)
         self.poller.register(
             conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn)
@@ -244,6 +243,9 @@ class DeadlineWorker(gthread.ThreadWorker):  # type: ignore[misc]
         )
 
     def _expire(self, now: float) -> None:
+        """Give up on connections past their deadline (a scan only when one is due)."""
+        if now < self._next_expiry:
+            return
         for conn in [c for c in self._waiting if c.deadline <= now]:
             self._unwait(conn)
             if conn.head and not conn.lingering:
@@ -255,6 +257,9 @@ class DeadlineWorker(gthread.ThreadWorker):  # type: ignore[misc]
                 self._linger(conn)
             else:
                 self._close(conn)
+        deadlines = (conn.deadline for conn in self._waiting)
+        # At most 20 scans a second, however many connections wait.
+        self._next_expiry = max(now + 0.05, min(deadlines, default=now + 1.0))
 
     def _linger(self, conn: _Conn) -> None:
         """Half-close, then wait (in the poller) for the client to close too."""

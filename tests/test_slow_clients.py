@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -269,3 +270,29 @@ def test_a_reader_that_stops_reading_is_cut_and_its_version_released(
         reader.close()
         assert received < len(data)
         assert _healthy(server)
+
+
+@pytest.mark.e2e
+def test_kept_alive_and_pipelined_requests_are_served(tmp_path: Path) -> None:
+    env = {"GUNICORN_HEADER_TIMEOUT": "1"}
+    with gunicorn_server(tmp_path, workers=1, threads=1, env=env) as server:
+        sock = _connect(server)
+        health = b"GET /?action=health HTTP/1.1\r\nHost: x\r\n\r\n"
+        sock.sendall(health * 2)  # two requests in one packet
+        answer = b""
+        while answer.count(b'{"status":"ok"}') < 2:
+            answer += sock.recv(65536)
+        # Idle on a kept-alive connection is not a stalled head: it is
+        # GUNICORN_KEEPALIVE's (30 s), and the next request is served.
+        time.sleep(1.5)  # longer than the head deadline, not a sync wait
+        sock.sendall(health)
+        answer = b""
+        while b'{"status":"ok"}' not in answer:
+            answer += sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        # A kept-alive connection's next head gets its own deadline.
+        sock.sendall(b"GET /?action=health HTTP/1.1\r\n")
+        head, _, body = _read_until_closed(sock).decode().partition("\r\n\r\n")
+        assert head.startswith("HTTP/1.1 408 ")
+        assert body == HEAD_408
+        sock.close()
