@@ -9,6 +9,7 @@ above the deadline under test.
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import threading
 import time
@@ -296,3 +297,26 @@ def test_kept_alive_and_pipelined_requests_are_served(tmp_path: Path) -> None:
         assert head.startswith("HTTP/1.1 408 ")
         assert body == HEAD_408
         sock.close()
+
+
+@pytest.mark.e2e
+def test_a_slow_but_steady_body_above_the_floor_is_stored(tmp_path: Path) -> None:
+    # 500 bytes every 0.1 s is 10x the floor: only a stall of ~2 s would cut it.
+    env = {"MPUFLASK_BODY_MIN_RATE": "500", "MPUFLASK_BODY_RATE_WINDOW": "2"}
+    with gunicorn_server(tmp_path, workers=1, threads=2, env=env) as server:
+        upload_id = requests.post(server.url + "k?action=mpu-create").json()["uploadId"]
+        pieces = [bytes([65 + n % 26]) * 500 for n in range(40)]  # 4 s at 5000 B/s
+
+        def steady() -> Iterator[bytes]:
+            for piece in pieces:
+                yield piece
+                time.sleep(0.1)  # the client's pace, not a sync wait
+
+        answer = requests.put(
+            server.url + f"k?action=mpu-uploadpart&uploadId={upload_id}&partNumber=1",
+            data=steady(),
+            timeout=PATIENCE,
+        )
+        assert answer.status_code == 200, answer.text
+        data = b"".join(pieces)
+        assert answer.json() == {"partNumber": 1, "etag": hashlib.md5(data).hexdigest()}
