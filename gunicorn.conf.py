@@ -27,14 +27,34 @@ bind = _env("BIND", "127.0.0.1:8000")
 # connections of big uploads.
 workers = int(_env("WORKERS", multiprocessing.cpu_count() + 1))
 
-# gthread, not sync: a sync worker is blocked by one slow client for the whole
-# length of a multi-GiB part, and gunicorn would kill it after `timeout`
-# seconds. gthread serves each connection on its own thread while the worker's
-# main loop keeps its heartbeat, so a long upload is never mistaken for a hung
-# worker. (gevent would also do, at the cost of a dependency and monkey
-# patching.)
-worker_class = _env("WORKER_CLASS", "gthread")
-threads = int(_env("THREADS", 16))
+# mpuflask.worker.DeadlineWorker: gunicorn's gthread worker with deadlines for
+# slow clients (mpuflask/worker.py). Why not the others:
+# - sync: one slow client blocks a whole process for the length of a multi-GiB
+#   part, and gunicorn kills it after `timeout` seconds.
+# - gthread as shipped (gunicorn 27): a connection gets a pool thread once a
+#   byte arrives, and the thread then waits for the rest of the request head
+#   with no deadline; gunicorn has no header timeout at all. 40-100 clients
+#   sending headers slowly held every thread and 50-100% of other requests
+#   failed.
+# - gevent/eventlet: a slow socket costs a greenlet, not a thread, but the
+#   store blocks on flock, fsync and disk writes, which would stall every
+#   connection of the process; and they need monkey patching and a dependency.
+# DeadlineWorker keeps gthread's request handling and changes who waits: the
+# main loop reads request heads without blocking and hands a connection to a
+# thread only when its head is complete (GUNICORN_HEADER_TIMEOUT below), and a
+# worker with no free thread stops accepting so another worker takes the
+# connection. Bodies and responses are bounded by the app (MPUFLASK_BODY_* and
+# MPUFLASK_SEND_TIMEOUT, mpuflask/deadlines.py). It serves plain HTTP/1: TLS
+# goes in the proxy in front (docs/deployment.md). GUNICORN_WORKER_CLASS=gthread
+# gives the stock worker back (the app's deadlines still apply).
+worker_class = _env("WORKER_CLASS", "mpuflask.worker.DeadlineWorker")
+# Threads wait for clients; the CPU work (MD5, copies) releases the GIL. A
+# thread blocked on a slow socket costs a stack, little resident memory, so
+# there are enough that a few hundred slow uploads and downloads, each bounded
+# by the deadlines, leave threads free for everyone else (bench/slow_clients.py,
+# 200 slow connections on 2 cores: 16 threads answered 0% of health checks
+# within 2 s, 64 answered 100%).
+threads = int(_env("THREADS", 64))
 
 # -- timeouts -----------------------------------------------------------------
 # With gthread, `timeout` is how long a worker's main loop may stay silent
@@ -43,8 +63,17 @@ threads = int(_env("THREADS", 16))
 timeout = int(_env("TIMEOUT", 60))
 # On restart or shutdown, let in-flight parts finish for this long.
 graceful_timeout = int(_env("GRACEFUL_TIMEOUT", 120))
-# Parallel part uploads reuse their connections: keep them open a while.
+# Parallel part uploads reuse their connections: keep them open a while (an
+# idle kept-alive connection waits in the main loop, not in a thread).
 keepalive = int(_env("KEEPALIVE", 30))
+# GUNICORN_HEADER_TIMEOUT (seconds, default 15): a request head (request line
+# and headers) must arrive within this long after the connection opens, or
+# after the first byte of a kept-alive connection's next request; else 408 and
+# close. Read by mpuflask.worker itself: gunicorn has no such setting. A real
+# client sends its head in one packet; this frees what a stalled or trickling
+# client holds (a socket; never a thread).
+# Each worker holds at most `worker_connections` connections (gunicorn's
+# default, 1000), waiting heads included; past that it stops accepting.
 
 # -- limits -------------------------------------------------------------------
 # Query strings carry keys up to 1024 bytes, percent-encoded up to 3x.

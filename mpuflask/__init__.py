@@ -13,6 +13,7 @@ from flask import Flask
 from .api import install_api
 from .config import load_config
 from .configure import install_configured_hooks
+from .deadlines import install_deadlines
 from .errors import register_error_handlers
 from .extension import MpuFlask as MpuFlask
 from .observability import install_observability
@@ -40,6 +41,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(objects_bp)
     install_api(app)
     install_observability(app, mpu.metrics)
+    install_deadlines(app)
     register_error_handlers(app)
     app.cli.add_command(gc_command)
     return app

@@ -13,8 +13,8 @@ from typing import Any
 from flask import request
 from werkzeug.exceptions import ClientDisconnected
 
+from .deadlines import body_pace
 from .errors import ApiError
-from .errors import RequestTimeout
 from .errors import UnsupportedTransferCoding
 
 #: Transfer codings whose bytes we read as sent: gunicorn decodes ``chunked``,
@@ -63,35 +63,20 @@ def declared_length() -> int | None:
     return request.content_length
 
 
-def body_chunks(chunk_size: int, idle_timeout: float) -> Iterator[bytes]:
+def body_chunks(chunk_size: int) -> Iterator[bytes]:
     """Yield the request body in chunks of at most ``chunk_size`` bytes.
 
     A client that hangs up early makes Werkzeug raise ``ClientDisconnected``
     (a 400) from here, so the store discards the half-received part. A client
-    that sends nothing for ``idle_timeout`` seconds is cut off with 408, so a
-    stalled upload cannot hold a worker thread forever (gunicorn's gthread
-    worker puts no deadline on reads; we set one on its socket).
+    that stalls or trickles is cut off with 408 (mpuflask/deadlines.py), so a
+    slow upload cannot hold a worker thread for long.
     """
-    sock = request.environ.get("gunicorn.socket")
-    if sock is not None:
-        sock.settimeout(idle_timeout)
-    stream = request.stream
+    pace = body_pace()
     expected = request.content_length
     received = 0
-    try:
-        while chunk := stream.read(chunk_size):
-            received += len(chunk)
-            yield chunk
-    except TimeoutError:
-        raise RequestTimeout(idle_timeout) from None
-    except (OSError, ValueError) as error:
-        # A chunked body cut short or malformed (gunicorn's NoMoreData,
-        # InvalidChunkSize...): the client's fault, never a 500.
-        raise ClientDisconnected(f"The request body was cut short: {error}") from None
-    except Exception as error:
-        if type(error).__module__.startswith("gunicorn.http"):
-            raise ClientDisconnected("The request body was malformed") from None
-        raise
+    while chunk := pace.read(chunk_size):
+        received += len(chunk)
+        yield chunk
     if expected is not None and received < expected:
         # gunicorn hands over a raw stream: a short body ends quietly.
         raise ClientDisconnected(
@@ -104,7 +89,10 @@ def read_json_body(limit: int) -> Any:
     check_transfer_coding()
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(f"Request body too large: at most {limit} bytes", 413)
-    data = request.stream.read(limit + 1)
+    pace = body_pace()
+    data = b""
+    while len(data) <= limit and (chunk := pace.read(limit + 1 - len(data))):
+        data += chunk
     if len(data) > limit:
         raise ApiError(f"Request body too large: at most {limit} bytes", 413)
     if not data.strip():

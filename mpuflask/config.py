@@ -36,8 +36,18 @@ DEFAULTS: dict[str, Any] = {
     "MPUFLASK_DURABLE": True,
     # Bytes read from a request body or a stored file at a time.
     "MPUFLASK_CHUNK_SIZE": 1 * MIB,
-    # A part whose client sends nothing for this many seconds is cut off (408).
+    # -- slow clients (mpuflask/deadlines.py, docs/deployment.md) --
+    # A request body that sends nothing for this many seconds is cut off (408).
     "MPUFLASK_BODY_TIMEOUT": 60,
+    # A body from which fewer than MIN_RATE x WINDOW bytes arrived over the last
+    # WINDOW seconds spent waiting for it is cut off (408): a 4 KiB/s floor, 20x
+    # under a 90 KB/s client, averaged over a minute. 0: no rate floor.
+    "MPUFLASK_BODY_MIN_RATE": 4096,
+    "MPUFLASK_BODY_RATE_WINDOW": 60,
+    # Each response write (at most MPUFLASK_CHUNK_SIZE bytes) must be done
+    # within this many seconds, else the connection is closed: a reader that
+    # stopped reading lets go of its thread and its pinned version. 0: no limit.
+    "MPUFLASK_SEND_TIMEOUT": 60,
     # Largest mpu-complete JSON body (10,000 parts need about 700 KB).
     "MPUFLASK_MAX_COMPLETE_BODY": 2 * MIB,
     # Open uploads one identity may hold (anonymous is one identity); 0: no
@@ -91,7 +101,7 @@ DEFAULTS: dict[str, Any] = {
     # Where chunked part bodies (no Content-Length) wait before going up.
     "MPUFLASK_S3_SPOOL_DIR": None,
     # Connections to the engine per gateway process (>= gunicorn threads).
-    "MPUFLASK_S3_MAX_CONNECTIONS": 32,
+    "MPUFLASK_S3_MAX_CONNECTIONS": 64,
     # Tries per engine request (botocore's standard retry mode).
     "MPUFLASK_S3_MAX_ATTEMPTS": 3,
 }
@@ -103,6 +113,13 @@ _POSITIVE_INTS = (
     "MPUFLASK_CHUNK_SIZE",
     "MPUFLASK_MAX_COMPLETE_BODY",
     "MPUFLASK_BODY_TIMEOUT",
+    "MPUFLASK_BODY_RATE_WINDOW",
+)
+
+#: 0 turns these off.
+_NON_NEGATIVE_INTS = (
+    "MPUFLASK_BODY_MIN_RATE",
+    "MPUFLASK_SEND_TIMEOUT",
 )
 
 #: s3 settings that must stay strings (or None: boto3 decides).
@@ -148,6 +165,10 @@ def _check(config: Mapping[str, Any]) -> None:
             "MPUFLASK_MAX_OPEN_UPLOADS must be a whole number (0: no limit), "
             f"not {limit!r}"
         )
+    for name in _NON_NEGATIVE_INTS:
+        value = config[name]
+        if type(value) is not int or value < 0:
+            raise ValueError(f"{name} must be 0 (off) or more, not {value!r}")
     if config["MPUFLASK_MIN_PART_SIZE"] > config["MPUFLASK_MAX_PART_SIZE"]:
         raise ValueError("MPUFLASK_MIN_PART_SIZE is larger than MPUFLASK_MAX_PART_SIZE")
     if not isinstance(config["MPUFLASK_DURABLE"], bool):

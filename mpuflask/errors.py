@@ -200,13 +200,11 @@ class InvalidPartNumber(ApiError):
 
 
 class RequestTimeout(ApiError):
-    """The client stopped sending the body (408); the connection is closed."""
+    """The body stalled or trickled (408, mpuflask/deadlines.py); the connection
+    is closed."""
 
-    def __init__(self, idle_timeout: float) -> None:
-        super().__init__(
-            f"Request Timeout: no body bytes arrived for {idle_timeout:g} seconds",
-            HTTPStatus.REQUEST_TIMEOUT,
-        )
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Request Timeout: {reason}", HTTPStatus.REQUEST_TIMEOUT)
 
     def get_headers(
         self, environ: Any = None, scope: Any = None

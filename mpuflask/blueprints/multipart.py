@@ -141,7 +141,7 @@ def mpu_uploadpart(key: str) -> Response:
     # Header stage of every validator first: refuse before reading a byte.
     with refusals_counted_as("validate_part"):
         checks = [check for v in mpuflask().part_validators if (check := v(info))]
-    body = body_chunks(config["MPUFLASK_CHUNK_SIZE"], config["MPUFLASK_BODY_TIMEOUT"])
+    body = body_chunks(config["MPUFLASK_CHUNK_SIZE"])
     chunks = checked_chunks(body, checks)
     part = upload.upload_part(part_number, chunks, declared_length())
     return _json({"partNumber": part.part_number, "etag": part.etag})
