@@ -78,6 +78,12 @@ def uppy_files(
 
 @pytest.fixture(scope="module")
 def site(uppy_files: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The page's site on loopback, and a gunicorn granting it CORS.
+
+    mpuflask takes a token (MPUFLASK_AUTH_TOKENS) and signed URLs (the
+    signing endpoint at the site's /signer shares its key); its minimum part
+    size is the default 5 MiB, Uppy's own floor.
+    """
     from examples.signing_endpoint import create_app
 
     tmp = tmp_path_factory.mktemp("uppy")
