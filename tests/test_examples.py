@@ -1,8 +1,10 @@
-"""The hook examples of docs/hooks.md (examples/hooks/) run as they are."""
+"""The examples run as they are: hooks (docs/hooks.md), Uppy's (docs/browser.md)."""
 
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 from examples.hooks.user_prefix import make_app as make_prefix_app
@@ -67,3 +69,13 @@ def test_sniff_filetype_example(make_app: Any, stored_state) -> None:
     assert flow.put_part(upload_id, 1, PNG, key="a.png").status_code == 200
     # Only part 1 is sniffed.
     assert flow.put_part(upload_id, 2, b"any bytes", key="a.png").status_code == 200
+
+
+def test_uppy_snippet_in_the_docs_is_the_example_file() -> None:
+    """docs/browser.md shows examples/uppy/mpuflask-uppy.js whole, as the tests run it."""
+    root = Path(__file__).resolve().parent.parent
+    snippet = (root / "examples" / "uppy" / "mpuflask-uppy.js").read_text()
+    blocks = re.findall(
+        r"^```js\n(.*?)^```$", (root / "docs" / "browser.md").read_text(), re.M | re.S
+    )
+    assert blocks == [snippet]

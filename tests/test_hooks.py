@@ -515,6 +515,7 @@ def test_cross_origin_part_upload_can_read_its_etag(cors_app: Flask) -> None:
     assert response.status_code == 200
     assert response.headers["Access-Control-Allow-Origin"] == "https://app.example"
     assert "etag" in response.headers["Access-Control-Expose-Headers"].lower()
+    assert response.headers["ETag"] == f'"{md5(b"x")}"'
 
 
 def test_other_origins_get_no_grant(cors_app: Flask, make_app: Any) -> None:

@@ -35,6 +35,14 @@ def test_part_etag_is_hex_md5(flow: Flow) -> None:
     assert response.text == f'{{"partNumber":1,"etag":"{md5(b"hello")}"}}'
 
 
+def test_part_answer_has_a_quoted_etag_header(flow: Flow) -> None:
+    """As S3's UploadPart: clients such as Uppy read the part's etag there."""
+    upload_id = flow.create()
+    response = flow.put_part(upload_id, 1, b"hello")
+    assert response.headers["ETag"] == f'"{md5(b"hello")}"'
+    assert response.json["etag"] == md5(b"hello")
+
+
 def test_round_trip_and_object_etag(flow: Flow) -> None:
     parts = [BIG, BIG2, b"tail"]
     etag = flow.upload(parts)

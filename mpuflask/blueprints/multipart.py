@@ -115,6 +115,7 @@ def mpu_uploadpart(key: str) -> Response:
     (neither Content-Length nor Transfer-Encoding), a part number outside
     1..10000, 10024 for an unknown upload, 100100 for a part over the maximum
     size; 501 for a transfer coding other than chunked (``gzip``...).
+    The etag is also in the ``ETag`` header, quoted, as S3 answers a part.
     Worker: ``case "mpu-uploadpart"`` -> ``multipartUpload.uploadPart(n, body)``.
     """
     upload_id = request.args.get("uploadId")
@@ -144,7 +145,10 @@ def mpu_uploadpart(key: str) -> Response:
     body = body_chunks(config["MPUFLASK_CHUNK_SIZE"])
     chunks = checked_chunks(body, checks)
     part = upload.upload_part(part_number, chunks, declared_length())
-    return _json({"partNumber": part.part_number, "etag": part.etag})
+    response = _json({"partNumber": part.part_number, "etag": part.etag})
+    # Also as S3's UploadPart answers it: Uppy's S3 plugin reads only this.
+    response.headers["ETag"] = f'"{part.etag}"'
+    return response
 
 
 @bp.action("POST", "mpu-complete")
