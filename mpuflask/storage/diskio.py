@@ -98,6 +98,28 @@ def fsync_path(path: str) -> None:
         os.close(fd)
 
 
+def make_dirs(path: str, durable: bool) -> None:
+    """``os.makedirs(path, exist_ok=True)``; with ``durable``, fsync each parent.
+
+    A new directory's entry is on disk only once its parent is fsynced. The
+    parent of ``path`` is fsynced even if ``path`` existed: someone may have
+    made it a moment ago (a parent we may not read is someone else's to sync).
+    """
+    parent = os.path.dirname(path)
+    if parent != path and not os.path.isdir(parent):
+        make_dirs(parent, durable)
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+    if durable:
+        try:
+            fsync_path(parent)
+        except PermissionError:
+            pass
+
+
 def try_lock(fd: int, shared: bool = False) -> bool:
     """Take an flock without waiting; False if another process holds it."""
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX

@@ -103,8 +103,10 @@ class FilesystemBucket:
         self.durable = durable
         #: The time source for creation and expiry (tests move it forward).
         self.clock: Callable[[], datetime] = _now
+        diskio.make_dirs(self.root, durable)
         for area in ("uploads", "staging", "objects", "trash", "tmp"):
             os.makedirs(self._area(area), exist_ok=True)
+        self._fsync_dirs(self.root)  # the areas' entries, before anything in them
 
     # -- the Bucket interface -------------------------------------------------
 

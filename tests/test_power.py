@@ -1,0 +1,121 @@
+"""Power cuts: the filesystem store on a disk that forgets what was never fsynced.
+
+The disk is ``tests/powerloss/lazyfs.py`` mounted with FUSE (these tests skip,
+saying why, where FUSE is unavailable). First, what the power-loss harness
+found in the store, replayed in one process; then the harness's short form
+(``tests/powerloss/harness.py``; the long form is ``bench/power_harness.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from mpuflask.rules import PartRef
+from mpuflask.storage import diskio
+from mpuflask.storage.base import HttpMetadata
+from mpuflask.storage.filesystem import FilesystemBucket
+
+from .powerloss.fusefs import LazyMount
+from .powerloss.fusefs import lazy_mount_unavailable
+
+
+@pytest.fixture
+def lazy(tmp_path: Path) -> Iterator[LazyMount]:
+    reason = lazy_mount_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    with LazyMount(tmp_path / "store", tmp_path / "mnt") as mount:
+        yield mount
+
+
+def power_cut(mount: LazyMount) -> None:
+    """Drop everything unsynced, then come back on what the disk kept."""
+    mount.cut()
+    mount.remount()
+
+
+def bucket_at(root: Path, durable: bool = True) -> FilesystemBucket:
+    """The store as a gunicorn worker opens it (at start-up, after a cut too)."""
+    return FilesystemBucket(
+        root,
+        min_part_size=1,
+        max_part_size=1 << 20,
+        upload_ttl=timedelta(days=7),
+        durable=durable,
+    )
+
+
+def publish(bucket: FilesystemBucket, key: str, data: bytes) -> str:
+    upload = bucket.create_multipart_upload(key, HttpMetadata({}))
+    handle = bucket.resume_multipart_upload(key, upload.upload_id)
+    part = handle.upload_part(1, [data])
+    return handle.complete([PartRef(1, part.etag)]).etag
+
+
+def read(bucket: FilesystemBucket, key: str) -> bytes | None:
+    body = bucket.get(key)
+    if body is None:
+        return None
+    with body:
+        return body.read()
+
+
+# -- found by the harness ---------------------------------------------------------------
+
+
+def test_a_new_data_dir_keeps_its_acknowledged_parts(lazy: LazyMount) -> None:
+    """The store made uploads/, tmp/, ... and never fsynced the data dir."""
+    data = lazy.mountpoint / "data"
+    bucket = bucket_at(data)
+    upload = bucket.create_multipart_upload("k", HttpMetadata({}))
+    part = bucket.resume_multipart_upload("k", upload.upload_id).upload_part(
+        1, [b"acknowledged"]
+    )
+    power_cut(lazy)
+    bucket = bucket_at(data)
+    assert bucket.resume_multipart_upload("k", upload.upload_id).list_parts() == [part]
+
+
+def test_a_data_dir_made_by_someone_else_is_made_durable(lazy: LazyMount) -> None:
+    """An operator's ``mkdir`` a moment ago may not be on disk yet either."""
+    data = lazy.mountpoint / "data"
+    data.mkdir()
+    bucket = bucket_at(data)
+    upload = bucket.create_multipart_upload("k", HttpMetadata({}))
+    power_cut(lazy)
+    assert bucket_at(data).resume_multipart_upload("k", upload.upload_id).info()
+
+
+def test_make_dirs_fsyncs_the_parent_of_each_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    monkeypatch.setattr(diskio, "fsync_path", synced.append)
+    (tmp_path / "a").mkdir()
+    diskio.make_dirs(str(tmp_path / "a" / "b" / "c"), durable=True)
+    assert (tmp_path / "a" / "b" / "c").is_dir()
+    assert synced == [str(tmp_path / "a"), str(tmp_path / "a" / "b")]
+    synced.clear()
+    diskio.make_dirs(str(tmp_path / "a" / "b" / "c"), durable=True)
+    assert synced == [str(tmp_path / "a" / "b")]  # it may be someone's new mkdir
+    diskio.make_dirs(str(tmp_path / "x"), durable=False)
+    assert synced == [str(tmp_path / "a" / "b")]
+
+
+def test_without_durability_a_cut_loses_acknowledged_parts(lazy: LazyMount) -> None:
+    """MPUFLASK_DURABLE=false survives process crashes, not power cuts."""
+    data = lazy.mountpoint / "data"
+    bucket_at(data)  # a durable start: the directories are on disk
+    bucket = bucket_at(data, durable=False)
+    upload = bucket.create_multipart_upload("k", HttpMetadata({}))
+    handle = bucket.resume_multipart_upload("k", upload.upload_id)
+    handle.upload_part(1, [b"acknowledged, never fsynced"])
+    publish(bucket, "k", b"also acknowledged")
+    power_cut(lazy)
+    bucket = bucket_at(data, durable=False)
+    assert read(bucket, "k") is None
+    assert bucket.count_open_uploads() == 0
