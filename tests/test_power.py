@@ -90,6 +90,18 @@ def test_a_data_dir_made_by_someone_else_is_made_durable(lazy: LazyMount) -> Non
     assert bucket_at(data).resume_multipart_upload("k", upload.upload_id).info()
 
 
+def test_the_first_object_of_a_key_survives(lazy: LazyMount) -> None:
+    """Publishing into a new objects/<hh> fsynced objects/<hh> but not objects/."""
+    data = lazy.mountpoint / "data"
+    bucket = bucket_at(data)
+    etag = publish(bucket, "first", b"published")
+    power_cut(lazy)
+    bucket = bucket_at(data)
+    info = bucket.head("first")
+    assert info is not None and info.etag == etag
+    assert read(bucket, "first") == b"published"
+
+
 def test_make_dirs_fsyncs_the_parent_of_each_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -106,7 +106,12 @@ class FilesystemBucket:
         diskio.make_dirs(self.root, durable)
         for area in ("uploads", "staging", "objects", "trash", "tmp"):
             os.makedirs(self._area(area), exist_ok=True)
-        self._fsync_dirs(self.root)  # the areas' entries, before anything in them
+        # Every objects/<hh> exists, on disk, before the first publish: one made
+        # by a publish could be another's, whose fsync of objects/ may not have
+        # happened yet when ours is acknowledged.
+        for fan in range(256):
+            os.makedirs(self._area("objects", f"{fan:02x}"), exist_ok=True)
+        self._fsync_dirs(self.root, self._area("objects"))
 
     # -- the Bucket interface -------------------------------------------------
 
