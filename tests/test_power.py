@@ -102,6 +102,31 @@ def test_the_first_object_of_a_key_survives(lazy: LazyMount) -> None:
     assert read(bucket, "first") == b"published"
 
 
+def test_a_reader_whose_version_is_reclaimed_as_it_locks_reads_the_next(
+    lazy: LazyMount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On FUSE (and NFS) fstat of an unlinked open file may fail with ESTALE.
+
+    A GET opens the version's manifest, an overwrite retires and reclaims that
+    version before the GET's shared lock, and the GET's link count check got
+    ESTALE where a local disk says 0: it answered 500 instead of looking again.
+    """
+    data = lazy.mountpoint / "data"
+    reader, writer = bucket_at(data), bucket_at(data)
+    publish(writer, "k", b"old")
+    real_lock = diskio.lock
+    overwrites: list[str] = []
+
+    def lock(fd: int, shared: bool = False) -> None:
+        if shared and not overwrites:
+            overwrites.append(publish(writer, "k", b"new"))  # reclaims "old"
+        real_lock(fd, shared)
+
+    monkeypatch.setattr(diskio, "lock", lock)
+    assert read(reader, "k") == b"new"
+    assert overwrites
+
+
 def test_make_dirs_fsyncs_the_parent_of_each_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -120,6 +120,20 @@ def make_dirs(path: str, durable: bool) -> None:
             pass
 
 
+def unlinked(fd: int) -> bool:
+    """Whether an open file has lost its last name (it was deleted under us).
+
+    A local disk says so with a link count of 0; FUSE and network filesystems
+    may not stat a deleted file at all and answer ESTALE.
+    """
+    try:
+        return os.fstat(fd).st_nlink == 0
+    except OSError as error:
+        if error.errno == errno.ESTALE:
+            return True
+        raise
+
+
 def try_lock(fd: int, shared: bool = False) -> bool:
     """Take an flock without waiting; False if another process holds it."""
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX

@@ -53,7 +53,7 @@ def open_version(path: str) -> FilesystemObjectBody | None:
             os.close(dir_fd)
             continue
         diskio.lock(manifest_fd, shared=True)
-        if os.fstat(manifest_fd).st_nlink == 0:
+        if diskio.unlinked(manifest_fd):
             os.close(manifest_fd)
             os.close(dir_fd)
             continue
