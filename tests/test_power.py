@@ -8,9 +8,11 @@ found in the store, replayed in one process; then the harness's short form
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,6 +127,59 @@ def test_a_reader_whose_version_is_reclaimed_as_it_locks_reads_the_next(
     monkeypatch.setattr(diskio, "lock", lock)
     assert read(reader, "k") == b"new"
     assert overwrites
+
+
+def test_a_reader_whose_version_is_reclaimed_as_it_opens_reads_the_next(
+    lazy: LazyMount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The version's directory is removed between the GET's open of it and its
+    open of the manifest inside: a local disk says ENOENT, FUSE ESTALE."""
+    data = lazy.mountpoint / "data"
+    reader, writer = bucket_at(data), bucket_at(data)
+    publish(writer, "k", b"old")
+    version = reader._object_path("k")
+    real_open = os.open
+    overwrites: list[str] = []
+
+    def open_then_overwrite(path: Any, flags: int, *args: Any, **kw: Any) -> int:
+        fd = real_open(path, flags, *args, **kw)
+        if str(path) == version and not overwrites:
+            overwrites.append(publish(writer, "k", b"new"))  # reclaims "old"
+        return fd
+
+    monkeypatch.setattr(os, "open", open_then_overwrite)
+    assert read(reader, "k") == b"new"
+    assert overwrites
+
+
+def test_two_sweeps_reclaiming_one_trash_entry_both_succeed(
+    lazy: LazyMount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers booting sweep the same trash; on FUSE the loser got ESTALE.
+
+    shutil.rmtree fstats the directory it opened, outside its error handling
+    (ignore_errors does not cover it): when another sweep removed the directory
+    in between, FUSE and NFS answer ESTALE and the worker failed to boot.
+    """
+    data = lazy.mountpoint / "data"
+    booting, other_worker = bucket_at(data), bucket_at(data)
+    leftover = data / "trash" / "aborted-upload"
+    leftover.mkdir()
+    (leftover / "00001.0123").write_bytes(b"bytes")
+    real_open = os.open
+    interleaved: list[int] = []
+
+    def open_then_other_sweeps(path: Any, flags: int, *args: Any, **kw: Any) -> int:
+        fd = real_open(path, flags, *args, **kw)
+        if str(path) == str(leftover) and not interleaved:
+            interleaved.append(0)
+            interleaved[0] = other_worker.sweep()  # removes the whole entry
+        return fd
+
+    monkeypatch.setattr(os, "open", open_then_other_sweeps)
+    booting.sweep()
+    assert interleaved == [1]
+    assert os.listdir(data / "trash") == []
 
 
 def test_make_dirs_fsyncs_the_parent_of_each_directory(

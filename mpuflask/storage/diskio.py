@@ -11,6 +11,7 @@ import ctypes
 import errno
 import fcntl
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -132,6 +133,22 @@ def unlinked(fd: int) -> bool:
         if error.errno == errno.ESTALE:
             return True
         raise
+
+
+def remove_tree(path: str) -> None:
+    """``shutil.rmtree(path, ignore_errors=True)``, also when others remove it too.
+
+    rmtree fstats each directory it opens outside its error handling; when
+    another process removed that directory in between, FUSE and network
+    filesystems answer ESTALE (a local disk does not): then we look again.
+    """
+    for _ in range(3):
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+            return
+        except OSError as error:
+            if error.errno != errno.ESTALE:
+                raise
 
 
 def try_lock(fd: int, shared: bool = False) -> bool:

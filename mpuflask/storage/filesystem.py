@@ -41,7 +41,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -345,7 +344,7 @@ class FilesystemBucket:
         try:
             manifest_fd = os.open(os.path.join(path, MANIFEST), os.O_RDONLY)
         except FileNotFoundError:
-            shutil.rmtree(path, ignore_errors=True)
+            diskio.remove_tree(path)
             return 1
         except NotADirectoryError:
             _unlink_quietly(path)
@@ -358,7 +357,7 @@ class FilesystemBucket:
             _unlink_quietly(os.path.join(path, MANIFEST))
         finally:
             os.close(manifest_fd)
-        shutil.rmtree(path, ignore_errors=True)
+        diskio.remove_tree(path)
         return 1
 
     # -- sweeping ---------------------------------------------------------------
@@ -371,7 +370,7 @@ class FilesystemBucket:
                 if entry.stat(follow_symlinks=False).st_mtime > cutoff:
                     continue
                 if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path, ignore_errors=True)
+                    diskio.remove_tree(entry.path)
                     removed += 1
                     continue
                 fd = os.open(entry.path, os.O_RDONLY)
