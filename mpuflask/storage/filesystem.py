@@ -544,7 +544,9 @@ class FilesystemUpload:
                 bucket._area("staging"),
                 os.path.dirname(bucket._object_path(self.key)),
             )
-            _remove_all_but(dir_fd, {MANIFEST, UPLOAD_RECORD, *files})
+            deleted = _remove_all_but(dir_fd, {MANIFEST, UPLOAD_RECORD, *files})
+            if deleted and bucket.durable:
+                os.fsync(dir_fd)  # deleted parts stay deleted (links may come back)
         if replaced is not None:
             bucket.retire(replaced)
         return info_from_manifest(manifest)
@@ -589,8 +591,14 @@ def _unlink_quietly(name: str, dir_fd: int | None = None) -> None:
         pass
 
 
-def _remove_all_but(dir_fd: int, keep: set[str]) -> None:
-    """Delete the parts a complete did not list, and the part links."""
+def _remove_all_but(dir_fd: int, keep: set[str]) -> bool:
+    """Delete the parts a complete did not list, and the part links.
+
+    Returns whether a part's bytes were deleted (not just links).
+    """
+    deleted_bytes = False
     for name in os.listdir(dir_fd):
         if name not in keep:
+            deleted_bytes = deleted_bytes or not _PART_LINK.fullmatch(name)
             _unlink_quietly(name, dir_fd)
+    return deleted_bytes
