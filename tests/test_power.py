@@ -21,8 +21,11 @@ from mpuflask.storage import diskio
 from mpuflask.storage.base import HttpMetadata
 from mpuflask.storage.filesystem import FilesystemBucket
 
+from .crash_harness import INVARIANTS
 from .powerloss.fusefs import LazyMount
 from .powerloss.fusefs import lazy_mount_unavailable
+from .powerloss.harness import PowerConfig
+from .powerloss.harness import run_power_harness
 
 
 @pytest.fixture
@@ -227,3 +230,37 @@ def test_without_durability_a_cut_loses_acknowledged_parts(lazy: LazyMount) -> N
     bucket = bucket_at(data, durable=False)
     assert read(bucket, "k") is None
     assert bucket.count_open_uploads() == 0
+
+
+# -- the harness, short form ----------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_power_cuts_lose_nothing_acknowledged(tmp_path: Path) -> None:
+    reason = lazy_mount_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    config = PowerConfig(
+        workdir=tmp_path,
+        seed=1,
+        kills=8,
+        workers=2,
+        threads=4,
+        clients=4,
+        keys=4,
+        progress=(4, 16),
+        duration=40.0,
+    )
+    report = run_power_harness(config)
+    text = report.format(details=10)
+    print(text)  # the figures, shown with -s or on failure
+    for name in INVARIANTS:
+        assert report.violation_count(name) == 0, f"{name}\n{text}"
+    assert not report.log_errors, text
+    counts = report.counts
+    # The run really cut the power, both ways, and really checked what it promised.
+    assert counts["cuts_drop"] >= 1 and counts["cuts_writeback"] >= 1, text
+    assert counts["restarts"] == counts["cuts_drop"] + counts["cuts_writeback"], text
+    assert counts["cut_dropped_changes"] > 0, text
+    assert counts["ack_part"] > 0 and counts["checked_parts"] > 0, text
+    assert counts["ack_complete"] > 0 and counts["checked_objects"] > 0, text
