@@ -31,13 +31,15 @@ POSIX and Linux's journaling filesystems, and no more):
 
 That is stricter than ext4 or xfs, which commit their journal in order every
 few seconds and on every fsync (so one fsync makes all earlier changes
-durable); it is what a careful application must assume, and the model that
-research on crash consistency (ALICE, LazyFS) tests applications against.
+durable); it is what a careful application must assume, in the spirit of the
+crash-consistency tools (ALICE's abstract persistence model; LazyFS, which
+drops unsynced data the same way but applies names at once).
 
 At a cut the disk either keeps exactly what was synced (``cut()``), or, with
 a seeded ``random.Random`` (``cut(rng)``), what a disk whose cache was partly
 written back keeps: a prefix, in the order they were made, of the changes of
-names not yet synced (a journal commit), and for each file with unsynced bytes
+names not yet synced (a journal commit; half the time all but the last few),
+and for each file with unsynced bytes
 its synced content, its live content, or a mix of the two by 4 KiB block.
 
 How it is built (write-through with an undo record): every operation is
@@ -542,10 +544,13 @@ class LazyDisk:
             self.off = True
             stats: Counter[str] = Counter()
             if rng is not None:
-                count = rng.randint(0, len(self._pending))
-                stats["written_back_changes"] = self._persist(
-                    list(self._pending.values())[:count]
-                )
+                # Any prefix; half the time all but the last few changes (a
+                # journal commit just before the cut: the riskiest moment).
+                pending = list(self._pending.values())
+                count = rng.randint(0, len(pending))
+                if rng.random() < 0.5:
+                    count = len(pending) - rng.randint(0, min(len(pending), 8))
+                stats["written_back_changes"] = self._persist(pending[:count])
             stats["dropped_changes"] = len(self._pending)
             stats["unsynced_files"] = len(self._unsynced)
             rebuilt = self.store / "rebuilt"
