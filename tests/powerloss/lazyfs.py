@@ -42,7 +42,8 @@ names not yet synced (a journal commit; half the time all but the last few),
 and for each file with unsynced bytes
 its synced content, its live content, or a mix of the two by 4 KiB block.
 
-How it is built (write-through with an undo record): every operation is
+How it is built (write-through with an undo record; ``names`` keeps the
+entries, ``rebuild`` builds the durable tree at a cut): every operation is
 applied at once to the backing directory ``<store>/live``, so reads, listings
 and locks are plain pass-through and cost nothing. The model keeps, in memory,
 only what a cut needs to rebuild the durable image: the durable entries of
@@ -67,50 +68,22 @@ import shutil
 import stat
 import threading
 from collections import Counter
-from dataclasses import dataclass
-from dataclasses import field
 from pathlib import Path
 
 from mpuflask.storage import diskio
 
-BLOCK = 4096
+from .names import DIR
+from .names import FILE
+from .names import SYMLINK
+from .names import Entry
+from .names import Names
+from .rebuild import BLOCK as BLOCK  # re-exported for the tests
+from .rebuild import Builder
+from .rebuild import Unsynced
+from .rebuild import sources
+
 RENAME_NOREPLACE = diskio.RENAME_NOREPLACE
 RENAME_EXCHANGE = diskio.RENAME_EXCHANGE
-
-FILE = "file"
-DIR = "dir"
-SYMLINK = "symlink"
-
-
-class LazyDiskError(Exception):
-    """The model reached a state it cannot rebuild (a bug in the model)."""
-
-
-@dataclass(frozen=True)
-class Entry:
-    """What a directory entry names: a node (by our id), its kind, a symlink's target."""
-
-    node: int
-    kind: str
-    target: str = ""
-
-
-@dataclass(eq=False)
-class Change:
-    """A change of names not yet durable: the entries it sets (None: removes)."""
-
-    seq: int
-    what: str
-    sets: tuple[tuple[int, str, Entry | None], ...]
-
-
-@dataclass
-class Unsynced:
-    """A file with unsynced changes: its synced size, and the synced bytes of
-    every block changed since (blocks past ``size`` were never synced)."""
-
-    size: int
-    saved: dict[int, bytes] = field(default_factory=dict)
 
 
 def _kind(mode: int) -> str:
@@ -138,18 +111,10 @@ class LazyDisk:
         self.lock = threading.RLock()
         self.off = False
         self._next_id = 0
-        self._next_seq = 0
         self._node_of_ino: dict[int, int] = {}
         self._ino_of: dict[int, int] = {}
         self._kind_of: dict[int, str] = {}
-        #: Durable entries of each directory node.
-        self._durable: dict[int, dict[str, Entry]] = {}
-        #: Changes not yet durable, in the order they were made.
-        self._pending: dict[int, Change] = {}
-        #: The same changes per name: directory node -> name -> changes in order.
-        self._queued: dict[int, dict[str, list[Change]]] = {}
-        #: File nodes named by a durable entry or a pending change (count).
-        self._pins: Counter[int] = Counter()
+        self._names = Names(self._release)
         self._in_limbo: set[int] = set()
         self._unsynced: dict[int, Unsynced] = {}
         self._fd_node: dict[int, int] = {}
@@ -170,7 +135,6 @@ class LazyDisk:
         stack = [(root, str(self.live))]
         while stack:
             dir_node, path = stack.pop()
-            entries = self._durable.setdefault(dir_node, {})
             for name in os.listdir(path):
                 full = os.path.join(path, name)
                 st = os.lstat(full)
@@ -179,10 +143,8 @@ class LazyDisk:
                 if node is None:
                     node = self._new_node(st.st_ino, kind)
                 target = os.readlink(full) if kind == SYMLINK else ""
-                entries[name] = Entry(node, kind, target)
-                if kind == FILE:
-                    self._pins[node] += 1
-                elif kind == DIR:
+                self._names.adopt(dir_node, name, Entry(node, kind, target))
+                if kind == DIR:
                     stack.append((node, full))
         return root
 
@@ -222,61 +184,10 @@ class LazyDisk:
             del self._node_of_ino[ino]
         self._unsynced.pop(node, None)
 
-    # -- changes of names -------------------------------------------------------
+    # -- files that outlive their names ----------------------------------------
 
-    def _record(self, what: str, *sets: tuple[int, str, Entry | None]) -> None:
-        self._next_seq += 1
-        change = Change(self._next_seq, what, sets)
-        self._pending[change.seq] = change
-        for dir_node, name, entry in sets:
-            self._queued.setdefault(dir_node, {}).setdefault(name, []).append(change)
-            if entry is not None and entry.kind == FILE:
-                self._pins[entry.node] += 1
-
-    def _persist(self, changes: list[Change]) -> int:
-        """Make ``changes`` durable, with every earlier change of the same names."""
-        closure: set[int] = set()
-        stack = list(changes)
-        while stack:
-            change = stack.pop()
-            if change.seq in closure or change.seq not in self._pending:
-                continue
-            closure.add(change.seq)
-            for dir_node, name, _ in change.sets:
-                for earlier in self._queued[dir_node][name]:
-                    if earlier.seq >= change.seq:
-                        break
-                    stack.append(earlier)
-        for seq in sorted(closure):
-            self._apply(self._pending.pop(seq))
-        return len(closure)
-
-    def _apply(self, change: Change) -> None:
-        touched = []
-        for dir_node, name, entry in change.sets:
-            queue = self._queued[dir_node][name]
-            if queue[0] is not change:
-                raise LazyDiskError(f"{change.what} persisted out of order")
-            queue.pop(0)
-            if not queue:
-                del self._queued[dir_node][name]
-            entries = self._durable.setdefault(dir_node, {})
-            old = entries.pop(name, None)
-            if entry is not None:
-                entries[name] = entry
-            if old is not None and old.kind == FILE:
-                self._pins[old.node] -= 1
-                touched.append(old.node)
-            if entry is not None and entry.kind == FILE:
-                # the change's own pin becomes the durable entry's
-                touched.append(entry.node)
-        for node in touched:
-            self._release_if_unpinned(node)
-
-    def _release_if_unpinned(self, node: int) -> None:
-        if self._pins[node] > 0:
-            return
-        del self._pins[node]
+    def _release(self, node: int) -> None:
+        """Nothing durable or pending names ``node``: its limbo link can go."""
         if node in self._in_limbo:
             self._in_limbo.discard(node)
             kept = self.limbo / str(node)
@@ -293,7 +204,7 @@ class LazyDisk:
         links = os.lstat(backing).st_nlink - (1 if node in self._in_limbo else 0)
         if links > 1:
             return False
-        if self._pins[node] > 0 and node not in self._in_limbo:
+        if self._names.pinned(node) and node not in self._in_limbo:
             os.link(backing, self.limbo / str(node))
             self._in_limbo.add(node)
         return True
@@ -312,7 +223,7 @@ class LazyDisk:
             parent, name = self._parent(rel)
             os.mkdir(self.path(rel), mode)
             node = self._new_node(os.lstat(self.path(rel)).st_ino, DIR)
-            self._record(f"mkdir {rel}", (parent, name, Entry(node, DIR)))
+            self._names.record(f"mkdir {rel}", (parent, name, Entry(node, DIR)))
 
     def symlink(self, target: str, rel: str) -> None:
         with self.lock:
@@ -320,7 +231,9 @@ class LazyDisk:
             parent, name = self._parent(rel)
             os.symlink(target, self.path(rel))
             node = self._new_node(os.lstat(self.path(rel)).st_ino, SYMLINK)
-            self._record(f"symlink {rel}", (parent, name, Entry(node, SYMLINK, target)))
+            self._names.record(
+                f"symlink {rel}", (parent, name, Entry(node, SYMLINK, target))
+            )
 
     def link(self, src: str, rel: str) -> None:
         with self.lock:
@@ -328,7 +241,9 @@ class LazyDisk:
             node, _ = self._node(src)
             parent, name = self._parent(rel)
             os.link(self.path(src), self.path(rel), follow_symlinks=False)
-            self._record(f"link {src} {rel}", (parent, name, self._entry(node, rel)))
+            self._names.record(
+                f"link {src} {rel}", (parent, name, self._entry(node, rel))
+            )
 
     def unlink(self, rel: str) -> None:
         with self.lock:
@@ -339,7 +254,7 @@ class LazyDisk:
             parent, name = self._parent(rel)
             last = self._drop_live_name(node, self.path(rel))
             os.unlink(self.path(rel))
-            self._record(f"unlink {rel}", (parent, name, None))
+            self._names.record(f"unlink {rel}", (parent, name, None))
             self._gone(node, last)
 
     def rmdir(self, rel: str) -> None:
@@ -348,7 +263,7 @@ class LazyDisk:
             node, _ = self._node(rel)
             parent, name = self._parent(rel)
             os.rmdir(self.path(rel))
-            self._record(f"rmdir {rel}", (parent, name, None))
+            self._names.record(f"rmdir {rel}", (parent, name, None))
             self._forget(node)
 
     def rename(self, old: str, new: str, flags: int = 0) -> None:
@@ -367,7 +282,7 @@ class LazyDisk:
                 other = self._node(new)[0]
                 dst_entry = self._entry(other, new)
                 diskio.rename2(self.path(old), self.path(new), RENAME_EXCHANGE)
-                self._record(
+                self._names.record(
                     f"exchange {old} {new}",
                     (old_parent, old_name, dst_entry),
                     (new_parent, new_name, src_entry),
@@ -389,7 +304,7 @@ class LazyDisk:
                 diskio.rename2(self.path(old), self.path(new), RENAME_NOREPLACE)
             else:
                 os.rename(self.path(old), self.path(new))
-            self._record(
+            self._names.record(
                 f"rename {old} {new}",
                 (old_parent, old_name, None),
                 (new_parent, new_name, src_entry),
@@ -407,8 +322,7 @@ class LazyDisk:
                 node = self._node(rel or "")[0]
             if node is None:
                 return 0
-            queued = self._queued.get(node, {})
-            return self._persist([c for changes in queued.values() for c in changes])
+            return self._names.fsync_dir(node)
 
     # -- files ----------------------------------------------------------------------
 
@@ -432,17 +346,18 @@ class LazyDisk:
             node = self._new_node(os.fstat(fd).st_ino, FILE)
             self._unsynced[node] = Unsynced(0)
             self._fd_node[fd] = node
-            self._record(f"create {rel}", (parent, name, Entry(node, FILE)))
+            self._names.record(f"create {rel}", (parent, name, Entry(node, FILE)))
             return fd
 
     def open(self, rel: str, flags: int) -> int:
         with self.lock:
             self._check_on()
-            node, st = self._node(rel)
-            if flags & os.O_TRUNC and st.st_size:
-                self._before_change(node, self.path(rel), 0, 0, truncate=True)
-            fd = os.open(self.path(rel), self._open_flags(flags))
+            node, _ = self._node(rel)
+            fd = os.open(self.path(rel), self._open_flags(flags) & ~os.O_TRUNC)
             self._fd_node[fd] = node
+            if flags & os.O_TRUNC:
+                self._before_change(node, fd, 0, 0, truncate=True)
+                os.ftruncate(fd, 0)
             return fd
 
     def release(self, fd: int) -> None:
@@ -465,14 +380,16 @@ class LazyDisk:
     ) -> None:
         with self.lock:
             self._check_on()
-            if fd is not None:
-                self._before_change(self._fd_node[fd], fd, length, 0, truncate=True)
-                os.ftruncate(fd, length)
-            else:
+            if fd is None:
                 assert rel is not None
-                node, _ = self._node(rel)
-                self._before_change(node, self.path(rel), length, 0, truncate=True)
-                os.truncate(self.path(rel), length)
+                opened = self.open(rel, os.O_WRONLY)
+                try:
+                    self.truncate(length, fd=opened)
+                finally:
+                    self.release(opened)
+                return
+            self._before_change(self._fd_node[fd], fd, length, 0, truncate=True)
+            os.ftruncate(fd, length)
 
     def fsync_file(self, fd: int) -> None:
         """fsync/fdatasync of a file: its bytes and size are durable (not its name)."""
@@ -481,39 +398,13 @@ class LazyDisk:
             self._unsynced.pop(self._fd_node[fd], None)
 
     def _before_change(
-        self,
-        node: int,
-        where: int | str,
-        offset: int,
-        length: int,
-        truncate: bool = False,
+        self, node: int, fd: int, offset: int, length: int, truncate: bool = False
     ) -> None:
-        """Save the synced bytes of the blocks a write or truncate is about to change."""
+        """Keep the synced bytes that a write or truncate is about to change."""
         record = self._unsynced.get(node)
         if record is None:
-            size = (
-                os.fstat(where).st_size
-                if isinstance(where, int)
-                else os.lstat(where).st_size
-            )
-            record = self._unsynced[node] = Unsynced(size)
-        end = record.size if truncate else min(offset + length, record.size)
-        if end <= offset:
-            return  # only bytes past the synced size change
-        first = offset // BLOCK
-        blocks = [b for b in range(first, -(-end // BLOCK)) if b not in record.saved]
-        if not blocks:
-            return
-        fd = where if isinstance(where, int) else os.open(where, os.O_RDONLY)
-        try:
-            for block in blocks:
-                start = block * BLOCK
-                data = os.pread(fd, min(BLOCK, record.size - start), start)
-                # Shorter than synced only if a truncate (which saved it) came first.
-                record.saved[block] = data
-        finally:
-            if not isinstance(where, int):
-                os.close(fd)
+            record = self._unsynced[node] = Unsynced(os.fstat(fd).st_size)
+        record.save(fd, offset, length, truncate)
 
     # -- pass-through --------------------------------------------------------------
 
@@ -543,20 +434,22 @@ class LazyDisk:
         with self.lock:
             self.off = True
             stats: Counter[str] = Counter()
+            pending = self._names.pending()
             if rng is not None:
                 # Any prefix; half the time all but the last few changes (a
                 # journal commit just before the cut: the riskiest moment).
-                pending = list(self._pending.values())
                 count = rng.randint(0, len(pending))
                 if rng.random() < 0.5:
                     count = len(pending) - rng.randint(0, min(len(pending), 8))
-                stats["written_back_changes"] = self._persist(pending[:count])
-            stats["dropped_changes"] = len(self._pending)
+                stats["written_back_changes"] = self._names.persist(pending[:count])
+            stats["dropped_changes"] = len(self._names.pending())
             stats["unsynced_files"] = len(self._unsynced)
             rebuilt = self.store / "rebuilt"
             shutil.rmtree(rebuilt, ignore_errors=True)
-            sources = self._sources()
-            self._build(self.root, str(rebuilt), sources, set(), rng, stats)
+            limbo = {node: str(self.limbo / str(node)) for node in self._in_limbo}
+            found = sources(str(self.live), limbo, self._node_of_ino)
+            builder = Builder(self._names, found, self._unsynced, rng, stats)
+            builder.build(self.root, str(rebuilt))
             retired = self.store / "retired"
             shutil.rmtree(retired, ignore_errors=True)
             os.rename(self.live, retired)
@@ -566,90 +459,10 @@ class LazyDisk:
             self.limbo.mkdir()
             return stats
 
-    def _sources(self) -> dict[int, str]:
-        """A backing path for every file node still on disk (live or in limbo)."""
-        found = {node: str(self.limbo / str(node)) for node in self._in_limbo}
-        for folder, _, files in os.walk(self.live):
-            for name in files:
-                path = os.path.join(folder, name)
-                st = os.lstat(path)
-                node = self._node_of_ino.get(st.st_ino)
-                if node is not None and stat.S_ISREG(st.st_mode):
-                    found.setdefault(node, path)
-        return found
-
-    def _build(
-        self,
-        dir_node: int,
-        dest: str,
-        sources: dict[int, str],
-        done: set[int],
-        rng: random.Random | None,
-        stats: Counter[str],
-    ) -> None:
-        if dir_node in done:
-            raise LazyDiskError(f"directory node {dir_node} is durable twice")
-        done.add(dir_node)
-        os.mkdir(dest)
-        for name, entry in self._durable.get(dir_node, {}).items():
-            path = os.path.join(dest, name)
-            if entry.kind == DIR:
-                self._build(entry.node, path, sources, done, rng, stats)
-            elif entry.kind == SYMLINK:
-                os.symlink(entry.target, path)
-            else:
-                source = sources.get(entry.node)
-                if source is None:
-                    raise LazyDiskError(f"no bytes left for durable file {path}")
-                os.link(source, path)
-                if entry.node not in done:
-                    done.add(entry.node)
-                    self._undo(entry.node, path, rng, stats)
-                stats["files"] += 1
-
-    def _undo(
-        self, node: int, path: str, rng: random.Random | None, stats: Counter[str]
-    ) -> None:
-        """Give a rebuilt file its durable bytes (synced, or a write-back mix)."""
-        record = self._unsynced.get(node)
-        if record is None:
-            return
-        live_size = os.lstat(path).st_size
-        size, restore = record.size, set(record.saved)
-        zero: list[int] = []
-        if rng is not None:
-            choice = rng.random()
-            if choice < 1 / 3:
-                stats["files_written_back"] += 1
-                return  # the cache reached the disk whole
-            if choice < 2 / 3:
-                stats["files_torn"] += 1
-                size = rng.choice([record.size, live_size])
-                restore = {b for b in record.saved if rng.random() < 0.5}
-                new_blocks = range(record.size // BLOCK, -(-size // BLOCK))
-                zero = [
-                    b
-                    for b in new_blocks
-                    if b * BLOCK >= record.size and rng.random() < 0.5
-                ]
-        stats["files_undone"] += 1
-        stats["bytes_undone"] += abs(live_size - record.size) + sum(
-            len(record.saved[b]) for b in restore
-        )
-        fd = os.open(path, os.O_RDWR)
-        try:
-            for block in sorted(restore):
-                os.pwrite(fd, record.saved[block], block * BLOCK)
-            for block in zero:
-                os.pwrite(fd, bytes(BLOCK), block * BLOCK)
-            os.ftruncate(fd, size)
-        finally:
-            os.close(fd)
-
     # -- figures ------------------------------------------------------------------------
 
     def pending_changes(self) -> int:
-        return len(self._pending)
+        return len(self._names.pending())
 
     def unsynced_files(self) -> int:
         return len(self._unsynced)
