@@ -1039,10 +1039,17 @@ class CrashHarness:
         if not self.gate.wait_parked(timeout=3 * self.cfg.request_timeout):
             raise HarnessError("clients did not park after a master kill")
         self.stop_server()
-        self.age_debris()
+        self.while_down()
         self.start_server()
         self.count("restarts")
         self.check_after_restart()
+
+    def while_down(self) -> None:
+        """Between the crash and the restart: no process runs on the data dir.
+
+        (The power-loss harness cuts the power here.)
+        """
+        self.age_debris()
 
     def start_server(self) -> None:
         """Start gunicorn on our data directory and port (a few tries)."""

@@ -221,7 +221,7 @@ def test_shard_dir_symlinked_outside_is_not_written_through(
 ) -> None:
     """objects/<hh> -> outside: a complete published into it."""
     shard = _object_dir(data_dir, "file.bin").parent
-    shard.parent.mkdir(exist_ok=True)
+    shard.rmdir()  # made (empty) when the store opened its data dir
     os.symlink(outside, shard)
     before = tree(outside)
     with caplog.at_level(logging.WARNING):

@@ -235,6 +235,58 @@ def fsync_path(path: str) -> None:
         os.close(fd)
 
 
+def make_dirs(path: str, durable: bool) -> None:
+    """``os.makedirs(path, exist_ok=True)``; with ``durable``, fsync each parent.
+
+    A new directory's entry is on disk only once its parent is fsynced. The
+    parent of ``path`` is fsynced even if ``path`` existed: someone may have
+    made it a moment ago (a parent we may not read is someone else's to sync).
+    """
+    parent = os.path.dirname(path)
+    if parent != path and not os.path.isdir(parent):
+        make_dirs(parent, durable)
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+    if durable:
+        try:
+            fsync_path(parent)
+        except PermissionError:
+            pass
+
+
+def unlinked(fd: int) -> bool:
+    """Whether an open file has lost its last name (it was deleted under us).
+
+    A local disk says so with a link count of 0; FUSE and network filesystems
+    may not stat a deleted file at all and answer ESTALE.
+    """
+    try:
+        return os.fstat(fd).st_nlink == 0
+    except OSError as error:
+        if error.errno == errno.ESTALE:
+            return True
+        raise
+
+
+def remove_tree(path: str) -> None:
+    """``shutil.rmtree(path, ignore_errors=True)``, also when others remove it too.
+
+    rmtree fstats each directory it opens outside its error handling; when
+    another process removed that directory in between, FUSE and network
+    filesystems answer ESTALE (a local disk does not): then we look again.
+    """
+    for _ in range(3):
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+            return
+        except OSError as error:
+            if error.errno != errno.ESTALE:
+                raise
+
+
 def try_lock(fd: int, shared: bool = False) -> bool:
     """Take an flock without waiting; False if another process holds it."""
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX

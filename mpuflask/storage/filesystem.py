@@ -117,8 +117,17 @@ class FilesystemBucket:
         self.durable = durable
         #: The time source for creation and expiry (tests move it forward).
         self.clock: Callable[[], datetime] = _now
+        diskio.make_dirs(self.root, durable)
         for area in _AREAS:
             os.makedirs(self._area(area), exist_ok=True)
+        # Every objects/<hh> exists, on disk, before the first publish: one made
+        # by a publish could be another's, whose fsync of objects/ may not have
+        # happened yet when ours is acknowledged.
+        for fan in range(256):
+            os.makedirs(self._area("objects", f"{fan:02x}"), exist_ok=True)
+        if durable:
+            diskio.fsync_path(self.root)
+            diskio.fsync_path(self._area("objects"))
 
     # -- the Bucket interface -------------------------------------------------
 

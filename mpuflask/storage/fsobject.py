@@ -77,7 +77,7 @@ def open_version(shard_fd: int, name: str) -> FilesystemObjectBody | None:
             log.error("corrupt object %s: %s", name, error)
             return None
         diskio.lock(manifest_fd, shared=True)
-        if os.fstat(manifest_fd).st_nlink == 0:
+        if diskio.unlinked(manifest_fd):
             os.close(manifest_fd)
             os.close(dir_fd)
             continue

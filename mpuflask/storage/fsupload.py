@@ -167,7 +167,11 @@ class FilesystemUpload:
                 replaced = self._publish(dir_fd, uploads_fd, staging_fd, manifest)
                 # Published: what follows is clean-up, never answered.
                 fsowners.remove(owners_fd, record)
-                _remove_all_but(dir_fd, {MANIFEST, UPLOAD_RECORD, *files})
+                deleted = _remove_all_but(dir_fd, {MANIFEST, UPLOAD_RECORD, *files})
+                if deleted and bucket.durable:
+                    # Parts left out stay deleted after a power cut (the part
+                    # links may come back: a few bytes, gone with the version).
+                    os.fsync(dir_fd)
                 if replaced:
                     try:
                         fspublish.retire(bucket, staging_fd, self.upload_id)
@@ -258,11 +262,17 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _remove_all_but(dir_fd: int, keep: set[str]) -> None:
-    """Delete the parts a complete did not list, and the part links."""
+def _remove_all_but(dir_fd: int, keep: set[str]) -> bool:
+    """Delete the parts a complete did not list, and the part links.
+
+    Returns whether a part's bytes were deleted (not just links).
+    """
+    deleted_bytes = False
     try:
         for name in os.listdir(dir_fd):
             if name not in keep:
+                deleted_bytes = deleted_bytes or not PART_LINK.fullmatch(name)
                 diskio.remove_entry(dir_fd, name)
     except OSError as error:  # published already: the bytes stay, harmlessly
         log.warning("unlisted parts not removed: %s", error)
+    return deleted_bytes
