@@ -8,14 +8,11 @@ auth is configured, :func:`authenticate_request` answers 401.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from flask import g
 from flask import request
@@ -51,44 +48,6 @@ class Token:
     identity: str
     prefix: str = ""
     actions: frozenset[str] = ALL_ACTIONS
-
-
-def parse_tokens(value: Any) -> list[Token]:
-    """Read ``MPUFLASK_AUTH_TOKENS``.
-
-    Either a comma-separated string of tokens (each may do anything; its
-    identity is ``token:<first 12 hex of its SHA-256>``), or a JSON list of
-    objects ``{"token", "identity"?, "prefix"?, "actions"?}``.
-    """
-    if not value:
-        return []
-    if isinstance(value, str) and value.lstrip().startswith("["):
-        value = json.loads(value)
-    if isinstance(value, str):
-        value = [{"token": item.strip()} for item in value.split(",") if item.strip()]
-    tokens = []
-    for entry in value:
-        if isinstance(entry, str):
-            entry = {"token": entry}
-        secret = entry["token"]
-        if not isinstance(secret, str) or not secret:
-            raise ValueError(
-                "MPUFLASK_AUTH_TOKENS: every token must be a non-empty string"
-            )
-        actions = frozenset(entry.get("actions") or ALL_ACTIONS)
-        unknown = actions - ALL_ACTIONS
-        if unknown:
-            raise ValueError(f"MPUFLASK_AUTH_TOKENS: unknown actions {sorted(unknown)}")
-        fingerprint = hashlib.sha256(secret.encode()).hexdigest()[:12]
-        tokens.append(
-            Token(
-                secret=secret,
-                identity=entry.get("identity") or f"token:{fingerprint}",
-                prefix=entry.get("prefix", ""),
-                actions=actions,
-            )
-        )
-    return tokens
 
 
 class BearerTokens:
