@@ -8,6 +8,7 @@ command-line flags.
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 
 
@@ -43,8 +44,8 @@ workers = int(_env("WORKERS", multiprocessing.cpu_count() + 1))
 # main loop reads request heads without blocking and hands a connection to a
 # thread only when its head is complete (GUNICORN_HEADER_TIMEOUT below), and a
 # worker with no free thread stops accepting so another worker takes the
-# connection. Bodies and responses are bounded by the app (MPUFLASK_BODY_* and
-# MPUFLASK_SEND_TIMEOUT, mpuflask/deadlines.py). It serves plain HTTP/1: TLS
+# connection. Bodies and responses are bounded by the app (MPUFLASK_BODY_TIMEOUT,
+# MPUFLASK_BODY_MIN_RATE, MPUFLASK_SEND_TIMEOUT: mpuflask/deadlines.py). It serves plain HTTP/1: TLS
 # goes in the proxy in front (docs/deployment.md). GUNICORN_WORKER_CLASS=gthread
 # gives the stock worker back (the app's deadlines still apply).
 worker_class = _env("WORKER_CLASS", "mpuflask.worker.DeadlineWorker")
@@ -92,7 +93,10 @@ errorlog = _env("ERRORLOG", "-")
 loglevel = _env("LOGLEVEL", "info")
 # MPUFLASK_LOG_FORMAT=json (default) writes one JSON object per line, with
 # request_id on every line written while a request runs; "text" for humans.
+# Another value stops the server in on_starting (below), with one line.
 _log_format = os.environ.get("MPUFLASK_LOG_FORMAT", "json")
+if _log_format not in ("json", "text"):
+    _log_format = "json"
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -149,14 +153,56 @@ else:
 
 
 # -- server hooks ---------------------------------------------------------------
-_AUTH_SETTINGS = ("MPUFLASK_AUTH_TOKENS", "MPUFLASK_SIGNING_KEY", "MPUFLASK_AUTH_HOOKS")
 _LOOPBACK = ("127.", "localhost", "[::1]", "unix:")
+
+
+def on_starting(server):
+    """Check mpuflask's settings once, before any worker starts.
+
+    A bad setting (mpuflask/config.py) stops the server here with one line,
+    instead of a traceback from every worker. The check runs in a forked
+    child, so the master imports neither mpuflask nor the configured hook
+    modules: workers started later (``kill -HUP``) still load the code as it
+    is then.
+    """
+    verdict = _check_settings()
+    if verdict.startswith("error "):
+        print(f"mpuflask: {verdict[6:]}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    server.mpuflask_auth = verdict == "auth"
+
+
+def _check_settings():
+    """The child's verdict: "auth" or "open" if valid, else "error <line>"."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: load the settings as create_app will, and say
+        try:
+            from mpuflask.config import ConfigError
+            from mpuflask.config import auth_configured
+            from mpuflask.config import load_settings
+
+            try:
+                verdict = "auth" if auth_configured(load_settings()) else "open"
+            except ConfigError as error:
+                verdict = f"error {error}"
+        except BaseException as error:  # any failure at all, as one line
+            verdict = f"error checking the settings failed: {error!r}"
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.write(write_end, verdict.encode("utf-8", "replace"))
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        verdict = pipe.read().decode("utf-8", "replace")
+    os.waitpid(pid, 0)
+    return verdict or "error the settings check died"
 
 
 def when_ready(server):
     """Warn when the server listens beyond loopback with no auth configured."""
     exposed = [b for b in server.cfg.bind if not b.startswith(_LOOPBACK)]
-    if exposed and not any(os.environ.get(name) for name in _AUTH_SETTINGS):
+    if exposed and not getattr(server, "mpuflask_auth", False):
         server.log.warning(
             "mpuflask is listening on %s without authentication: anyone who can "
             "reach it can read, write and delete objects. Set MPUFLASK_AUTH_TOKENS "

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import json
 import os
 import statistics
 import sys
@@ -89,7 +88,7 @@ def main() -> None:
         "MPUFLASK_S3_SECRET_ACCESS_KEY": options.secret_key,
         "MPUFLASK_MIN_PART_SIZE": str(min(part, 5 * MIB)),
         "MPUFLASK_SWEEP_INTERVAL": "0",
-        "MPUFLASK_S3_STAGE_UPLOADS": json.dumps(options.stage_uploads),
+        "MPUFLASK_S3_STAGE_UPLOADS": str(options.stage_uploads).lower(),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     gateway, direct = Figures(), Figures()

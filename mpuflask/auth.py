@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from flask import g
 from flask import request
@@ -52,44 +51,6 @@ class Token:
     actions: frozenset[str] = ALL_ACTIONS
 
 
-def parse_tokens(value: Any) -> list[Token]:
-    """Read ``MPUFLASK_AUTH_TOKENS``.
-
-    Either a comma-separated string of tokens (each may do anything; its
-    identity is ``token:<first 12 hex of its SHA-256>``), or a JSON list of
-    objects ``{"token", "identity"?, "prefix"?, "actions"?}``.
-    """
-    if not value:
-        return []
-    if isinstance(value, str) and value.lstrip().startswith("["):
-        value = json.loads(value)
-    if isinstance(value, str):
-        value = [{"token": item.strip()} for item in value.split(",") if item.strip()]
-    tokens = []
-    for entry in value:
-        if isinstance(entry, str):
-            entry = {"token": entry}
-        secret = entry["token"]
-        if not isinstance(secret, str) or not secret:
-            raise ValueError(
-                "MPUFLASK_AUTH_TOKENS: every token must be a non-empty string"
-            )
-        actions = frozenset(entry.get("actions") or ALL_ACTIONS)
-        unknown = actions - ALL_ACTIONS
-        if unknown:
-            raise ValueError(f"MPUFLASK_AUTH_TOKENS: unknown actions {sorted(unknown)}")
-        fingerprint = hashlib.sha256(secret.encode()).hexdigest()[:12]
-        tokens.append(
-            Token(
-                secret=secret,
-                identity=entry.get("identity") or f"token:{fingerprint}",
-                prefix=entry.get("prefix", ""),
-                actions=actions,
-            )
-        )
-    return tokens
-
-
 def _token_digest(text: str) -> bytes:
     """The SHA-256 of a token as the client sent its bytes.
 
@@ -116,7 +77,7 @@ class BearerTokens:
     sees two 32-byte strings, whatever length or characters were sent.
     """
 
-    def __init__(self, tokens: list[Token]) -> None:
+    def __init__(self, tokens: Sequence[Token]) -> None:
         self.tokens = tokens
         self._digests = [
             (_token_digest_of_text(token.secret), token) for token in tokens

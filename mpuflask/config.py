@@ -1,208 +1,280 @@
-"""Configuration: defaults, then ``MPUFLASK_*`` environment variables, then code.
+"""Configuration: one declared schema, then ``MPUFLASK_*`` environment, then code.
 
-Keys keep their ``MPUFLASK_`` prefix inside ``app.config`` (Flask's
-``from_prefixed_env`` would strip it). Environment values are parsed as JSON
-when they parse (``MPUFLASK_DURABLE=false``, ``MPUFLASK_MIN_PART_SIZE=1024``) and
-kept as strings otherwise (``MPUFLASK_DATA_DIR=/srv/mpu``).
+Every setting is one :class:`Setting` in :data:`SETTINGS`: its name, its type,
+its default and one doc line (README.md's table is generated from them). Keys
+keep their ``MPUFLASK_`` prefix inside ``app.config`` (Flask's
+``from_prefixed_env`` would strip it).
+
+Values are read strictly and the same way from both sources: text (every
+environment variable, and strings in the ``create_app`` mapping) by the
+setting's type, never as JSON; Python values of the right type (``int``,
+``bool``, a list) as they are. Anything else stops start-up with a
+:class:`ConfigError` whose text is one line naming the setting: an unknown
+``MPUFLASK_*`` name (with the closest real one), a word that is not a boolean,
+a set-but-empty value, a token list or hook path that cannot be used.
+
+Why our own code (this schema, the types in setting_types.py and the token
+list in tokens.py, ~450 lines without the table) and not pydantic-settings:
+for 36 flat settings a dependency buys little, and its defaults are what this
+module exists to refuse: list values JSON-decoded from the environment, lax
+booleans (``t``, ``y``), unknown names ignored, multi-line error reports.
+Here every message is one exact, tested line, a secret is never echoed, and
+hook paths are imported in the same pass.
 """
 
 from __future__ import annotations
 
-import json
+import difflib
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
 
+from . import setting_types as types
 from .rules import DEFAULT_MAX_PART_SIZE
 from .rules import DEFAULT_MIN_PART_SIZE
 from .rules import MIB
+from .tokens import parse_tokens
 
 PREFIX = "MPUFLASK_"
 
-DEFAULTS: dict[str, Any] = {
-    # Where the filesystem store keeps uploads and objects.
-    "MPUFLASK_DATA_DIR": "./data",
-    # Which store: "filesystem" (embedded default) or "s3" (docs/scale-out.md).
-    "MPUFLASK_STORE": "filesystem",
-    # R2's rule: every part but the last is at least this big (tests lower it).
-    "MPUFLASK_MIN_PART_SIZE": DEFAULT_MIN_PART_SIZE,
-    # R2's rule: no part is bigger than this (5 GiB).
-    "MPUFLASK_MAX_PART_SIZE": DEFAULT_MAX_PART_SIZE,
-    # Unfinished uploads expire this many seconds after creation (R2: 7 days).
-    "MPUFLASK_UPLOAD_TTL": 7 * 24 * 3600,
-    # fsync part files, manifests and directories before acknowledging.
-    "MPUFLASK_DURABLE": True,
-    # Bytes read from a request body or a stored file at a time.
-    "MPUFLASK_CHUNK_SIZE": 1 * MIB,
-    # -- slow clients (mpuflask/deadlines.py, docs/deployment.md) --
-    # A request body that sends nothing for this many seconds is cut off (408).
-    "MPUFLASK_BODY_TIMEOUT": 60,
-    # A body from which fewer than MIN_RATE x WINDOW bytes arrived over the last
-    # WINDOW seconds spent waiting for it is cut off (408): a 4 KiB/s floor, 20x
-    # under a 90 KB/s client, averaged over a minute. 0: no rate floor.
-    "MPUFLASK_BODY_MIN_RATE": 4096,
-    "MPUFLASK_BODY_RATE_WINDOW": 60,
-    # Each response write (at most MPUFLASK_CHUNK_SIZE bytes) must be done
-    # within this many seconds, else the connection is closed: a reader that
-    # stopped reading lets go of its thread and its pinned version. 0: no limit.
-    "MPUFLASK_SEND_TIMEOUT": 60,
-    # Largest mpu-complete JSON body (10,000 parts need about 700 KB).
-    "MPUFLASK_MAX_COMPLETE_BODY": 2 * MIB,
-    # Open uploads one identity may hold (anonymous is one identity); 0: no
-    # limit. Each costs two inodes until complete, abort or expiry.
-    "MPUFLASK_MAX_OPEN_UPLOADS": 1000,
-    # Sweep crash leftovers and expired uploads when the app starts.
-    "MPUFLASK_SWEEP_ON_START": True,
-    # And every this many seconds inside each gunicorn worker (one at a time).
-    "MPUFLASK_SWEEP_INTERVAL": 600,
-    # -- hooks (docs/hooks.md) --
-    # Bearer tokens: "tok1,tok2" or a JSON list of {"token", "identity",
-    # "prefix", "actions"}; empty: no token auth.
-    "MPUFLASK_AUTH_TOKENS": "",
-    # Secret for signed URLs (mpuflask.signing.sign_url); empty: none accepted.
-    "MPUFLASK_SIGNING_KEY": "",
-    # Extra hooks by dotted path, comma-separated "package.module:callable".
-    "MPUFLASK_AUTH_HOOKS": "",
-    "MPUFLASK_PART_VALIDATORS": "",
-    "MPUFLASK_COMPLETE_VALIDATORS": "",
-    # Refuse requests no auth hook vouched for; null: yes iff any auth is set.
-    "MPUFLASK_AUTH_REQUIRED": None,
-    # Built-in validators; 0 or empty turns one off.
-    "MPUFLASK_PART_MAX_BYTES": 0,
-    "MPUFLASK_PART_CONTENT_TYPES": "",
-    "MPUFLASK_VERIFY_CHECKSUMS": True,
-    "MPUFLASK_MAX_OBJECT_SIZE": 0,
-    "MPUFLASK_MAX_PARTS": 0,
-    # Serve the upload page at GET / (docs/browser.md). Off by default: an
-    # operator decides whether a server offers a UI at all.
-    "MPUFLASK_WEB_UI": False,
-    # Browser origins allowed by CORS: "https://a.example,https://b.example"
-    # or "*"; empty: no cross-origin access.
-    "MPUFLASK_CORS_ORIGINS": "",
-    # -- the s3 store (docs/scale-out.md); None leaves a setting to boto3's
-    # usual sources (AWS_* variables, ~/.aws, instance roles) --
-    # The engine's URL, e.g. https://<account>.r2.cloudflarestorage.com.
-    "MPUFLASK_S3_ENDPOINT": None,
-    # The bucket; it must exist (mpuflask never creates or deletes buckets).
-    "MPUFLASK_S3_BUCKET": None,
-    # Signing region: "auto" for R2, the bucket's region for AWS.
-    "MPUFLASK_S3_REGION": None,
-    "MPUFLASK_S3_ACCESS_KEY_ID": None,
-    "MPUFLASK_S3_SECRET_ACCESS_KEY": None,
-    # "auto", "path" or "virtual": how the bucket goes into the URL.
-    "MPUFLASK_S3_ADDRESSING_STYLE": "auto",
-    # Upload records live under this prefix in the bucket; keys there are refused.
-    "MPUFLASK_S3_STATE_PREFIX": ".mpuflask/",
-    # Parts on a staging key, copied to the object's key at complete: needed by
-    # engines that cannot drop unlisted parts (Ceph). "auto": probe once.
-    "MPUFLASK_S3_STAGE_UPLOADS": "auto",
-    # Where chunked part bodies (no Content-Length) wait before going up.
-    "MPUFLASK_S3_SPOOL_DIR": None,
-    # Connections to the engine per gateway process (>= gunicorn threads).
-    "MPUFLASK_S3_MAX_CONNECTIONS": 64,
-    # Tries per engine request (botocore's standard retry mode).
-    "MPUFLASK_S3_MAX_ATTEMPTS": 3,
+
+class ConfigError(ValueError):
+    """A setting that stops start-up; ``str()`` is the one line to show."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its type, its default and what it does."""
+
+    name: str
+    kind: types.Kind
+    default: Any
+    doc: str
+
+    @property
+    def default_text(self) -> str:
+        """The default as an operator would write it ("unset" for none)."""
+        if self.default is None or self.default == ():
+            return "unset"
+        return self.kind.show(self.default)
+
+
+TOKENS = types.Kind("tokens (docs/hooks.md)", parse_tokens)
+_ints = types.integer
+
+SETTINGS: tuple[Setting, ...] = (
+    # -- storage --
+    Setting("MPUFLASK_STORE", types.choice("filesystem", "s3"), "filesystem",
+            "which store: the embedded filesystem one, or s3 (docs/scale-out.md)"),
+    Setting("MPUFLASK_DATA_DIR", types.PATH, "./data",
+            "where the filesystem store keeps uploads and objects"),
+    Setting("MPUFLASK_DURABLE", types.BOOLEAN, True,
+            "fsync parts, manifests and directories before answering"),
+    Setting("MPUFLASK_MIN_PART_SIZE", _ints(1), DEFAULT_MIN_PART_SIZE,
+            "bytes; every part but the last is at least this big (R2: 5 MiB)"),
+    Setting("MPUFLASK_MAX_PART_SIZE", _ints(1), DEFAULT_MAX_PART_SIZE,
+            "bytes; a larger part is refused (100100), on Content-Length or "
+            "as it is read (R2: 5 GiB)"),
+    Setting("MPUFLASK_UPLOAD_TTL", _ints(1), 7 * 24 * 3600,
+            "seconds; unfinished uploads expire this long after creation "
+            "(R2: 7 days)"),
+    Setting("MPUFLASK_MAX_OPEN_UPLOADS", _ints(0), 1000,
+            "open uploads per identity; 0 = unlimited"),
+    Setting("MPUFLASK_CHUNK_SIZE", _ints(1), 1 * MIB,
+            "bytes read from a request body or a stored file at a time"),
+    Setting("MPUFLASK_BODY_TIMEOUT", _ints(1), 60,
+            "seconds; a request body whose client sends nothing for this long "
+            "is cut off (408)"),
+    Setting("MPUFLASK_BODY_MIN_RATE", _ints(0), 4096,
+            "bytes/s; a body slower than this over MPUFLASK_BODY_RATE_WINDOW "
+            "of waiting is cut off (408); 0 = no floor"),
+    Setting("MPUFLASK_BODY_RATE_WINDOW", _ints(1), 60,
+            "seconds of waiting for a body over which MPUFLASK_BODY_MIN_RATE "
+            "is averaged"),
+    Setting("MPUFLASK_SEND_TIMEOUT", _ints(0), 60,
+            "seconds each response write (up to MPUFLASK_CHUNK_SIZE) may take "
+            "before the connection is closed; 0 = no limit"),
+    Setting("MPUFLASK_MAX_COMPLETE_BODY", _ints(1), 2 * MIB,
+            "bytes; the largest mpu-complete body (10,000 parts need ~700 KB)"),
+    Setting("MPUFLASK_SWEEP_ON_START", types.BOOLEAN, True,
+            "sweep crash leftovers and expired uploads when the app starts"),
+    Setting("MPUFLASK_SWEEP_INTERVAL", types.seconds(0), 600,
+            "seconds between sweeps in each gunicorn worker, one at a time; "
+            "0 = never"),
+    # -- auth (docs/hooks.md) --
+    Setting("MPUFLASK_AUTH_TOKENS", TOKENS, (),
+            'bearer tokens: `tok1,tok2`, or a JSON list of `{"token", '
+            '"identity", "prefix", "actions"}`; unset: no token auth'),
+    Setting("MPUFLASK_SIGNING_KEY", types.optional(types.SECRET), None,
+            "the secret of signed URLs (`mpuflask sign`); unset: none accepted"),
+    Setting("MPUFLASK_AUTH_HOOKS", types.HOOKS, (),
+            "more auth hooks, comma-separated `package.module:function`"),
+    Setting("MPUFLASK_AUTH_REQUIRED", types.optional(types.BOOLEAN), None,
+            "refuse (401) requests no auth hook vouched for; unset: yes as "
+            "soon as any auth is configured"),
+    # -- validators (docs/hooks.md) --
+    Setting("MPUFLASK_PART_VALIDATORS", types.HOOKS, (),
+            "part validators, comma-separated `package.module:function`"),
+    Setting("MPUFLASK_COMPLETE_VALIDATORS", types.HOOKS, (),
+            "completion validators, comma-separated `package.module:function`"),
+    Setting("MPUFLASK_PART_CONTENT_TYPES", types.MEDIA_TYPES, (),
+            "refuse parts with another Content-Type (415), e.g. "
+            "`image/png,image/jpeg`; unset: any"),
+    Setting("MPUFLASK_VERIFY_CHECKSUMS", types.BOOLEAN, True,
+            "verify Content-MD5 and x-amz-checksum-sha256 when a part sends them"),
+    Setting("MPUFLASK_MAX_OBJECT_SIZE", _ints(0), 0,
+            "bytes; refuse a complete whose object would be larger (413); "
+            "0 = no limit"),
+    Setting("MPUFLASK_MAX_PARTS", _ints(0, 10_000), 0,
+            "refuse a complete of more parts; 0 = no limit (R2: 10,000)"),
+    # -- browsers --
+    Setting("MPUFLASK_WEB_UI", types.BOOLEAN, False,
+            "serve the upload page at GET / (docs/browser.md)"),
+    Setting("MPUFLASK_CORS_ORIGINS", types.ORIGINS, (),
+            "browser origins allowed cross-origin, e.g. `https://a.example,"
+            "https://b.example`, or `*`; unset: none"),
+    # -- logs (read by gunicorn.conf.py) --
+    Setting("MPUFLASK_LOG_FORMAT", types.choice("json", "text"), "json",
+            "log lines under gunicorn: one JSON object each, or text for humans"),
+    # -- the s3 store (docs/scale-out.md); unset: boto3's usual sources --
+    Setting("MPUFLASK_S3_ENDPOINT", types.optional(types.TEXT), None,
+            "the engine's URL, e.g. `https://<account>.r2.cloudflarestorage.com`"),
+    Setting("MPUFLASK_S3_BUCKET", types.optional(types.TEXT), None,
+            "the bucket, required with `MPUFLASK_STORE=s3`; it must exist"),
+    Setting("MPUFLASK_S3_REGION", types.optional(types.TEXT), None,
+            "signing region: `auto` for R2, the bucket's region for AWS"),
+    Setting("MPUFLASK_S3_ACCESS_KEY_ID", types.optional(types.TEXT), None,
+            "the engine's access key id"),
+    Setting("MPUFLASK_S3_SECRET_ACCESS_KEY", types.optional(types.SECRET), None,
+            "the engine's secret access key"),
+    Setting("MPUFLASK_S3_ADDRESSING_STYLE", types.choice("auto", "path", "virtual"),
+            "auto", "how the bucket goes into the engine's URLs"),
+    Setting("MPUFLASK_S3_STATE_PREFIX", types.STATE_PREFIX, ".mpuflask/",
+            "upload records live under this prefix; keys there are refused"),
+    Setting("MPUFLASK_S3_STAGE_UPLOADS", types.AUTO_OR_BOOLEAN, "auto",
+            "parts on a staging key, copied at complete (Ceph needs it); "
+            "auto: probe once"),
+    Setting("MPUFLASK_S3_SPOOL_DIR", types.optional(types.PATH), None,
+            "where chunked part bodies wait before going up; unset: the "
+            "temp dir"),
+    Setting("MPUFLASK_S3_MAX_CONNECTIONS", _ints(1), 64,
+            "connections to the engine per process (at least gunicorn's threads)"),
+    Setting("MPUFLASK_S3_MAX_ATTEMPTS", _ints(1), 3,
+            "tries per engine request (botocore's standard retries)"),
+)  # fmt: skip
+
+BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+#: Read by the project's other programs (the client, an example, the test
+#: suite), not by the server: its environment may hold them.
+READ_ELSEWHERE = ("MPUFLASK_STATE_DIR", "MPUFLASK_URL", "MPUFLASK_BIG_BROWSER_TEST")
+READ_ELSEWHERE_PREFIX = "MPUFLASK_TEST_"
+
+#: Names refused with a hint rather than a guess.
+HINTS = {
+    "MPUFLASK_TOKEN": "it is the client's token (mpuflask upload --token): "
+    "did you mean MPUFLASK_AUTH_TOKENS?",
+    "MPUFLASK_PART_MAX_BYTES": "it was removed: MPUFLASK_MAX_PART_SIZE is the "
+    "one limit on a part's size",
 }
 
-_POSITIVE_INTS = (
-    "MPUFLASK_MIN_PART_SIZE",
-    "MPUFLASK_MAX_PART_SIZE",
-    "MPUFLASK_UPLOAD_TTL",
-    "MPUFLASK_CHUNK_SIZE",
-    "MPUFLASK_MAX_COMPLETE_BODY",
-    "MPUFLASK_BODY_TIMEOUT",
-    "MPUFLASK_BODY_RATE_WINDOW",
-)
 
-#: 0 turns these off.
-_NON_NEGATIVE_INTS = (
-    "MPUFLASK_BODY_MIN_RATE",
-    "MPUFLASK_SEND_TIMEOUT",
-)
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Every setting's value: defaults, then ``environ``, then ``overrides``.
 
-#: s3 settings that must stay strings (or None: boto3 decides).
-_S3_STRINGS = (
-    "MPUFLASK_S3_ENDPOINT",
-    "MPUFLASK_S3_REGION",
-    "MPUFLASK_S3_ACCESS_KEY_ID",
-    "MPUFLASK_S3_SECRET_ACCESS_KEY",
-    "MPUFLASK_S3_SPOOL_DIR",
-)
-
-
-def load_config(app: Flask, overrides: Mapping[str, Any] | None = None) -> None:
-    """Fill ``app.config`` from defaults, the environment and ``overrides``."""
-    app.config.update(DEFAULTS)
-    app.config.update(_from_environment(os.environ))
-    if overrides:
-        app.config.update(overrides)
-    _check(app.config)
-
-
-def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for name, text in environ.items():
-        if not name.startswith(PREFIX):
-            continue
+    ``environ`` defaults to ``os.environ``; keys of ``overrides`` that are not
+    ``MPUFLASK_*`` (Flask's own, ``TESTING``) are left out. Hook paths are
+    imported here. Raises :class:`ConfigError` at the first problem.
+    """
+    environ = os.environ if environ is None else environ
+    given = [(name, environ[name], "the environment") for name in sorted(environ)]
+    for name, value in (overrides or {}).items():
+        given.append((name, value, "the create_app mapping"))
+    ours = [item for item in given if _is_ours(item[0], item[2])]
+    for name, _, source in ours:
+        if name not in BY_NAME:
+            raise ConfigError(f"unknown setting {name} in {source}; {_hint(name)}")
+    values = {setting.name: setting.default for setting in SETTINGS}
+    for name, value, _ in ours:
         try:
-            values[name] = json.loads(text)
-        except ValueError:
-            values[name] = text
+            values[name] = BY_NAME[name].kind.parse(value)
+        except ValueError as error:
+            raise ConfigError(f"{name} {error}") from None
+    _check_together(values)
     return values
 
 
-def _check(config: Mapping[str, Any]) -> None:
-    """Refuse a bad setting at start-up rather than on some later request."""
-    for name in _POSITIVE_INTS:
-        value = config[name]
-        if type(value) is not int or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, not {value!r}")
-    limit = config["MPUFLASK_MAX_OPEN_UPLOADS"]
-    if type(limit) is not int or limit < 0:
-        raise ValueError(
-            "MPUFLASK_MAX_OPEN_UPLOADS must be a whole number (0: no limit), "
-            f"not {limit!r}"
-        )
-    for name in _NON_NEGATIVE_INTS:
-        value = config[name]
-        if type(value) is not int or value < 0:
-            raise ValueError(f"{name} must be 0 (off) or more, not {value!r}")
-    if config["MPUFLASK_MIN_PART_SIZE"] > config["MPUFLASK_MAX_PART_SIZE"]:
-        raise ValueError("MPUFLASK_MIN_PART_SIZE is larger than MPUFLASK_MAX_PART_SIZE")
-    if not isinstance(config["MPUFLASK_DURABLE"], bool):
-        raise ValueError("MPUFLASK_DURABLE must be true or false")
-    if config["MPUFLASK_STORE"] == "s3":
-        _check_s3(config)
+def load_config(app: Flask, overrides: Mapping[str, Any] | None = None) -> None:
+    """Fill ``app.config`` from the schema, the environment and ``overrides``."""
+    values = load_settings(overrides)
+    app.config.update(
+        (key, value)
+        for key, value in (overrides or {}).items()
+        if not _is_ours(key, "the create_app mapping")
+    )
+    app.config.update(values)
 
 
-def _check_s3(config: Mapping[str, Any]) -> None:
-    """The s3 store's settings: the bucket is required, the rest typed."""
-    bucket = config["MPUFLASK_S3_BUCKET"]
-    if not isinstance(bucket, str) or not bucket:
-        raise ValueError("MPUFLASK_STORE=s3 needs MPUFLASK_S3_BUCKET (a bucket name)")
-    for name in _S3_STRINGS:
-        value = config[name]
-        if value is not None and not isinstance(value, str):
-            # The environment is read as JSON: a secret of digits would arrive
-            # as a number, which is no longer the secret.
-            raise ValueError(
-                f"{name} must be a string, not {value!r} (in the environment, "
-                "quote it as a JSON string)"
-            )
-    if config["MPUFLASK_S3_ADDRESSING_STYLE"] not in ("auto", "path", "virtual"):
-        raise ValueError(
-            'MPUFLASK_S3_ADDRESSING_STYLE must be "auto", "path" or "virtual"'
+def auth_configured(settings: Mapping[str, Any]) -> bool:
+    """Whether the settings turn on any auth (gunicorn warns when none is)."""
+    return bool(
+        settings["MPUFLASK_AUTH_TOKENS"]
+        or settings["MPUFLASK_SIGNING_KEY"]
+        or settings["MPUFLASK_AUTH_HOOKS"]
+    )
+
+
+def settings_table() -> str:
+    """README.md's table of every setting (tests/test_config.py checks it)."""
+    lines = ["| setting | type | default | meaning |", "| --- | --- | --- | --- |"]
+    for setting in SETTINGS:
+        default = setting.default_text
+        default = default if default == "unset" else f"`{default}`"
+        lines.append(
+            f"| `{setting.name}` | {setting.kind.description} | {default} "
+            f"| {setting.doc} |"
         )
-    if config["MPUFLASK_S3_STAGE_UPLOADS"] not in ("auto", True, False):
-        raise ValueError('MPUFLASK_S3_STAGE_UPLOADS must be "auto", true or false')
-    prefix = config["MPUFLASK_S3_STATE_PREFIX"]
-    if not isinstance(prefix, str) or not prefix.endswith("/") or len(prefix) > 256:
-        raise ValueError(
-            "MPUFLASK_S3_STATE_PREFIX must end in / (at most 256 characters)"
+    return "\n".join(lines) + "\n"
+
+
+def _is_ours(name: Any, source: str) -> bool:
+    """Whether ``name`` is for the server to read (case-blind: a typo too)."""
+    if not isinstance(name, str) or not name.upper().startswith(PREFIX):
+        return False
+    if source == "the environment" and (
+        name in READ_ELSEWHERE or name.startswith(READ_ELSEWHERE_PREFIX)
+    ):
+        return False
+    return True
+
+
+def _hint(name: str) -> str:
+    """The closest setting to a misspelt ``name`` (difflib), or where to look."""
+    if name in HINTS:
+        return HINTS[name]
+    wanted = name.upper().removeprefix(PREFIX)
+    suffixes = [setting.name.removeprefix(PREFIX) for setting in SETTINGS]
+    close = difflib.get_close_matches(wanted, suffixes, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {PREFIX}{close[0]}?"
+    return "README.md lists every setting"
+
+
+def _check_together(values: Mapping[str, Any]) -> None:
+    """Rules between settings."""
+    smallest = values["MPUFLASK_MIN_PART_SIZE"]
+    largest = values["MPUFLASK_MAX_PART_SIZE"]
+    if smallest > largest:
+        raise ConfigError(
+            f"MPUFLASK_MIN_PART_SIZE ({smallest}) is larger than "
+            f"MPUFLASK_MAX_PART_SIZE ({largest})"
         )
-    for name in ("MPUFLASK_S3_MAX_CONNECTIONS", "MPUFLASK_S3_MAX_ATTEMPTS"):
-        value = config[name]
-        if type(value) is not int or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    if values["MPUFLASK_STORE"] == "s3" and values["MPUFLASK_S3_BUCKET"] is None:
+        raise ConfigError("MPUFLASK_STORE=s3 needs MPUFLASK_S3_BUCKET (a bucket name)")

@@ -9,9 +9,7 @@ from flask import Flask
 
 from .auth import BearerTokens
 from .auth import SignedUrls
-from .auth import parse_tokens
 from .extension import MpuFlask
-from .hooks import load_hooks
 from .validators import configured_validators
 
 log = logging.getLogger(__name__)
@@ -44,25 +42,25 @@ def install_configured_hooks(app: Flask, mpu: MpuFlask) -> None:
     Built-in auth (tokens, then signed URLs), then ``MPUFLASK_AUTH_HOOKS``;
     built-in validators, then ``MPUFLASK_PART_VALIDATORS`` /
     ``MPUFLASK_COMPLETE_VALIDATORS``. Hooks added in code come after these.
+    The values were parsed by mpuflask/config.py (tokens, imported hooks).
     """
     config: dict[str, Any] = app.config
-    tokens = parse_tokens(config["MPUFLASK_AUTH_TOKENS"])
+    tokens = config["MPUFLASK_AUTH_TOKENS"]
     if tokens:
-        mpu.authenticate(BearerTokens(tokens))
+        mpu.authenticate(BearerTokens(list(tokens)))
     if config["MPUFLASK_SIGNING_KEY"]:
         mpu.authenticate(SignedUrls(str(config["MPUFLASK_SIGNING_KEY"])))
-    for hook in load_hooks(config["MPUFLASK_AUTH_HOOKS"]):
+    for hook in config["MPUFLASK_AUTH_HOOKS"]:
         mpu.authenticate(hook)
     if config["MPUFLASK_AUTH_REQUIRED"] is not None:
         mpu.auth_required = bool(config["MPUFLASK_AUTH_REQUIRED"])
     part_validators, complete_validators = configured_validators(config)
-    for part_validator in part_validators + load_hooks(
-        config["MPUFLASK_PART_VALIDATORS"]
-    ):
+    for part_validator in [*part_validators, *config["MPUFLASK_PART_VALIDATORS"]]:
         mpu.validate_part(part_validator)
-    for done_validator in complete_validators + load_hooks(
-        config["MPUFLASK_COMPLETE_VALIDATORS"]
-    ):
+    for done_validator in [
+        *complete_validators,
+        *config["MPUFLASK_COMPLETE_VALIDATORS"],
+    ]:
         mpu.validate_complete(done_validator)
     _install_cors(app)
 

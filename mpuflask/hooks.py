@@ -32,7 +32,6 @@ from typing import TypeVar
 
 from flask import g
 from werkzeug.datastructures import Headers
-from werkzeug.utils import import_string
 
 from .storage import UploadedPart
 
@@ -90,22 +89,6 @@ AuthHook = Callable[[RequestInfo], str | None]
 PartValidator = Callable[[PartInfo], StreamCheck | None]
 CompleteValidator = Callable[[CompleteInfo], None]
 HookT = TypeVar("HookT", bound=Callable[..., Any])
-
-
-def load_hooks(spec: str | list[str] | None) -> list[Callable[..., Any]]:
-    """Import ``"pkg.mod:func, pkg.mod:other"`` (or a list of such names)."""
-    if not spec:
-        return []
-    names = spec.split(",") if isinstance(spec, str) else spec
-    hooks = []
-    for name in names:
-        name = name.strip()
-        if name:
-            hook = import_string(name.replace(":", "."))
-            if not callable(hook):
-                raise ValueError(f"{name} is not callable")
-            hooks.append(hook)
-    return hooks
 
 
 @contextmanager

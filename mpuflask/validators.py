@@ -34,43 +34,6 @@ class CompleteRefused(ApiError):
         super().__init__(f"completeMultipartUpload: {message} ({rule})", status)
 
 
-class _ByteCounter:
-    """Stream check: refuse once more than ``limit`` bytes have arrived."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.seen = 0
-
-    def update(self, chunk: bytes) -> None:
-        self.seen += len(chunk)
-        if self.seen > self.limit:
-            raise _too_large(self.limit)
-
-    def finish(self) -> None:
-        pass
-
-
-def _too_large(limit: int) -> PartRefused:
-    return PartRefused(
-        f"The part is larger than the {limit} bytes this server accepts.",
-        "max_part_size",
-        413,
-    )
-
-
-def max_part_size(limit: int) -> Callable[[PartInfo], StreamCheck | None]:
-    """Refuse parts over ``limit`` bytes: on Content-Length, else mid-stream."""
-
-    def validate(part: PartInfo) -> StreamCheck | None:
-        if part.content_length is not None:
-            if part.content_length > limit:
-                raise _too_large(limit)
-            return None
-        return _ByteCounter(limit)
-
-    return validate
-
-
 def allowed_content_types(types: list[str]) -> Callable[[PartInfo], None]:
     """Refuse parts whose Content-Type is not listed (none sent: octet-stream)."""
     allowed = {t.strip().lower() for t in types if t.strip()}
@@ -178,8 +141,6 @@ def configured_validators(
     """The built-in validators the app's configuration turns on, in order."""
     parts: list[Callable[[PartInfo], Any]] = []
     completes: list[Callable[[CompleteInfo], None]] = []
-    if config.get("MPUFLASK_PART_MAX_BYTES"):
-        parts.append(max_part_size(int(config["MPUFLASK_PART_MAX_BYTES"])))
     types = config.get("MPUFLASK_PART_CONTENT_TYPES")
     if types:
         parts.append(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import logging
 from typing import Any
@@ -286,26 +285,6 @@ def test_sha256_checksum(flow: Flow, stored_state) -> None:
         ).status_code
         == 200
     )
-
-
-def test_max_part_size_with_and_without_content_length(
-    make_app: Any, stored_state
-) -> None:
-    flow = Flow(make_app(MPUFLASK_PART_MAX_BYTES=10).test_client())
-    upload_id = flow.create()
-    before = stored_state()
-    text = "uploadPart: The part is larger than the 10 bytes this server accepts. (max_part_size)"
-    response = flow.put_part(upload_id, 1, b"x" * 11)
-    assert (response.status_code, response.text) == (413, text)
-    response = flow.client.put(
-        f"/file.bin?action=mpu-uploadpart&uploadId={upload_id}&partNumber=1",
-        input_stream=io.BytesIO(b"x" * 11),
-        headers={"Transfer-Encoding": "chunked"},
-        environ_overrides={"wsgi.input_terminated": True},
-    )
-    assert (response.status_code, response.text) == (413, text)
-    assert stored_state() == before
-    assert flow.put_part(upload_id, 1, b"x" * 10).status_code == 200
 
 
 def test_allowed_content_types(make_app: Any, stored_state) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from mpuflask import create_app
+from mpuflask.config import ConfigError
 from mpuflask.observability import JsonFormatter
 from mpuflask.observability import RequestIdFilter
 
@@ -69,11 +70,16 @@ def test_service_endpoints_need_no_credentials_and_only_live_on_root(
 
 
 def test_metrics_count_requests_bytes_and_rejections(make_app: Any) -> None:
-    app = make_app(MPUFLASK_PART_MAX_BYTES=5)
+    app = make_app(MPUFLASK_PART_CONTENT_TYPES="application/octet-stream")
     flow = Flow(app.test_client())
     upload_id = flow.create()
     flow.part(upload_id, 1, b"abc")
-    assert flow.put_part(upload_id, 2, b"too large").status_code == 413
+    refused = flow.client.put(
+        f"/file.bin?action=mpu-uploadpart&uploadId={upload_id}&partNumber=2",
+        data=b"text",
+        content_type="text/plain",
+    )
+    assert refused.status_code == 415
     text = flow.client.get("/?action=metrics").text
     samples = {
         line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
@@ -88,13 +94,13 @@ def test_metrics_count_requests_bytes_and_rejections(make_app: Any) -> None:
     )
     assert (
         samples[
-            'mpuflask_requests_total{action="mpu-uploadpart",method="PUT",status="413"}'
+            'mpuflask_requests_total{action="mpu-uploadpart",method="PUT",status="415"}'
         ]
         == 1
     )
     assert samples["mpuflask_received_bytes_total"] == 3
     assert (
-        samples['mpuflask_hook_rejections_total{moment="validate_part",status="413"}']
+        samples['mpuflask_hook_rejections_total{moment="validate_part",status="415"}']
         == 1
     )
     assert samples["mpuflask_uploads_in_progress"] == 1
@@ -109,20 +115,29 @@ def test_metrics_count_requests_bytes_and_rejections(make_app: Any) -> None:
         (
             "MPUFLASK_MIN_PART_SIZE",
             0,
-            "MPUFLASK_MIN_PART_SIZE must be a positive integer, not 0",
+            "MPUFLASK_MIN_PART_SIZE must be an integer from 1 to 10^15, not 0",
         ),
         (
             "MPUFLASK_CHUNK_SIZE",
             "big",
-            "MPUFLASK_CHUNK_SIZE must be a positive integer, not 'big'",
+            "MPUFLASK_CHUNK_SIZE must be an integer from 1 to 10^15, not 'big'",
         ),
-        ("MPUFLASK_DURABLE", "yes", "MPUFLASK_DURABLE must be true or false"),
-        ("MPUFLASK_STORE", "tape", "MPUFLASK_STORE='tape': unknown store"),
+        (
+            "MPUFLASK_DURABLE",
+            "ja",
+            "MPUFLASK_DURABLE must be true or false (or 1/0, yes/no, on/off), not 'ja'",
+        ),
+        (
+            "MPUFLASK_STORE",
+            "tape",
+            "MPUFLASK_STORE must be filesystem or s3, not 'tape'",
+        ),
     ],
 )
 def test_bad_settings_fail_at_start(tmp_path: Path, setting, value, message) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError) as raised:
         create_app({"MPUFLASK_DATA_DIR": str(tmp_path), setting: value})
+    assert str(raised.value) == message
 
 
 def test_settings_from_environment(tmp_path: Path, monkeypatch) -> None:

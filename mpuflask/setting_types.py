@@ -1,0 +1,312 @@
+"""The value types of mpuflask's settings: each reads text or a Python value.
+
+A type is a :class:`Kind`: a short description (the README's "type" column)
+and a function that turns what an operator gave into the value the app uses,
+or raises ``ValueError`` with a phrase that completes "<setting name> ...",
+for example ``must be true or false (...), not 'maybe'``. mpuflask/config.py
+adds the name and raises :class:`~mpuflask.config.ConfigError`.
+
+Text (the environment, or a string in the ``create_app`` mapping) is never
+JSON-decoded; a Python value of the right type (``int``, ``bool``, a list) is
+taken as it is. A phrase never quotes a secret.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+#: What an empty value is told, whatever its type (set-but-empty is a mistake:
+#: for a secret or token list it would silently turn auth off).
+EMPTY = "is set but empty; unset it or give it a value"
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+BOOLEAN_WORDS = "true or false (or 1/0, yes/no, on/off)"
+#: Largest integer setting: 16 digits at most, and exact in JavaScript (the
+#: upload page reads the part limits).
+INTEGER_MAX = 10**15
+SECONDS_MAX = 10**9
+IMPORTABLE = (
+    "the module must be importable from the server's working directory or installed"
+)
+
+_DIGITS = re.compile(r"[0-9]{1,16}")
+_DECIMAL = re.compile(r"[0-9]{1,10}(\.[0-9]{1,6})?")
+_IDENTIFIERS = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
+_DOTTED = re.compile(rf"{_IDENTIFIERS}(:{_IDENTIFIERS})?")
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s?#,]+")
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+*-]+")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One setting type: its description and its parser."""
+
+    description: str
+    parse: Callable[[Any], Any]
+    #: How a default is written back as text (README, round trips).
+    show: Callable[[Any], str] = str
+
+
+def optional(kind: Kind) -> Kind:
+    """``kind``, or None (unset) from code; the doc line says what unset means."""
+    return Kind(
+        kind.description,
+        lambda value: None if value is None else kind.parse(value),
+        kind.show,
+    )
+
+
+def shown(value: Any) -> str:
+    """A value in an error line: repr (one line), cut at about 60 characters."""
+    if isinstance(value, str) and len(value) > 60:
+        return repr(value[:56] + "...")
+    text = repr(value)
+    return text if len(text) <= 60 else text[:56] + "..."
+
+
+def _text(value: Any) -> str:
+    """``value`` as non-empty text; a wrong type is named, never shown."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be text, not a value of type {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(EMPTY)
+    return value
+
+
+def _words(value: str) -> bool | None:
+    if value.isascii():
+        word = value.lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    return None
+
+
+def _parse_boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if not value:
+            raise ValueError(EMPTY)
+        word = _words(value)
+        if word is not None:
+            return word
+    raise ValueError(f"must be {BOOLEAN_WORDS}, not {shown(value)}")
+
+
+def _show_boolean(value: Any) -> str:
+    return "true" if value else "false"
+
+
+BOOLEAN = Kind("boolean", _parse_boolean, _show_boolean)
+
+
+def _auto_or_boolean(value: Any) -> bool | str:
+    if value == "auto":
+        return "auto"
+    try:
+        return _parse_boolean(value)
+    except ValueError:
+        if value == "":
+            raise
+        raise ValueError(
+            f"must be auto, or {BOOLEAN_WORDS}, not {shown(value)}"
+        ) from None
+
+
+AUTO_OR_BOOLEAN = Kind(
+    "`auto` or boolean",
+    _auto_or_boolean,
+    lambda value: value if value == "auto" else _show_boolean(value),
+)
+
+
+def _bound(limit: int) -> str:
+    return {INTEGER_MAX: "10^15", SECONDS_MAX: "10^9"}.get(limit, str(limit))
+
+
+def integer(minimum: int, maximum: int = INTEGER_MAX) -> Kind:
+    """Whole numbers in ASCII digits (no sign, exponent or spaces), bounded."""
+    wanted = f"an integer from {minimum} to {_bound(maximum)}"
+
+    def parse(value: Any) -> int:
+        if value == "":
+            raise ValueError(EMPTY)
+        number = None
+        if type(value) is int:
+            number = value
+        elif isinstance(value, str) and _DIGITS.fullmatch(value):
+            number = int(value)
+        if number is None or not minimum <= number <= maximum:
+            raise ValueError(f"must be {wanted}, not {shown(value)}")
+        return number
+
+    return Kind(f"integer {minimum} to {_bound(maximum)}", parse)
+
+
+def seconds(minimum: float) -> Kind:
+    """A duration: digits with an optional decimal part (``600``, ``0.5``)."""
+    wanted = (
+        f"a number of seconds from {minimum:g} to {_bound(SECONDS_MAX)} "
+        "(like 600 or 0.5)"
+    )
+
+    def parse(value: Any) -> float:
+        if value == "":
+            raise ValueError(EMPTY)
+        number = None
+        if type(value) in (int, float) and math.isfinite(value):
+            number = float(value)
+        elif isinstance(value, str) and _DECIMAL.fullmatch(value):
+            number = float(value)
+        if number is None or not minimum <= number <= SECONDS_MAX:
+            raise ValueError(f"must be {wanted}, not {shown(value)}")
+        return number
+
+    return Kind(
+        f"seconds {minimum:g} to {_bound(SECONDS_MAX)}", parse, lambda v: f"{v:g}"
+    )
+
+
+def choice(*options: str) -> Kind:
+    """One of a few words, exactly as written."""
+    listed = ", ".join(options[:-1]) + f" or {options[-1]}"
+
+    def parse(value: Any) -> str:
+        if value == "":
+            raise ValueError(EMPTY)
+        if value not in options:
+            raise ValueError(f"must be {listed}, not {shown(value)}")
+        return str(value)
+
+    quoted = [f"`{option}`" for option in options]
+    return Kind(", ".join(quoted[:-1]) + f" or {quoted[-1]}", parse)
+
+
+TEXT = Kind("text", _text)
+
+
+def _path(value: Any) -> str:
+    return _text(os.fspath(value) if isinstance(value, os.PathLike) else value)
+
+
+#: A directory: text, or a ``pathlib.Path`` from code.
+PATH = Kind("path", _path)
+#: A secret: text taken as it is (never stripped, decoded or shown).
+SECRET = Kind("secret text", _text)
+
+
+def _state_prefix(value: Any) -> str:
+    text = _text(value)
+    if not text.endswith("/") or len(text) > 256:
+        raise ValueError(
+            f"must end in / and be at most 256 characters, not {shown(value)}"
+        )
+    return text
+
+
+STATE_PREFIX = Kind("text ending in /", _state_prefix)
+
+
+def items(value: Any) -> list[Any]:
+    """The items of a comma-separated text or of a list; empty items refused."""
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError(EMPTY)
+        found: list[Any] = [item.strip() for item in value.split(",")]
+    elif isinstance(value, list | tuple):
+        found = list(value)
+    else:
+        raise ValueError(
+            f"must be text or a list, not a value of type {type(value).__name__}"
+        )
+    if not found:
+        raise ValueError(EMPTY)
+    if any(isinstance(item, str) and not item.strip() for item in found):
+        raise ValueError("has an empty item (a stray comma?)")
+    return found
+
+
+def _matching(
+    pattern: re.Pattern[str], example: str
+) -> Callable[[Any], tuple[str, ...]]:
+    def parse(value: Any) -> tuple[str, ...]:
+        listed = items(value)
+        for item in listed:
+            if not isinstance(item, str) or not pattern.fullmatch(item.strip()):
+                raise ValueError(f"has {shown(item)}, which is not {example}")
+        return tuple(item.strip() for item in listed)
+
+    return parse
+
+
+def _origins(value: Any) -> tuple[str, ...]:
+    if value == "*" or value in (["*"], ("*",)):
+        return ("*",)
+    return _matching(
+        _ORIGIN,
+        "an origin like https://app.example (scheme://host[:port], no path) or *",
+    )(value)
+
+
+ORIGINS = Kind("origins, or `*`", _origins)
+MEDIA_TYPES = Kind("media types", _matching(_MEDIA_TYPE, "a media type like image/png"))
+
+
+def import_callable(path: str) -> Callable[..., Any]:
+    """The callable named ``package.module:function`` (or ``package.module.function``).
+
+    Raises ``ValueError`` with one line: the path, and why it cannot be used.
+    """
+    if not _DOTTED.fullmatch(path) or ("." not in path and ":" not in path):
+        raise ValueError(
+            f"has {shown(path)}, "
+            "which is not a dotted path like package.module:function"
+        )
+    module_name, _, attribute = (
+        path.partition(":") if ":" in path else path.rpartition(".")
+    )
+    try:
+        found: Any = importlib.import_module(module_name)
+    except Exception as error:  # any failure of the user's module, as one line
+        reason = str(error)
+        if not isinstance(error, ImportError):
+            reason = f"{type(error).__name__}: {reason}"
+        reason = " ".join(reason.split())  # one line
+        raise ValueError(
+            f"cannot import {shown(path)} ({reason}); {IMPORTABLE}"
+        ) from None
+    for part in attribute.split("."):
+        if not hasattr(found, part):
+            raise ValueError(
+                f"names {shown(path)}, but module {shown(module_name)} "
+                f"has no attribute {shown(attribute)}"
+            )
+        found = getattr(found, part)
+    if not callable(found):
+        raise ValueError(f"names {shown(path)}, which is not callable")
+    return found  # type: ignore[no-any-return]
+
+
+def _hooks(value: Any) -> tuple[Callable[..., Any], ...]:
+    hooks = []
+    for item in items(value):
+        if isinstance(item, str):
+            hooks.append(import_callable(item.strip()))
+        elif callable(item):
+            hooks.append(item)
+        else:
+            raise ValueError(
+                f"has {shown(item)}, which is neither a dotted path nor a callable"
+            )
+    return tuple(hooks)
+
+
+HOOKS = Kind("`module:callable` list", _hooks)

@@ -1,0 +1,120 @@
+"""A bad setting stops the real server with one line, not a traceback per worker.
+
+gunicorn checks the settings once in its master (``on_starting`` in
+gunicorn.conf.py); ``wsgi.py`` turns a bad setting into one line for any other
+runner (``flask --app wsgi``, a gunicorn without our config file).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from .servers import ROOT
+from .servers import free_port
+from .servers import gunicorn_executable
+from .servers import gunicorn_server
+
+pytestmark = pytest.mark.e2e
+
+#: A refused server exits by itself; this only bounds a broken test.
+EXIT_TIMEOUT = 120
+
+BAD = [
+    (
+        {"MPUFLASK_AUTH_HOOK": "examples.hooks.api_key:require_api_key"},
+        "unknown setting MPUFLASK_AUTH_HOOK in the environment; did you mean MPUFLASK_AUTH_HOOKS?",
+    ),
+    (
+        {"MPUFLASK_WEB_UI": "maybe"},
+        "MPUFLASK_WEB_UI must be true or false (or 1/0, yes/no, on/off), not 'maybe'",
+    ),
+    (
+        {"MPUFLASK_AUTH_HOOKS": "nowhere.auth:api_key"},
+        "MPUFLASK_AUTH_HOOKS cannot import 'nowhere.auth:api_key' (No module named 'nowhere'); "
+        "the module must be importable from the server's working directory or installed",
+    ),
+    (
+        {"MPUFLASK_LOG_FORMAT": "xml"},
+        "MPUFLASK_LOG_FORMAT must be json or text, not 'xml'",
+    ),
+    (
+        {"MPUFLASK_SIGNING_KEY": ""},
+        "MPUFLASK_SIGNING_KEY is set but empty; unset it or give it a value",
+    ),
+]
+
+
+def _environment(tmp_path: Path, settings: dict[str, str]) -> dict[str, str]:
+    return {
+        **os.environ,
+        "MPUFLASK_DATA_DIR": str(tmp_path / "data"),
+        "GUNICORN_BIND": f"127.0.0.1:{free_port()}",
+        "GUNICORN_WORKERS": "3",
+        "GUNICORN_ACCESSLOG": "",
+        **settings,
+    }
+
+
+def _run(command: list[str], environ: dict[str, str]) -> tuple[int, str]:
+    done = subprocess.run(
+        command, cwd=ROOT, env=environ, capture_output=True, timeout=EXIT_TIMEOUT
+    )
+    return done.returncode, (done.stdout + done.stderr).decode()
+
+
+@pytest.mark.parametrize(("settings", "line"), BAD)
+def test_gunicorn_stops_with_the_one_line(
+    tmp_path: Path, settings: dict[str, str], line: str
+) -> None:
+    status, output = _run(
+        [gunicorn_executable(), "wsgi:app"], _environment(tmp_path, settings)
+    )
+    assert status == 1
+    assert output.count(line) == 1, output
+    assert "Traceback" not in output
+    assert "Booting worker" not in output  # stopped before any worker started
+    assert not (tmp_path / "data").exists()
+
+
+def test_without_our_config_file_each_worker_says_one_line(tmp_path: Path) -> None:
+    settings, line = BAD[0]
+    bare = tmp_path / "bare.conf.py"
+    bare.write_text("control_socket_disable = True\n")
+    environ = _environment(tmp_path, settings)
+    # One worker: with two, gunicorn 27's master sometimes reaps the second
+    # failed worker while halting for the first and dies with its own
+    # HaltServer traceback (status 1) -- gunicorn's race, not ours.
+    command = [gunicorn_executable(), "-c", str(bare), "-w", "1"]
+    command += ["-b", environ["GUNICORN_BIND"], "wsgi:app"]
+    status, output = _run(command, environ)
+    assert status == 4  # gunicorn's "App failed to load": the master stops too
+    assert output.count(line) == 1, output
+    assert "Traceback" not in output
+
+
+def test_flask_cli_says_one_line(tmp_path: Path) -> None:
+    settings, line = BAD[1]
+    environ = _environment(tmp_path, settings)
+    status, output = _run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "routes"], environ
+    )
+    assert (status, output) == (4, f"mpuflask: {line}\n")
+
+
+def test_token_zero_is_a_token_under_gunicorn(tmp_path: Path) -> None:
+    port = free_port()
+    env = {"GUNICORN_BIND": f"0.0.0.0:{port}", "MPUFLASK_AUTH_TOKENS": "0"}
+    with gunicorn_server(tmp_path, workers=1, env=env, port=port) as server:
+        url = f"{server.url}k?action=mpu-create"
+        anonymous = requests.post(url, timeout=30)
+        bearer = requests.post(url, headers={"Authorization": "Bearer 0"}, timeout=30)
+        log = server.log.read_text()
+    assert anonymous.status_code == 401
+    assert bearer.status_code == 200
+    assert "without authentication" not in log
