@@ -45,9 +45,10 @@ workers = int(_env("WORKERS", multiprocessing.cpu_count() + 1))
 # thread only when its head is complete (GUNICORN_HEADER_TIMEOUT below), and a
 # worker with no free thread stops accepting so another worker takes the
 # connection. Bodies and responses are bounded by the app (MPUFLASK_BODY_TIMEOUT,
-# MPUFLASK_BODY_MIN_RATE, MPUFLASK_SEND_TIMEOUT: mpuflask/deadlines.py). It serves plain HTTP/1: TLS
-# goes in the proxy in front (docs/deployment.md). GUNICORN_WORKER_CLASS=gthread
-# gives the stock worker back (the app's deadlines still apply).
+# MPUFLASK_BODY_MIN_RATE, MPUFLASK_SEND_TIMEOUT: mpuflask/deadlines.py). It
+# serves plain HTTP/1: TLS goes in the proxy in front (docs/deployment.md).
+# GUNICORN_WORKER_CLASS=gthread gives the stock worker back (the app's
+# deadlines still apply).
 worker_class = _env("WORKER_CLASS", "mpuflask.worker.DeadlineWorker")
 # Threads wait for clients; the CPU work (MD5, copies) releases the GIL. A
 # thread blocked on a slow socket costs a stack, little resident memory, so
