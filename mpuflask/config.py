@@ -91,6 +91,12 @@ DEFAULTS: dict[str, Any] = {
     "MPUFLASK_S3_MAX_CONNECTIONS": 32,
     # Tries per engine request (botocore's standard retry mode).
     "MPUFLASK_S3_MAX_ATTEMPTS": 3,
+    # Seconds before sweep takes an upload without a record, or a staging
+    # object nobody references, for a crash leftover (engine clock vs ours).
+    "MPUFLASK_S3_ORPHAN_GRACE": 900,
+    # Seconds a complete holds its claim on an upload before another request
+    # may take over and finish it (renewed while a long copy runs).
+    "MPUFLASK_S3_COMPLETE_LEASE": 30,
 }
 
 _POSITIVE_INTS = (
@@ -176,3 +182,7 @@ def _check_s3(config: Mapping[str, Any]) -> None:
         value = config[name]
         if type(value) is not int or value <= 0:
             raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    for name in ("MPUFLASK_S3_ORPHAN_GRACE", "MPUFLASK_S3_COMPLETE_LEASE"):
+        value = config[name]
+        if type(value) not in (int, float) or value < 0:
+            raise ValueError(f"{name} must be a number of seconds, not {value!r}")
