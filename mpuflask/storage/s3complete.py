@@ -267,14 +267,28 @@ class Holder:
         try:
             keys = []
             if record.staged:
+                keys = [record.engine_key]
+            if record.staged and self._has_small_parts():
                 # Every small object: replaced small parts left theirs too.
                 small = engine.list_objects(f"{record.engine_key}/", COMPLETE)
-                keys = [record.engine_key, *(item.key for item in small)]
+                keys += [item.key for item in small]
             if name is not None:
                 keys.append(name)
             engine.delete_many(keys, COMPLETE)
         except Exception:
             log.warning("%s: leftovers of %s left for sweep", COMPLETE, name)
+
+    def _has_small_parts(self) -> bool:
+        """Whether the upload kept small objects that cleanup must list.
+
+        Only a part under the minimum size has one; a small part later
+        replaced by a full-size one leaves its object to sweep, a rare case
+        not worth a listing on every complete.
+        """
+        claim, minimum = self.claim, self.store.min_part_size
+        return bool(self.record.subs) or any(
+            part.size < minimum for part in (*claim.parts, *claim.layout)
+        )
 
     # -- recovery ---------------------------------------------------------------
 
