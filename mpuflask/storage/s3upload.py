@@ -9,9 +9,9 @@ engine key the parts live. Then:
   must equal it (true of S3 for all but SSE-KMS/SSE-C), else complete could
   never match it and the part is refused as the engine's failure. On a staged
   upload a part under the minimum size is spooled and also kept as a small
-  object (:mod:`.s3staged`). The part is answered only once the engine holds
-  it in the open upload: a complete that closed the upload first makes the
-  engine refuse it (10024), one that closes it later must list it.
+  object (:mod:`.s3staged`). The part is answered 200 only once the engine
+  holds it and the record shows no complete under way (:meth:`_confirm`):
+  a complete that closes the upload later must list it.
 * complete: :mod:`.s3complete`.
 * abort aborts on the engine (only one of an abort and a complete can win
   there), then deletes the small objects and the record.
@@ -21,20 +21,25 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from collections.abc import Iterable
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import IO
 
 from botocore.exceptions import BotoCoreError
 
 from ..errors import EntityTooLarge
+from ..errors import NoSuchUpload
 from ..rules import PartRef
 from .base import ObjectInfo
 from .base import PublishCheck
 from .base import UploadedPart
 from .base import UploadInfo
 from .s3complete import complete
+from .s3complete import settle
 from .s3errors import EngineFailed
+from .s3errors import EngineUnavailable
 from .s3errors import engine_errors
 from .s3io import BodyLengthMismatch
 from .s3io import PartStream
@@ -86,24 +91,58 @@ class S3Upload:
         # Refuse before reading a byte of the body if the upload is not there.
         record = self._open(operation)
         if length is not None and (not record.staged or length >= store.min_part_size):
-            return self._stream_part(record, part_number, chunks, length)
-        spool, md5, size = spool_part(
-            chunks, store.max_part_size, store.spool_dir, operation
-        )
-        with spool:
-            if length is not None and size != length:
-                raise BodyLengthMismatch(operation)
-            if record.staged and size < store.min_part_size:
-                # Kept first: whenever the engine holds a small part n, its
-                # bytes can be read back from here (.s3staged).
-                store.engine.put(
-                    small_key(record.engine_key, part_number, md5),
-                    spool,
-                    operation,
-                    {"ContentMD5": _base64(md5), "ContentLength": size},
-                )
-                spool.seek(0)
-            return self._send_spooled(record, part_number, spool, md5, size)
+            part = self._stream_part(record, part_number, chunks, length)
+        else:
+            spool, md5, size = spool_part(
+                chunks, store.max_part_size, store.spool_dir, operation
+            )
+            with spool:
+                if length is not None and size != length:
+                    raise BodyLengthMismatch(operation)
+                if record.staged and size < store.min_part_size:
+                    # Kept first: whenever the engine holds a small part n,
+                    # its bytes can be read back from here (.s3staged).
+                    store.engine.put(
+                        small_key(record.engine_key, part_number, md5),
+                        spool,
+                        operation,
+                        {"ContentMD5": _base64(md5), "ContentLength": size},
+                    )
+                    spool.seek(0)
+                part = self._send_spooled(record, part_number, spool, md5, size)
+        self._confirm(operation)
+        return part
+
+    def _confirm(self, operation: str) -> None:
+        """Answer 200 only if no complete can have closed the upload without
+        this part.
+
+        The engine's answer is not enough: radosgw answers an UploadPart that
+        races a CompleteMultipartUpload 200 and publishes without it (26 times
+        in 40 tries here). A complete claims the record before it closes. So:
+        no claim now, and any close comes later and sees the part; a claim,
+        and we wait, as for the filesystem store's lock, until it is released
+        (the upload is open, with the part) or done (10024).
+        """
+        store = self.store
+        deadline = time.monotonic() + store.complete_lease.total_seconds()
+        delay = 0.02
+        while True:
+            found = store.read_record(self.upload_id, operation)
+            if found is None or found[0].info.key != self.key:
+                raise NoSuchUpload(operation)
+            claim = found[0].claim
+            if claim is None:
+                return
+            left = claim.until - store.clock()
+            if left <= timedelta(0):
+                if not settle(store, *found).released:
+                    raise NoSuchUpload(operation)
+                continue
+            if time.monotonic() >= deadline:
+                raise EngineUnavailable(operation, int(left.total_seconds()) + 1)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
 
     def _stream_part(
         self, record: UploadRecord, part_number: int, chunks: Iterable[bytes], size: int
