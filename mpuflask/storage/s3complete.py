@@ -114,6 +114,7 @@ def complete(
             check(listed)
         try:
             holder = Holder.take(store, record, etag, current, chosen)
+            holder.seen = engine_parts
         except WriteConflict:
             continue  # another complete (or an abort) got there first
         try:
@@ -139,6 +140,8 @@ class Holder:
         self.etag = etag
         #: Parts to overwrite with the filler before closing (plan ``ranges``).
         self.fresh: dict[int, Substitute] = {}
+        #: The engine's parts when the plan was made.
+        self.seen: list[UploadedPart] = []
 
     @property
     def claim(self) -> Claim:
@@ -217,9 +220,18 @@ class Holder:
             return
         try:
             if self.fresh:
+                # Overwriting is not conditional: make sure no part changed
+                # between the listing and the claim (a part upload confirmed
+                # before the claim; any later one waits for this claim).
+                now = engine.list_parts(record.engine_key, upload_id, COMPLETE)
+                if now != self.seen:
+                    raise PartsChanged()
                 substitute(self.store, record, upload_id, self.fresh)
             pairs = [(part.part_number, part.etag) for part in claim.layout]
             engine.complete_upload(record.engine_key, upload_id, pairs, COMPLETE)
+        except PartsChanged:
+            self.release()
+            raise
         except (InvalidPart, EntityTooSmall):
             self.release()
             if claim.plan == "inplace":

@@ -164,3 +164,33 @@ def test_the_staging_decision_is_made_once_per_bucket(gateway: Gateway) -> None:
         "PutObject",
     ]
     assert s3_bucket_of(later).stages_uploads() is True
+
+
+def test_a_part_confirmed_before_the_claim_is_never_overwritten(
+    gateway: Gateway,
+) -> None:
+    """A complete leaving parts out stands the filler in for a small part it
+    lists (here part 3, with part 4 above it). A new part 3 acknowledged
+    between that complete's listing and its claim must win: the complete is
+    refused (10025), not published with the part it replaced."""
+    one = gateway(MPUFLASK_S3_STAGE_UPLOADS=True)
+    two = Flow(gateway(MPUFLASK_S3_STAGE_UPLOADS=True).test_client())
+    flow = Flow(one.test_client())
+    upload_id = flow.create("k")
+    data = [b"1" * MIN_PART, b"2" * MIN_PART, b"old 3", b"4"]
+    parts = [flow.part(upload_id, n, d, "k") for n, d in enumerate(data, 1)]
+    replaced: list[Any] = []
+
+    def replace_part_3(**_: Any) -> None:
+        if not replaced:
+            replaced.append(two.put_part(upload_id, 3, b"new 3", "k"))
+
+    _on(one, "after-call.s3.ListParts", replace_part_3)
+    refused = flow.complete_raw(upload_id, [parts[0], parts[2]], "k")
+    assert replaced[0].status_code == 200, replaced[0].text
+    assert (refused.status_code, refused.text) == (
+        400,
+        "completeMultipartUpload: One or more of the specified parts could not be found. (10025)",
+    )
+    flow.complete(upload_id, [parts[0], replaced[0].json], "k")
+    assert flow.get("k").data == b"1" * MIN_PART + b"new 3"
