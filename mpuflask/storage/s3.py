@@ -14,7 +14,8 @@ through one :class:`~.s3engine.S3Engine`, settings in one
   record beside it (:mod:`.s3records`): owner and expiry must be readable by
   every gateway, and S3 cannot give an open upload's metadata back.
 * uploadPart, listParts, abort: :mod:`.s3upload`; complete:
-  :mod:`.s3complete`, staged uploads: :mod:`.s3staged`.
+  :mod:`.s3complete` (its steps: :mod:`.s3claim`), staged uploads:
+  :mod:`.s3staged`.
 * get/head/delete: ``HeadObject``, then ranged ``GetObject`` reads pinned with
   ``If-Match`` (:mod:`.s3io`); ``DeleteObject``.
 * sweep: :mod:`.s3sweep`, one sweeper at a time for the whole bucket.
