@@ -16,9 +16,11 @@ and then, ``--repeat`` times, alternating which goes first:
 * reads it back whole, through the gateway (one GET, 1 MiB reads) and directly
   (GetObject, 1 MiB reads), discarding the bytes after counting them.
 
-It prints the medians: upload MiB/s (create to complete), complete's own time,
-GET MiB/s, and the gateway's share of the direct figure. The bucket is emptied
-and deleted at the end; nothing is written into the repository.
+It prints every round's figures, then the medians: upload MiB/s (create to
+complete), complete's own time, GET MiB/s, and the gateway's share of the
+direct figure; and the machine's load average before and after, since the
+client, the gateway and the engine share its cores. The bucket is emptied and
+deleted at the end; nothing is written into the repository.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ def main() -> None:
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     gateway, direct = Figures(), Figures()
+    load_before = os.getloadavg()
     try:
         with (
             tempfile.TemporaryDirectory() as scratch,
@@ -113,7 +116,7 @@ def main() -> None:
                     run(number)
     finally:
         _drop(client, bucket)
-    _report(options, gateway, direct)
+    _report(options, gateway, direct, (load_before, os.getloadavg()))
 
 
 def _through_gateway(
@@ -217,15 +220,24 @@ def _drop(client: Any, bucket: str) -> None:
     client.delete_bucket(Bucket=bucket)
 
 
-def _report(options: Any, gateway: Figures, direct: Figures) -> None:
+def _report(
+    options: Any, gateway: Figures, direct: Figures, loads: tuple[Any, Any]
+) -> None:
     median = statistics.median
     print(
         f"{options.size_mib} MiB object, {options.part_mib} MiB parts, "
         f"{options.concurrency} at once, {options.repeat} round(s), "
         f"gateway: gunicorn {options.workers}x{options.threads} gthread, "
         f"staged uploads: {options.stage_uploads}, "
-        f"engine: {options.endpoint}"
+        f"engine: {options.endpoint}, "
+        f"load average {loads[0][0]:.1f} before, {loads[1][0]:.1f} after"
     )
+    for name, figures in (("gateway", gateway), ("direct boto3", direct)):
+        rounds = zip(figures.upload, figures.complete, figures.get, strict=True)
+        print(
+            f"  {name} rounds (upload MiB/s, complete ms, GET MiB/s): "
+            + ", ".join(f"{u:.0f}/{c * 1000:.0f}/{g:.0f}" for u, c, g in rounds)
+        )
     print(f"{'path':<16}{'upload MiB/s':>14}{'complete ms':>14}{'GET MiB/s':>12}")
     for name, figures in (("gateway", gateway), ("direct boto3", direct)):
         print(
