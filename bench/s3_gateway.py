@@ -14,7 +14,10 @@ and then, ``--repeat`` times, alternating which goes first:
   parts ``--concurrency`` at a time, mpu-complete) and the same bytes directly
   with boto3 (CreateMultipartUpload, UploadPart, CompleteMultipartUpload);
 * reads it back whole, through the gateway (one GET, 1 MiB reads) and directly
-  (GetObject, 1 MiB reads), discarding the bytes after counting them.
+  (GetObject, 1 MiB reads), discarding the bytes after counting them;
+* deletes it, so the engine holds one object per path at a time (radosgw's
+  memory store fills otherwise: its garbage collector frees deleted bytes only
+  after half a minute or more, so leave a minute between big runs).
 
 It prints every round's figures, then the medians: upload MiB/s (create to
 complete), complete's own time, GET MiB/s, and the gateway's share of the
@@ -168,6 +171,7 @@ def _through_gateway(
             count += len(chunk)
     figures.get.append(options.size_mib / (time.perf_counter() - started))
     assert count == options.size_mib * MIB, count
+    requests.delete(f"{url}{key}?action=delete", timeout=60).raise_for_status()
 
 
 def _direct(
@@ -206,6 +210,7 @@ def _direct(
         count += len(chunk)
     figures.get.append(options.size_mib / (time.perf_counter() - started))
     assert count == options.size_mib * MIB, count
+    client.delete_object(Bucket=bucket, Key=key)
 
 
 def _drop(client: Any, bucket: str) -> None:

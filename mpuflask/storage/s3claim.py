@@ -17,6 +17,7 @@ from dataclasses import replace
 from ..errors import EntityTooSmall
 from ..errors import InvalidPart
 from ..errors import NoSuchUpload
+from ..errors import R2Error
 from ..rules import multipart_etag
 from .base import UploadedPart
 from .s3errors import EngineUnavailable
@@ -37,7 +38,13 @@ COMPLETE = "completeMultipartUpload"
 
 
 class PartsChanged(Exception):
-    """A staged close was refused: a part changed after it was listed."""
+    """A staged close was refused: a part changed after it was listed, or
+    the engine refused the parts themselves (``error``: what to answer if
+    the same parts are refused again)."""
+
+    def __init__(self, error: R2Error | None = None) -> None:
+        super().__init__()
+        self.error = error or InvalidPart(COMPLETE)
 
 
 class Holder:
@@ -141,11 +148,11 @@ class Holder:
         except PartsChanged:
             self.release()
             raise
-        except (InvalidPart, EntityTooSmall):
+        except (InvalidPart, EntityTooSmall) as error:
             self.release()
             if claim.plan == "inplace":
                 raise  # the client's list is stale (or the engine's minimum)
-            raise PartsChanged() from None
+            raise PartsChanged(error) from None
         except NoSuchUpload:
             if not self.closed():
                 raise

@@ -39,7 +39,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ..errors import InvalidPart
 from ..errors import NoSuchUpload
 from ..rules import PartRef
 from ..rules import check_part_order
@@ -109,9 +108,9 @@ def complete(
             continue  # another complete (or an abort) got there first
         try:
             holder.close()
-        except PartsChanged:
+        except PartsChanged as changed:
             if refused == engine_parts:
-                raise InvalidPart(COMPLETE) from None  # the engine, not a race
+                raise changed.error from None  # the engine's answer, not a race
             refused = engine_parts
             continue
         holder.publish()

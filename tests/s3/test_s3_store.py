@@ -328,3 +328,30 @@ def test_engine_unreachable_is_503(tmp_path: Path) -> None:
 def test_bad_s3_settings_fail_at_start(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         create_app({"MPUFLASK_STORE": "s3", **settings})
+
+
+def test_engine_refusing_the_same_parts_twice_is_answered_as_it_said(
+    gateway: Gateway, s3_engine: Any, s3_bucket: str
+) -> None:
+    """A gateway configured below the engine's minimum part size (1 KiB
+    here): the engine refuses the close (EntityTooSmall), and says so again
+    with the same parts: that is its answer, not a race to retry."""
+    flow = Flow(
+        gateway(
+            MPUFLASK_S3_STAGE_UPLOADS=True, MPUFLASK_MIN_PART_SIZE=512
+        ).test_client()
+    )
+    upload_id = flow.create("k")
+    parts = [
+        flow.part(upload_id, 1, b"a" * 600, "k"),
+        flow.part(upload_id, 2, b"b", "k"),
+    ]
+    refused = flow.complete_raw(upload_id, parts, "k")
+    assert (refused.status_code, refused.text) == (
+        400,
+        "completeMultipartUpload: Your proposed upload is smaller than the minimum allowed object size. (10011)",
+    )
+    assert flow.get("k").status_code == 404
+    # The upload is still open and whole.
+    listed = flow.client.get(f"/k?action=mpu-listparts&uploadId={upload_id}").json
+    assert [p["size"] for p in listed["parts"]] == [600, 1]
