@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
+from collections.abc import Iterator
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 
 from ..errors import EntityTooSmall
@@ -20,6 +23,8 @@ from ..errors import NoSuchUpload
 from ..errors import R2Error
 from ..rules import multipart_etag
 from .base import UploadedPart
+from .s3engine import Listed
+from .s3engine import WriteConflict
 from .s3errors import EngineUnavailable
 from .s3records import UPLOAD_META
 from .s3records import Claim
@@ -58,6 +63,10 @@ class Holder:
         self.fresh: dict[int, Substitute] = {}
         #: The engine's parts when the plan was made.
         self.seen: list[UploadedPart] = []
+        #: Guards the record and its etag: the heartbeat swaps them too.
+        self._lock = threading.Lock()
+        #: Released, expired or cleaned up: the heartbeat must not renew.
+        self._ended = False
 
     @property
     def claim(self) -> Claim:
@@ -179,7 +188,7 @@ class Holder:
                     record.engine_key, record.info.key, COMPLETE, arguments
                 )
             elif claim.plan == "ranges":
-                publish_ranges(store, record, claim, self.renew)
+                publish_ranges(store, record, claim)
         except Exception:
             self.expire()  # let the client's retry take over at once
             raise
@@ -189,6 +198,8 @@ class Holder:
     def cleanup(self) -> None:
         """Step 5: delete what the upload leaves, the record last (best
         effort: a record left behind is finished by sweep)."""
+        with self._lock:
+            self._ended = True
         record = self.record
         engine = self.store.engine
         name = self.store.record_key(record.info.upload_id)
@@ -218,6 +229,11 @@ class Holder:
             part.size < minimum for part in (*claim.parts, *claim.layout)
         )
 
+    def _drop_record(self) -> None:
+        name = self.store.record_key(self.record.info.upload_id)
+        if name is not None:
+            self.store.engine.delete(name, COMPLETE)
+
     # -- recovery ---------------------------------------------------------------
 
     def finish(self) -> bool:
@@ -234,6 +250,12 @@ class Holder:
         staged = engine.find(record.engine_key, COMPLETE)
         if staged is None:
             self.cleanup()  # published and cleaned up: the key moved on since
+            return False
+        if not self._staged_by_me(staged):
+            # Closed by a holder that outlived its lease, with other parts:
+            # not ours to publish. Its holder finishes it, or sweep drops it.
+            log.error("%s: %s closed with other parts", COMPLETE, record.engine_key)
+            self._drop_record()
             return False
         current = engine.find(record.info.key, COMPLETE)
         if current is not None and current.modified > staged.modified:
@@ -255,10 +277,20 @@ class Holder:
         return True
 
     def closed(self) -> bool:
-        """After a failed close: whether the engine closed the upload anyway."""
+        """After a failed close: whether the engine closed the upload anyway
+        (and with this claim's parts: a holder that outlived its lease may
+        have closed it with others)."""
         if self.claim.plan == "inplace":
             return self.published_here()
-        return self.store.engine.find(self.record.engine_key, COMPLETE) is not None
+        return self._staged_by_me(
+            self.store.engine.find(self.record.engine_key, COMPLETE)
+        )
+
+    def _staged_by_me(self, staged: Listed | None) -> bool:
+        """Whether the staging object is this claim's close: its etag is the
+        MD5 of the layout's part etags, as S3 computes it."""
+        layout = [part.etag for part in self.claim.layout]
+        return staged is not None and staged.etag == multipart_etag(layout)
 
     def published_here(self) -> bool:
         """Whether the key's object was published by this upload."""
@@ -272,20 +304,47 @@ class Holder:
 
     # -- the lease --------------------------------------------------------------
 
-    def renew(self) -> None:
-        """Extend the lease once a third of it is gone (long copies)."""
-        store = self.store
-        if self.claim.until - store.clock() > store.complete_lease * 2 / 3:
-            return
-        self._swap(replace(self.claim, until=store.clock() + store.complete_lease))
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Keep the lease while the block runs: a thread renews it every third
+        of the lease, so only a gateway that died (or froze whole) loses its
+        claim, however long an engine request takes."""
+        stop = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(stop,), daemon=True)
+        beat.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            beat.join()
+
+    def _beat(self, stop: threading.Event) -> None:
+        period = max(self.store.complete_lease.total_seconds() / 3, 0.1)
+        while not stop.wait(period):
+            with self._lock:
+                if stop.is_set() or self._ended:
+                    return
+                until = self.store.clock() + self.store.complete_lease
+                try:
+                    self._swap(replace(self.claim, until=until))
+                except WriteConflict:
+                    log.warning("%s: claim %s taken over", COMPLETE, self.claim.holder)
+                    return
+                except BaseException:  # the engine is down: the close fails too
+                    log.warning("%s: claim not renewed", COMPLETE, exc_info=True)
 
     def release(self) -> None:
         """Give the upload back, open (best effort: the lease runs out)."""
-        self._swap(None, quiet=True)
+        with self._lock:
+            self._ended = True
+            self._swap(None, quiet=True)
 
     def expire(self) -> None:
         """End the lease now, so that a retry takes over at once."""
-        self._swap(replace(self.claim, until=self.store.clock()), quiet=True)
+        with self._lock:
+            self._ended = True
+            until = self.store.clock()
+            self._swap(replace(self.claim, until=until), quiet=True)
 
     def _swap(self, claim: Claim | None, quiet: bool = False) -> None:
         record = replace(self.record, claim=claim)

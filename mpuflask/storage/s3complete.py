@@ -107,13 +107,14 @@ def complete(
         except WriteConflict:
             continue  # another complete (or an abort) got there first
         try:
-            holder.close()
+            with holder.holding():
+                holder.close()
+                holder.publish()
         except PartsChanged as changed:
             if refused == engine_parts:
                 raise changed.error from None  # the engine's answer, not a race
             refused = engine_parts
             continue
-        holder.publish()
         holder.cleanup()
         assert holder.record.claim is not None
         return _object_info(store, record, holder.record.claim)
@@ -131,10 +132,12 @@ def settle(store: S3Store, record: UploadRecord, etag: str) -> Settled:
         holder = Holder(store, record, etag).take_over()
     except WriteConflict:
         return Settled(released=True)  # someone else is on it: look again
-    if holder.upload_open():
-        holder.release()
-        return Settled(released=True)
-    if holder.finish():
+    with holder.holding():
+        if holder.upload_open():
+            holder.release()
+            return Settled(released=True)
+        finished = holder.finish()
+    if finished:
         return Settled(released=False, published=holder.claim)
     return Settled(released=False)
 

@@ -28,7 +28,6 @@ object's key from there:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -133,9 +132,7 @@ def copy_sources(
     return sources
 
 
-def publish_ranges(
-    store: S3Store, record: UploadRecord, claim: Claim, renew: Callable[[], None]
-) -> None:
+def publish_ranges(store: S3Store, record: UploadRecord, claim: Claim) -> None:
     """Write the key from the listed parts of a completed staging upload, as a
     new upload of the key: one ``UploadPartCopy`` per part."""
     engine = store.engine
@@ -149,7 +146,6 @@ def publish_ranges(
     try:
         copied = []
         for number, source, span in sources:
-            renew()
             etag = engine.copy_part(key, upload_id, number, source, span, COMPLETE)
             copied.append((number, etag))
         engine.complete_upload(key, upload_id, copied, COMPLETE)

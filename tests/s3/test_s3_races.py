@@ -6,7 +6,9 @@ so each test states the interleaving it needs without timing.
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -194,3 +196,39 @@ def test_a_part_confirmed_before_the_claim_is_never_overwritten(
     )
     flow.complete(upload_id, [parts[0], replaced[0].json], "k")
     assert flow.get("k").data == b"1" * MIN_PART + b"new 3"
+
+
+def test_a_slow_complete_keeps_its_claim(
+    gateway: Gateway, s3_engine: Any, s3_bucket: str
+) -> None:
+    """An engine request that outlasts the lease (radosgw stalls for a minute
+    when its store fills) must not let another request take the upload over:
+    the holder renews its lease while it works. Here the close waits until
+    the lease was renewed; meanwhile the other gateway is told to retry."""
+    settings = {"MPUFLASK_S3_STAGE_UPLOADS": True, "MPUFLASK_S3_COMPLETE_LEASE": 0.3}
+    slow, other = gateway(**settings), Flow(gateway(**settings).test_client())
+    flow = Flow(slow.test_client())
+    upload_id = flow.create("k")
+    parts = [flow.part(upload_id, 1, b"a" * MIN_PART, "k")]
+    record = f".mpuflask/uploads/{upload_id}.json"
+    meanwhile: list[Any] = []
+
+    def until() -> str:
+        body = s3_engine.client.get_object(Bucket=s3_bucket, Key=record)["Body"]
+        return str(json.loads(body.read())["claim"]["until"])
+
+    def stall_then_race(**_: Any) -> None:
+        if meanwhile:
+            return
+        first = until()
+        deadline = time.monotonic() + 60
+        while until() == first and time.monotonic() < deadline:
+            time.sleep(0.05)  # a bounded poll: the heartbeat renews it
+        meanwhile.append(other.complete_raw(upload_id, parts, "k"))
+
+    _on(slow, "before-call.s3.CompleteMultipartUpload", stall_then_race)
+    assert (
+        flow.complete(upload_id, parts, "k") == f'"{multipart_etag([b"a" * MIN_PART])}"'
+    )
+    assert meanwhile[0].status_code == 503, meanwhile[0].text
+    assert flow.get("k").data == b"a" * MIN_PART
