@@ -164,6 +164,12 @@ SETTINGS: tuple[Setting, ...] = (
             "connections to the engine per process (at least gunicorn's threads)"),
     Setting("MPUFLASK_S3_MAX_ATTEMPTS", _ints(1), 3,
             "tries per engine request (botocore's standard retries)"),
+    Setting("MPUFLASK_S3_ORPHAN_GRACE", types.seconds(0), 900,
+            "seconds before the sweep takes an upload without a record, or a "
+            "staging object nobody references, for a crash leftover"),
+    Setting("MPUFLASK_S3_COMPLETE_LEASE", types.seconds(0), 30,
+            "seconds a complete holds its claim on an upload before another "
+            "request may take over and finish it (renewed while it works)"),
 )  # fmt: skip
 
 BY_NAME = {setting.name: setting for setting in SETTINGS}
