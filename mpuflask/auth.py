@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import signing
-from .actions import ACTIONS
 from .errors import Forbidden
 from .errors import Unauthorized
 from .hooks import AuthHook
@@ -24,12 +23,13 @@ from .hooks import RequestInfo
 
 @dataclass(frozen=True)
 class Token:
-    """One bearer token and what it may do."""
+    """One bearer token and what it may do: ``actions`` None is every action,
+    an app's own included; a set names some of :data:`mpuflask.actions.ACTIONS`."""
 
     secret: str
     identity: str
     prefix: str = ""
-    actions: frozenset[str] = frozenset(ACTIONS)
+    actions: frozenset[str] | None = None
 
 
 def _token_digest(text: str) -> bytes:
@@ -77,7 +77,8 @@ def bearer_tokens(tokens: Sequence[Token]) -> AuthHook:
                 match = token
         if match is None:
             raise Unauthorized("Unauthorized: invalid bearer token")
-        if req.action is not None and req.action not in match.actions:
+        allowed = match.actions
+        if req.action is not None and allowed is not None and req.action not in allowed:
             raise Forbidden(f"Forbidden: this token may not use action {req.action}")
         if not req.key.startswith(match.prefix):
             raise Forbidden(

@@ -133,7 +133,7 @@ def _token(number: int, entry: Any) -> Token:
     prefix = entry.get("prefix", "")
     if not isinstance(prefix, str):
         raise ValueError(f'{where} has a "prefix" that is not a string')
-    actions = frozenset(ACTIONS)
+    actions = None
     if "actions" in entry:
         actions = _actions(where, entry["actions"])
     fingerprint = hashlib.sha256(secret.encode()).hexdigest()[:12]

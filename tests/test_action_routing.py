@@ -19,6 +19,7 @@ from flask import url_for
 from mpuflask import MpuFlask
 from mpuflask.actions import ACTIONS
 from mpuflask.actions import SERVICE_ACTIONS
+from mpuflask.routing import ActionBlueprint
 from mpuflask.routing import ActionRule
 
 from .conftest import Flow
@@ -295,3 +296,29 @@ def test_blueprints_registered_first_keep_their_prefix(
     assert flow.client.get("/files/k?action=get").data == b"prefixed"
     # Outside the prefix, no action's rule matches.
     assert flow.client.get("/k?action=get").text == "Unknown action get for GET"
+
+
+def test_an_action_of_ones_own_is_one_decorator(make_app: Callable[..., Flask]) -> None:
+    app = make_app(
+        MPUFLASK_AUTH_TOKENS='[{"token": "t-all"}, {"token": "t-get", "actions": ["get"]}]'
+    )
+    thumbs = ActionBlueprint("thumbs", __name__)
+
+    @thumbs.action("thumbnail", methods=["GET"])
+    def thumbnail(key: str) -> str:
+        return f"a thumbnail of {key} for {request.endpoint}"
+
+    app.register_blueprint(thumbs)
+    client = app.test_client()
+    url = _url(app, "thumbs.thumbnail", key="cat.png")
+    assert url == "/cat.png?action=thumbnail"
+    allowed = client.get(url, headers={"Authorization": "Bearer t-all"})
+    assert allowed.text == "a thumbnail of cat.png for thumbs.thumbnail"
+    assert client.get(url).status_code == 401
+    limited = client.get(url, headers={"Authorization": "Bearer t-get"})
+    assert (limited.status_code, limited.text) == (
+        403,
+        "Forbidden: this token may not use action thumbnail",
+    )
+    other = client.post(url, headers={"Authorization": "Bearer t-all"})
+    assert other.text == "Unknown action thumbnail for POST"
