@@ -322,3 +322,29 @@ def test_an_action_of_ones_own_is_one_decorator(make_app: Callable[..., Flask]) 
     )
     other = client.post(url, headers={"Authorization": "Bearer t-all"})
     assert other.text == "Unknown action thumbnail for POST"
+
+
+def test_auth_runs_app_wide_but_for_public_endpoints(
+    make_app: Callable[..., Flask],
+) -> None:
+    app = make_app(MPUFLASK_AUTH_TOKENS="t-1", MPUFLASK_WEB_UI=True)
+
+    @app.route("/hello")
+    def hello() -> str:
+        return "hello"
+
+    @app.route("/open")
+    def open_to_all() -> str:
+        return "open"
+
+    app.extensions["mpuflask"].public_endpoints.add("open_to_all")
+    client = app.test_client()
+    assert client.get("/hello").status_code == 401
+    assert client.get("/k").status_code == 401  # before "Missing action type"
+    assert client.get("/open").text == "open"
+    assert client.get("/?action=health").status_code == 200
+    assert client.get("/").status_code == 200  # the upload page
+    preflight = client.options(
+        "/k?action=mpu-create", headers={"Access-Control-Request-Method": "POST"}
+    )
+    assert preflight.status_code == 204
