@@ -41,7 +41,6 @@ from wsgiref.types import WSGIApplication
 from wsgiref.types import WSGIEnvironment
 
 from mpuflask import create_app
-from mpuflask.errors import EntityTooLarge
 from mpuflask.storage import diskio
 from mpuflask.storage import fsupload
 from mpuflask.storage.base import UploadedPart
@@ -136,8 +135,6 @@ def _upload_part_fsync_unlocked(
     lock (the rest is the original, line for line)."""
     operation = "uploadPart"
     bucket = self.bucket
-    if length is not None and length > bucket.max_part_size:
-        raise EntityTooLarge(operation)
     bucket.read_upload(self.key, self.upload_id, operation)
     sync_fd = -1
     try:

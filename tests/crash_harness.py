@@ -1378,7 +1378,6 @@ class CrashHarness:
             bucket = filesystem.FilesystemBucket(
                 self.cfg.data_dir,
                 min_part_size=self.cfg.min_part,
-                max_part_size=MAX_PART_SIZE,
                 upload_ttl=timedelta(days=7),
             )
             self.count("final_sweep_removed", bucket.sweep())

@@ -40,8 +40,6 @@ def test_validator_sees_the_listed_etags_not_the_part_numbers(
     """
     app = make_app()
     flow = Flow(app.test_client())
-    upload_id = flow.create()
-    flow.part(upload_id, 1, SMALL)
     raced: list[int] = []
 
     def racer(done: CompleteInfo) -> None:
@@ -60,6 +58,8 @@ def test_validator_sees_the_listed_etags_not_the_part_numbers(
     mpu = app.extensions["mpuflask"]
     mpu.validate_complete(racer)
     mpu.validate_complete(_limit)
+    upload_id = flow.create()
+    flow.part(upload_id, 1, SMALL)
     response = flow.complete_raw(upload_id, [{"partNumber": 1, "etag": md5(BIG)}])
     assert response.status_code in (400, 413), response.text
     got = flow.get()
@@ -70,16 +70,16 @@ def test_validator_gets_the_parts_matched_by_number_and_etag(
     make_app: Callable[..., Flask],
 ) -> None:
     app = make_app()
-    flow = Flow(app.test_client())
-    upload_id = flow.create()
-    first = flow.part(upload_id, 1, SMALL)
-    last = flow.part(upload_id, 2, b"tail")
     seen: list[tuple[tuple[int, str, int], ...]] = []
     app.extensions["mpuflask"].validate_complete(
         lambda done: seen.append(
             tuple((p.part_number, p.etag, p.size) for p in done.parts)
         )
     )
+    flow = Flow(app.test_client())
+    upload_id = flow.create()
+    first = flow.part(upload_id, 1, SMALL)
+    last = flow.part(upload_id, 2, b"tail")
     flow.complete(upload_id, [first, last])
     assert seen == [((1, md5(SMALL), MIN_PART), (2, md5(b"tail"), 4))]
 

@@ -65,9 +65,7 @@ def test_kills_lose_and_tear_nothing(tmp_path: Path) -> None:
 
 def _bucket(root: Path) -> FilesystemBucket:
     """The store as one gunicorn worker opens it (another instance: another worker)."""
-    return FilesystemBucket(
-        root, min_part_size=1, max_part_size=1 << 20, upload_ttl=timedelta(days=7)
-    )
+    return FilesystemBucket(root, min_part_size=1, upload_ttl=timedelta(days=7))
 
 
 def _publish(bucket: FilesystemBucket, key: str) -> None:

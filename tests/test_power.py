@@ -49,7 +49,6 @@ def bucket_at(root: Path, durable: bool = True) -> FilesystemBucket:
     return FilesystemBucket(
         root,
         min_part_size=1,
-        max_part_size=1 << 20,
         upload_ttl=timedelta(days=7),
         durable=durable,
     )

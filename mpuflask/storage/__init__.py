@@ -25,7 +25,6 @@ def open_bucket(config: Mapping[str, Any]) -> Bucket:
         return FilesystemBucket(
             config["MPUFLASK_DATA_DIR"],
             min_part_size=config["MPUFLASK_MIN_PART_SIZE"],
-            max_part_size=config["MPUFLASK_MAX_PART_SIZE"],
             upload_ttl=timedelta(seconds=config["MPUFLASK_UPLOAD_TTL"]),
             durable=config["MPUFLASK_DURABLE"],
         )

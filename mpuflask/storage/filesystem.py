@@ -67,7 +67,6 @@ from datetime import timedelta
 from typing import Any
 
 from ..errors import DataDirDamaged
-from ..errors import EntityTooLarge
 from ..errors import NoSuchUpload
 from ..rules import check_key
 from . import diskio
@@ -106,13 +105,11 @@ class FilesystemBucket:
         root: str | os.PathLike[str],
         *,
         min_part_size: int,
-        max_part_size: int,
         upload_ttl: timedelta,
         durable: bool = True,
     ) -> None:
         self.root = os.path.abspath(root)
         self.min_part_size = min_part_size
-        self.max_part_size = max_part_size
         self.upload_ttl = upload_ttl
         self.durable = durable
         #: The time source for creation and expiry (tests move it forward).
@@ -409,8 +406,6 @@ class FilesystemBucket:
                 size = 0
                 for chunk in chunks:
                     size += len(chunk)
-                    if size > self.max_part_size:
-                        raise EntityTooLarge(operation)
                     digest.update(chunk)
                     diskio.write_all(fd, chunk)
                 if self.durable:

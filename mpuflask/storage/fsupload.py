@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
 
-from ..errors import EntityTooLarge
 from ..errors import InvalidPart
 from ..errors import NoSuchUpload
 from ..rules import PartRef
@@ -63,8 +62,6 @@ class FilesystemUpload:
     ) -> UploadedPart:
         operation = "uploadPart"
         bucket = self.bucket
-        if length is not None and length > bucket.max_part_size:
-            raise EntityTooLarge(operation)
         # Refuse before reading a byte of the body if the upload is not there.
         bucket.read_upload(self.key, self.upload_id, operation)
         with (
