@@ -217,7 +217,10 @@ class Report:
             lines.append(
                 f"server log errors (not explained by kills): {len(self.log_errors)}"
             )
-            lines.extend(f"  {line[:300]}" for line in self.log_errors[:details])
+            for entry in self.log_errors[:details]:
+                first, *trace = entry.splitlines()
+                lines.append(f"  {first[:300]}")
+                lines.extend(f"    {line}" for line in trace)
         lines.append("RESULT: " + ("PASS" if self.ok else "FAIL"))
         return "\n".join(lines)
 
@@ -1106,11 +1109,25 @@ class CrashHarness:
     def log_path(self) -> Path:
         return self.cfg.workdir / f"gunicorn-{self.port}.log"
 
-    def log_tail(self) -> str:
+    def log_tail(self, records: int = 15) -> str:
+        """The last server's last log records, one a line, tracebacks in full."""
         try:
-            return self.log_path().read_text(errors="replace")[-3000:]
+            text = self.log_path().read_text(errors="replace")
         except OSError:
             return ""
+        lines = []
+        for line in text.splitlines()[-records:]:
+            try:
+                record = json.loads(line)
+                lines.append(
+                    f"{record.get('level')} {record.get('logger')}: "
+                    f"{record.get('message')}"
+                )
+                if record.get("exc_info"):
+                    lines.append(str(record["exc_info"]))
+            except (ValueError, AttributeError):
+                lines.append(line[:300])
+        return "\n".join(lines)
 
     def collect_log(self) -> None:
         """Append the last server's log to one file, and note its errors."""
@@ -1129,7 +1146,9 @@ class CrashHarness:
             except (ValueError, AttributeError):
                 level, message = "", line
             if level in ("ERROR", "CRITICAL") and not _EXPECTED_LOG.search(message):
-                self.log_errors.append(message)
+                # A worker that fails to boot logs its traceback as exc_info.
+                trace = record.get("exc_info")
+                self.log_errors.append(f"{message}\n{trace}" if trace else message)
             elif level == "" and "Traceback" in line:
                 self.log_errors.append(line)
 
