@@ -17,7 +17,7 @@ from mpuflask.hooks import CompleteInfo
 
 from .conftest import MIN_PART
 from .conftest import Flow
-from .conftest import md5
+from .oracle import md5
 
 LIMIT = 10_000
 SMALL = b"s" * MIN_PART
