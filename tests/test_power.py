@@ -24,7 +24,7 @@ from mpuflask.storage.base import HttpMetadata
 from mpuflask.storage.filesystem import FilesystemBucket
 from mpuflask.storage.fspublish import object_name
 
-from .crash_harness import INVARIANTS
+from .crash.report import INVARIANTS
 from .powerloss.fusefs import LazyMount
 from .powerloss.fusefs import lazy_mount_unavailable
 from .powerloss.harness import PowerConfig
