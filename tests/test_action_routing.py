@@ -23,7 +23,7 @@ from mpuflask.routing import ActionBlueprint
 from mpuflask.routing import ActionRule
 
 from .conftest import Flow
-from .conftest import md5
+from .oracle import md5
 
 #: Every action's endpoint, its blueprint, its methods, and its parameters.
 ENDPOINTS = {

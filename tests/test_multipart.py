@@ -9,8 +9,8 @@ import pytest
 from .conftest import MIN_PART
 from .conftest import Flow
 from .conftest import holds
-from .conftest import md5
-from .conftest import multipart_etag
+from .oracle import md5
+from .oracle import multipart_etag
 
 BIG = b"a" * MIN_PART
 BIG2 = b"b" * MIN_PART

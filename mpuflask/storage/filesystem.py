@@ -100,6 +100,10 @@ def _now() -> datetime:
 class FilesystemBucket:
     """A :class:`~mpuflask.storage.base.Bucket` in a directory on local disk."""
 
+    #: What :meth:`resume_multipart_upload` opens an upload as (a subclass in
+    #: ``bench/variants.py`` measures a change to ``upload_part``).
+    upload_class: type[FilesystemUpload] = FilesystemUpload
+
     def __init__(
         self,
         root: str | os.PathLike[str],
@@ -210,7 +214,7 @@ class FilesystemBucket:
             raise
 
     def resume_multipart_upload(self, key: str, upload_id: str) -> FilesystemUpload:
-        return FilesystemUpload(self, key, upload_id)
+        return self.upload_class(self, key, upload_id)
 
     def head(self, key: str) -> ObjectInfo | None:
         body = self.get(key)

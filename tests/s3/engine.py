@@ -145,10 +145,13 @@ def connect(endpoint: str = ENDPOINT) -> Engine:
 
 def probe(min_part: int) -> Engine | str:
     """The engine, or why the s3 tests cannot run against it."""
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError
+
     try:
         engine = connect()
         engine.client.list_buckets()
-    except Exception as error:
+    except (BotoCoreError, ClientError) as error:  # no answer, or refused us
         return (
             f"no S3 engine answers at {ENDPOINT} ({type(error).__name__}: {error}); "
             "start one with shared/ceph-rgw.sh as .ci/run does, or set "

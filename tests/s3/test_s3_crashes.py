@@ -29,7 +29,7 @@ from werkzeug.test import TestResponse
 
 from ..conftest import MIN_PART
 from ..conftest import Flow
-from ..conftest import multipart_etag
+from ..oracle import multipart_etag
 from .conftest import Gateway
 from .conftest import s3_bucket_of
 from .faults import MODES

@@ -17,7 +17,7 @@ from flask import Flask
 
 from ..conftest import MIN_PART
 from ..conftest import Flow
-from ..conftest import multipart_etag
+from ..oracle import multipart_etag
 from .conftest import Gateway
 from .conftest import s3_bucket_of
 

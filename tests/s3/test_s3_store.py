@@ -27,8 +27,8 @@ from mpuflask.storage.s3io import PartStream
 
 from ..conftest import MIN_PART
 from ..conftest import Flow
-from ..conftest import md5
-from ..conftest import multipart_etag
+from ..oracle import md5
+from ..oracle import multipart_etag
 from .conftest import Gateway
 from .conftest import s3_bucket_of
 
