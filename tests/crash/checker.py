@@ -36,7 +36,6 @@ from .report import Findings
 from .report import HarnessConfig
 
 
-
 class Checker:
     """Judges the server's answers and state against the model."""
 
