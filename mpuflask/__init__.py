@@ -18,6 +18,7 @@ from .errors import register_error_handlers
 from .extension import MpuFlask as MpuFlask
 from .observability import install_observability
 from .observability import make_metrics
+from .sendfile import SendfileMiddleware
 from .storage import open_bucket
 from .sweeper import gc_command
 
@@ -41,6 +42,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(objects_bp)
     install_api(app)
     install_observability(app, mpu.metrics)
+    # Inside the deadlines' middleware, which looks for gunicorn's own
+    # start_response (its force_close).
+    app.wsgi_app = SendfileMiddleware(app.wsgi_app)  # type: ignore[method-assign]
     install_deadlines(app)
     register_error_handlers(app)
     app.cli.add_command(gc_command)
