@@ -9,6 +9,7 @@ found in the store, replayed in one process; then the harness's short form
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -185,6 +186,33 @@ def test_two_sweeps_reclaiming_one_trash_entry_both_succeed(
     booting.sweep()
     assert interleaved == [1]
     assert os.listdir(data / "trash") == []
+
+
+def test_two_sweeps_removing_one_owner_entry_both_succeed(
+    lazy: LazyMount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The owner index's sweep: the same race as the trash's (issue 16's power
+    run). A worker fstat'ed an owner entry another worker's sweep had just
+    removed; FUSE answered ESTALE and the worker failed to boot."""
+    data = lazy.mountpoint / "data"
+    booting, other_worker = bucket_at(data), bucket_at(data)
+    upload = booting.create_multipart_upload("k", HttpMetadata({}))
+    shutil.rmtree(data / "uploads" / upload.upload_id)  # the entry is stale now
+    (entry,) = [p for p in (data / "owners").rglob("*") if p.is_file()]
+    real_open = os.open
+    interleaved: list[int] = []
+
+    def open_then_other_sweeps(path: Any, flags: int, *args: Any, **kw: Any) -> int:
+        fd = real_open(path, flags, *args, **kw)
+        if str(path) == entry.name and not interleaved:
+            interleaved.append(0)
+            interleaved[0] = other_worker.sweep()  # removes the entry
+        return fd
+
+    monkeypatch.setattr(os, "open", open_then_other_sweeps)
+    booting.sweep()
+    assert interleaved[0] >= 1
+    assert not entry.exists()
 
 
 def test_parts_a_complete_left_out_stay_deleted(lazy: LazyMount) -> None:
