@@ -18,6 +18,10 @@ when gunicorn loads it, inside that gunicorn's processes only. Compare with::
   releasing the upload's lock (through a second descriptor of the directory
   opened under the lock) instead of while holding it, so the parts of one
   upload no longer queue behind each other's directory fsync.
+* ``inline_app``: part bodies hashed and written by the request thread, as
+  before issue 16 (no helper thread; write-back still started early).
+* ``nowriteback_app``: no ``sync_file_range`` while a part streams in; its
+  fsync does all the writing.
 * ``sendfile_app``: mpuflask as it ships since issue 16: a GET's body (every
   part file, range and multipart piece) goes out with ``os.sendfile`` under
   gunicorn (``mpuflask/sendfile.py``). Kept under this name for the commands
@@ -123,6 +127,18 @@ def _fsync_unlocked_app() -> WSGIApplication:
     return create_app()
 
 
+def _inline_app() -> WSGIApplication:
+    from mpuflask.storage import fsreceive
+
+    fsreceive.INLINE_BELOW = 1 << 62
+    return create_app()
+
+
+def _nowriteback_app() -> WSGIApplication:
+    diskio.start_writeback = lambda fd, offset, count: None
+    return create_app()
+
+
 def _sendfile_app() -> WSGIApplication:
     return create_app()
 
@@ -146,6 +162,8 @@ def __getattr__(name: str) -> WSGIApplication:
         "fsync_unlocked_app": _fsync_unlocked_app,
         "sendfile_app": _sendfile_app,
         "readloop_app": _readloop_app,
+        "inline_app": _inline_app,
+        "nowriteback_app": _nowriteback_app,
     }
     if name not in builders:
         raise AttributeError(name)

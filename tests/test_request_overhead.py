@@ -79,3 +79,28 @@ def test_metrics_in_multi_process_mode_ask_no_pid_per_request(
     assert os.read(read_end, 100) == b"1.0"  # a fresh file, not the parent's 5
     os.close(read_end)
     os.close(write_end)
+
+
+def test_the_server_limits_malloc_arenas_before_its_threads_start(
+    tmp_path: Any,
+) -> None:
+    import subprocess
+    import sys
+
+    from mpuflask.memory import limit_malloc_arenas
+
+    assert limit_malloc_arenas() is True  # glibc here
+    # wsgi.py does it at import, in each worker, before building the app.
+    code = (
+        "import mpuflask.memory as m; calls = []; real = m.limit_malloc_arenas\n"
+        "m.limit_malloc_arenas = lambda *a: calls.append(1) or real(*a)\n"
+        "import wsgi; print(calls)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"MPUFLASK_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin"},
+    )
+    assert out.stdout.strip().endswith("[1]")
