@@ -151,7 +151,7 @@ def _run_threads(count: int, work: Callable[[int], None]) -> None:
 
 
 def small_objects(server: Server, clients: int, ops: int, size: int = 4096) -> Figures:
-    """``ops`` round trips, ``clients`` at once: create, one part, complete, GET, delete."""
+    """``ops`` round trips by ``clients``: create, a part, complete, GET, delete."""
     body = bytes(range(256)) * (size // 256)
     md5 = hashlib.md5(body, usedforsecurity=False).hexdigest()
     per_client = -(-ops // clients)
@@ -181,7 +181,7 @@ def small_objects(server: Server, clients: int, ops: int, size: int = 4096) -> F
 
 
 def tiny_parts(server: Server, clients: int, parts: int, size: int = 16) -> Figures:
-    """``parts`` parts of ``size`` bytes into one upload; then listparts and complete."""
+    """``parts`` parts of ``size`` bytes in one upload; then listparts and complete."""
     key = f"tiny/{time.monotonic_ns():x}"
     bodies = [f"{n:0{size}d}"[-size:].encode() for n in range(1, parts + 1)]
     md5s = [hashlib.md5(b, usedforsecurity=False).hexdigest() for b in bodies]

@@ -258,7 +258,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--flamegraph",
         type=Path,
         metavar="DIR",
-        help="after the rounds, profile ours in each workload with py-spy into DIR/<w>.svg",
+        help="after the rounds, profile ours in each workload (py-spy: DIR/<w>.svg)",
     )
     args = parser.parse_args(argv)
     args.only = [w for w in args.only.split(",") if w]
@@ -360,7 +360,8 @@ def spread(values: Sequence[float], fmt: str) -> str:
         return "-"
     if len(values) == 1:
         return format(values[0], fmt)
-    return f"{format(statistics.median(values), fmt)} [{format(min(values), fmt)}-{format(max(values), fmt)}]"
+    middle, low, high = statistics.median(values), min(values), max(values)
+    return f"{middle:{fmt}} [{low:{fmt}}-{high:{fmt}}]"
 
 
 def passes(value: float, target: str) -> bool | None:
@@ -484,11 +485,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     work_dir = Path(tempfile.mkdtemp(prefix="mpuflask-bench-"))
     try:
         print(
-            f"mpuflask server benchmark: gthread {args.workers} workers x {args.threads} threads, "
+            f"mpuflask server benchmark: gthread {args.workers} workers x "
+            f"{args.threads} threads, "
             f"{args.repeat} rounds, workloads {','.join(args.only)}"
         )
         print(
-            f"objects {args.size_mib} MiB in {args.part_mib} MiB parts, one-part {args.single_mib} MiB; "
+            f"objects {args.size_mib} MiB in {args.part_mib} MiB parts, one-part "
+            f"{args.single_mib} MiB; "
             f"{os.cpu_count()} CPUs; load average at start {load_average()}"
         )
         base_dir = (
@@ -531,7 +534,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     for server in servers[shift:] + servers[:shift]:
                         if not runs_on(workload, server):
                             continue
-                        os.sync()  # earlier phases' dirty pages are not written back in this one
+                        # Earlier phases' dirty pages are not written back in this one.
+                        os.sync()
                         figures = work(server)
                         results.setdefault(server.name, {}).setdefault(
                             workload, []
@@ -547,7 +551,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             print()
             print(
-                f"median [min-max] over {args.repeat} rounds; ratios: median [min-max] of the per-round "
+                f"median [min-max] over {args.repeat} rounds; ratios: median "
+                "[min-max] of the per-round "
                 "ratios; lean does not fsync; CPU = server processes' user + system"
             )
             ok = report(results, base_dir is not None)
