@@ -457,7 +457,6 @@ def flamegraphs(
                 py_spy,
                 "record",
                 "--subprocesses",
-                "--idle",
                 "--rate",
                 "250",
                 "--nonblocking",
