@@ -91,6 +91,10 @@ control_socket_disable = _env("CONTROL", "0") != "1"
 # with its request id), so gunicorn's own access log is off unless asked for.
 accesslog = _env("ACCESSLOG", None) or None
 errorlog = _env("ERRORLOG", "-")
+# gunicorn builds every request's access-log fields once any logging config is
+# given (logconfig_dict below), even when gunicorn.access drops them: this
+# logger skips that work unless the access log is on.
+logger_class = "mpuflask.gunicorn_logging.Logger"
 loglevel = _env("LOGLEVEL", "info")
 # MPUFLASK_LOG_FORMAT=json (default) writes one JSON object per line, with
 # request_id on every line written while a request runs; "text" for humans.

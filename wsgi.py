@@ -4,6 +4,10 @@ import sys
 
 from mpuflask import create_app
 from mpuflask.config import ConfigError
+from mpuflask.memory import limit_malloc_arenas
+
+# Each gunicorn worker imports this module before its threads start.
+limit_malloc_arenas()
 
 try:
     app = create_app()

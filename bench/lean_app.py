@@ -5,12 +5,15 @@ so the same client drives both:
 
 * ``POST /<key>?action=mpu-create``: makes ``uploads/<id>/``, answers the id;
 * ``PUT  ...?action=mpu-uploadpart``: streams the body to ``uploads/<id>/<n>`` in
-  bounded chunks (``MPUFLASK_CHUNK_SIZE``) while computing its MD5, answers it;
+  bounded chunks (``MPUFLASK_CHUNK_SIZE``) while computing its MD5, renames it
+  ``<n>.<md5>`` (so listparts can answer the etags), answers it;
+* ``GET  ...?action=mpu-listparts``: lists and stats the part files;
 * ``POST ...?action=mpu-complete``: the naive approach, it *copies* the listed
   part files, in order, into one object file (``copy_file_range``, the cheapest
   copy Linux offers), then deletes the parts;
 * ``GET  ...?action=get``: the object file through ``environ["wsgi.file_wrapper"]``,
-  so gunicorn answers it with ``sendfile(2)``;
+  so gunicorn answers it with ``sendfile(2)``; one ``Range: bytes=a-b`` is
+  served the same way from offset ``a`` (206);
 * ``DELETE ...?action=delete``: unlinks the object.
 
 Durability (``LEAN_DURABLE``, default ``1``) is our store's default: every file
@@ -60,6 +63,8 @@ def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[byt
         upload_id = secrets.token_urlsafe(24)
         os.mkdir(os.path.join(UPLOADS, upload_id))
         return _json(start_response, {"key": key, "uploadId": upload_id})
+    if method == "GET" and action == "mpu-listparts":
+        return _list_parts(start_response, key, query)
     if method == "POST" and action == "mpu-complete":
         return _complete(environ, start_response, key, query)
     if method == "DELETE" and action == "delete":
@@ -97,6 +102,7 @@ def _upload_part(
             os.fsync(fd)
     finally:
         os.close(fd)
+    os.rename(path, f"{path}.{digest.hexdigest()}")
     return _json(
         start_response, {"partNumber": part_number, "etag": digest.hexdigest()}
     )
@@ -116,7 +122,8 @@ def _complete(
     out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         for part in parts:
-            src = os.open(os.path.join(upload_dir, f"{part['partNumber']:05d}"), 0)
+            name = f"{part['partNumber']:05d}.{part['etag']}"
+            src = os.open(os.path.join(upload_dir, name), os.O_RDONLY)
             try:
                 _copy_all(src, out, os.fstat(src).st_size)
             finally:
@@ -137,6 +144,19 @@ def _complete(
     etag = f'"{hashlib.md5(md5s, usedforsecurity=False).hexdigest()}-{len(parts)}"'
     start_response("200 OK", [("etag", etag), ("Content-Length", "0")])
     return []
+
+
+def _list_parts(
+    start_response: StartResponse, key: str, query: dict[str, list[str]]
+) -> Iterable[bytes]:
+    upload_id = query["uploadId"][0]
+    upload_dir = os.path.join(UPLOADS, upload_id)
+    parts = []
+    for name in sorted(os.listdir(upload_dir)):
+        number, _, etag = name.partition(".")
+        size = os.stat(os.path.join(upload_dir, name)).st_size
+        parts.append({"partNumber": int(number), "etag": etag, "size": size})
+    return _json(start_response, {"key": key, "uploadId": upload_id, "parts": parts})
 
 
 def _copy_all(src: int, dst: int, count: int) -> None:
@@ -171,10 +191,17 @@ def _get(
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"Object Not Found"]
     size = os.fstat(file.fileno()).st_size
-    start_response(
-        "200 OK",
-        [("Content-Type", "application/octet-stream"), ("Content-Length", str(size))],
-    )
+    status, headers = "200 OK", [("Content-Type", "application/octet-stream")]
+    spec = environ.get("HTTP_RANGE", "").removeprefix("bytes=")
+    if spec:
+        first, _, last = spec.partition("-")
+        start, stop = int(first), min(int(last) + 1, size)
+        file.seek(start)  # gunicorn sends from the file's position
+        status = "206 Partial Content"
+        headers.append(("Content-Range", f"bytes {start}-{stop - 1}/{size}"))
+        size = stop - start
+    headers.append(("Content-Length", str(size)))
+    start_response(status, headers)
     wrapper: Iterable[bytes] = environ["wsgi.file_wrapper"](file, CHUNK_SIZE)
     return wrapper
 

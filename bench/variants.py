@@ -4,8 +4,8 @@ For measuring a proposal before anyone edits ``mpuflask/``: each callable here
 is mpuflask's app (``create_app()``, as ``wsgi:app``) with one change patched in
 when gunicorn loads it, inside that gunicorn's processes only. Compare with::
 
-    python bench/server_bench.py --ours-app bench.variants:pread_app
-    python bench/server_bench.py --ours-app bench.variants:sendfile_app
+    python bench/server_bench.py --also bench.variants:pread_app
+    python bench/server_bench.py --also bench.variants:readloop_app
 
 * ``pread_app``: ``FilesystemObjectBody.read(n)`` is one ``os.pread`` into a new
   ``bytes`` instead of ``io.RawIOBase.read`` (a ``bytearray``, ``readinto``,
@@ -17,33 +17,33 @@ when gunicorn loads it, inside that gunicorn's processes only. Compare with::
 * ``fsync_unlocked_app``: ``upload_part`` fsyncs the upload's directory after
   releasing the upload's lock (through a second descriptor of the directory
   opened under the lock) instead of while holding it, so the parts of one
-  upload no longer queue behind each other's directory fsync. The app's store
-  opens its uploads as a subclass (``FilesystemBucket.upload_class``) that
-  overrides ``sync_part``, the store's named point for that fsync: no store
-  code is copied.
-* ``sendfile_app``: a full ``200`` GET of a stored object, under gunicorn and
-  without TLS, is sent part file by part file with ``socket.sendfile`` once the
-  headers are out (through the WSGI ``write`` callable); anything else (ranges,
-  304/412, HEAD, other servers) is served as today.
+  upload no longer queue behind each other's directory fsync (through a
+  subclass overriding ``FilesystemUpload.sync_part``; the store itself now
+  unlocks before that fsync too).
+* ``inline_app``: part bodies hashed and written by the request thread, as
+  before issue 16 (no helper thread; write-back still started early).
+* ``nowriteback_app``: no ``sync_file_range`` while a part streams in; its
+  fsync does all the writing.
+* ``sendfile_app``: mpuflask as it ships since issue 16: a GET's body (every
+  part file, range and multipart piece) goes out with ``os.sendfile`` under
+  gunicorn (``mpuflask/sendfile.py``). Kept under this name for the commands
+  that measured it as a proposal.
+* ``readloop_app``: the GET as before issue 16, for comparison: the body is
+  read into Python in ``MPUFLASK_CHUNK_SIZE`` reads and written to the socket
+  (no ``SendfileMiddleware``).
 """
 
 from __future__ import annotations
 
 import bisect
 import ctypes
-import io
 import os
-import socket
-import ssl
-from collections.abc import Callable
 from collections.abc import Iterable
-from collections.abc import Iterator
-from typing import Any
-from wsgiref.types import StartResponse
 from wsgiref.types import WSGIApplication
-from wsgiref.types import WSGIEnvironment
 
 from mpuflask import create_app
+from mpuflask.sendfile import SendfileMiddleware
+from mpuflask.storage import diskio
 from mpuflask.storage.base import UploadedPart
 from mpuflask.storage.filesystem import FilesystemBucket
 from mpuflask.storage.fsobject import FilesystemObjectBody
@@ -60,59 +60,6 @@ def _pread(self: FilesystemObjectBody, size: int | None = -1) -> bytes:
     data = os.pread(self._part_fd(index), size, self._position - self._starts[index])
     self._position += len(data)
     return data
-
-
-def _send_parts(self: FilesystemObjectBody, sock: socket.socket) -> int:
-    """Send every part file, whole and in order, with sendfile(2)."""
-    sent = 0
-    for index in range(len(self._files)):
-        with io.FileIO(self._part_fd(index), "rb", closefd=False) as part:
-            end = (
-                self._starts[index + 1] if index + 1 < len(self._starts) else self._size
-            )
-            sent += sock.sendfile(part, 0, end - self._starts[index])
-    self._position = self._size
-    return sent
-
-
-class _Sent:
-    """The (empty) WSGI iterable once the body went out by sendfile."""
-
-    def __init__(self, close: Callable[[], None]) -> None:
-        self.close = close
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(())
-
-
-def _sendfile_middleware(app: WSGIApplication) -> WSGIApplication:
-    def middleware(
-        environ: WSGIEnvironment, start_response: StartResponse
-    ) -> Iterable[bytes]:
-        seen: dict[str, Any] = {}
-
-        def remember(status: str, headers: Any, exc_info: Any = None) -> Any:
-            seen["status"] = status
-            seen["write"] = start_response(status, headers, exc_info)
-            return seen["write"]
-
-        result = app(environ, remember)
-        body = getattr(result, "filelike", None)
-        sock = environ.get("gunicorn.socket")
-        if (
-            isinstance(body, FilesystemObjectBody)
-            and environ["REQUEST_METHOD"] == "GET"
-            and seen.get("status", "").startswith("200")
-            and isinstance(sock, socket.socket)
-            and not isinstance(sock, ssl.SSLSocket)
-            and body.tell() == 0
-        ):
-            seen["write"](b"")  # the status line and headers, now
-            _send_parts(body, sock)
-            return _Sent(result.close)  # type: ignore[attr-defined]
-        return result
-
-    return middleware
 
 
 def _pread_app() -> WSGIApplication:
@@ -168,9 +115,30 @@ def _fsync_unlocked_app() -> WSGIApplication:
     return _app_with_uploads(_FsyncUnlockedUpload)
 
 
+def _inline_app() -> WSGIApplication:
+    from mpuflask.storage import fsreceive
+
+    fsreceive.INLINE_BELOW = 1 << 62
+    return create_app()
+
+
+def _nowriteback_app() -> WSGIApplication:
+    diskio.start_writeback = lambda fd, offset, count: None
+    return create_app()
+
+
 def _sendfile_app() -> WSGIApplication:
+    return create_app()
+
+
+def _readloop_app() -> WSGIApplication:
     flask_app = create_app()
-    flask_app.wsgi_app = _sendfile_middleware(flask_app.wsgi_app)  # type: ignore[method-assign,assignment]
+    wsgi = flask_app.wsgi_app
+    # Unwrap the SendfileMiddleware under the deadlines' middleware.
+    inner = getattr(wsgi, "app", None)
+    if not isinstance(inner, SendfileMiddleware):
+        raise RuntimeError("SendfileMiddleware not found where expected")
+    wsgi.app = inner.app  # type: ignore[attr-defined]
     return flask_app
 
 
@@ -181,6 +149,9 @@ def __getattr__(name: str) -> WSGIApplication:
         "arena2_app": _arena2_app,
         "fsync_unlocked_app": _fsync_unlocked_app,
         "sendfile_app": _sendfile_app,
+        "readloop_app": _readloop_app,
+        "inline_app": _inline_app,
+        "nowriteback_app": _nowriteback_app,
     }
     if name not in builders:
         raise AttributeError(name)

@@ -62,6 +62,7 @@ from .observability import Metrics
 from .observability import install_observability
 from .observability import make_metrics
 from .routing import install_action_routing
+from .sendfile import SendfileMiddleware
 from .storage import Bucket
 from .storage import PublishCheck
 from .storage import UploadedPart
@@ -138,6 +139,9 @@ class MpuFlask:
                 app.register_blueprint(blueprint)
         if app.config["MPUFLASK_WEB_UI"]:
             app.register_blueprint(webui_bp)
+        # Inside the deadlines' middleware, which looks for gunicorn's own
+        # start_response (its force_close).
+        app.wsgi_app = SendfileMiddleware(app.wsgi_app)  # type: ignore[method-assign]
         install_deadlines(app)
         register_error_handlers(app)
         install_cors(app)

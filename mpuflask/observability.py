@@ -32,6 +32,7 @@ from prometheus_client import Counter
 from prometheus_client import Histogram
 from prometheus_client import generate_latest
 from prometheus_client import multiprocess
+from prometheus_client import values
 from prometheus_client.core import GaugeMetricFamily
 
 from .actions import ACTIONS
@@ -114,8 +115,38 @@ class Metrics:
     swept: Counter
 
 
+class ProcessId:
+    """``os.getpid()`` without a system call per use: refreshed after each fork."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        os.register_at_fork(after_in_child=self._refresh)
+
+    def _refresh(self) -> None:
+        self.pid = os.getpid()
+
+    def __call__(self) -> int:
+        return self.pid
+
+
+def cheap_multiprocess_values() -> None:
+    """Make prometheus_client's multi-process values find their pid for free.
+
+    In multi-process mode every ``inc()`` and ``observe()`` calls
+    ``os.getpid()`` to notice a fork: five system calls a request here. A pid
+    refreshed at fork says the same. Done once per process, before the first
+    value is made (two value classes must never share a process's files).
+    """
+    current = values.ValueClass
+    if getattr(current, "_multiprocess", False) and not hasattr(current, "_pid_cached"):
+        cheap = values.MultiProcessValue(ProcessId())  # type: ignore[no-untyped-call]
+        cheap._pid_cached = True
+        values.ValueClass = cheap
+
+
 def make_metrics(bucket: Bucket) -> Metrics:
     """Create the metrics in a registry of the app's own (no global state)."""
+    cheap_multiprocess_values()
     registry = CollectorRegistry(auto_describe=True)
     registry.register(_OpenUploads(bucket))
     buckets = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)

@@ -137,11 +137,17 @@ def read_range(
 
 @dataclass(frozen=True)
 class Multipart:
-    """A ``multipart/byteranges`` body: its type, exact length and bytes."""
+    """A ``multipart/byteranges`` body: its type, exact length and bytes.
+
+    ``pieces`` is the body as part heads (bytes) and the object's ranges, in
+    order, for a sender that copies ranges without reading them (sendfile);
+    ``chunks`` is the same body read from the object.
+    """
 
     content_type: str
     length: int
     chunks: Iterator[bytes]
+    pieces: tuple[bytes | ByteRange, ...] = ()
 
 
 def multipart_byteranges(
@@ -170,10 +176,17 @@ def multipart_byteranges(
     length = sum(map(len, heads)) + len(tail)
     length += sum(byte_range.stop - byte_range.start for byte_range in ranges)
 
-    def chunks() -> Iterator[bytes]:
-        for head, byte_range in zip(heads, ranges, strict=True):
-            yield head
-            yield from read_range(body, byte_range, chunk_size)
-        yield tail
+    pieces: list[bytes | ByteRange] = []
+    for head, byte_range in zip(heads, ranges, strict=True):
+        pieces += [head, byte_range]
+    pieces.append(tail)
 
-    return Multipart(f"multipart/byteranges; boundary={boundary}", length, chunks())
+    def chunks() -> Iterator[bytes]:
+        for piece in pieces:
+            if isinstance(piece, bytes):
+                yield piece
+            else:
+                yield from read_range(body, piece, chunk_size)
+
+    content_type = f"multipart/byteranges; boundary={boundary}"
+    return Multipart(content_type, length, chunks(), tuple(pieces))

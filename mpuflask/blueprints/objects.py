@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import IO
 from typing import cast
 
@@ -10,18 +10,18 @@ from flask import Response
 from flask import current_app
 from flask import request
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
-from werkzeug.wsgi import FileWrapper
 
 from ..content_safety import safety_headers
 from ..current import bucket
 from ..errors import ObjectNotFound
 from ..preconditions import evaluate_preconditions
+from ..ranges import ByteRange
 from ..ranges import if_range_holds
 from ..ranges import multipart_byteranges
-from ..ranges import read_range
 from ..ranges import requested_ranges
 from ..routing import ActionBlueprint
 from ..rules import check_key
+from ..sendfile import ObjectChunks
 from ..storage import ObjectBody
 
 bp = ActionBlueprint("objects", __name__)
@@ -78,19 +78,22 @@ def _object_response(body: ObjectBody, chunk_size: int) -> Response:
         raise RequestedRangeNotSatisfiable(length=info.size)
     stream = cast(IO[bytes], body)
     status, length = 200, info.size
-    chunks: Iterable[bytes] = FileWrapper(stream, chunk_size)
+    pieces: Sequence[bytes | ByteRange] = [ByteRange(0, info.size)]
     if ranges is not None and len(ranges) == 1:
         status, length = 206, ranges[0].stop - ranges[0].start
         headers["Content-Range"] = ranges[0].content_range(info.size)
-        chunks = read_range(stream, ranges[0], chunk_size)
+        pieces = ranges
     elif ranges is not None:
         multipart = multipart_byteranges(
             stream, ranges, info.size, headers["Content-Type"], chunk_size
         )
-        status, length, chunks = 206, multipart.length, multipart.chunks
+        status, length, pieces = 206, multipart.length, multipart.pieces
         headers["Content-Type"] = multipart.content_type
         # The coding names the object's bytes, not this multipart wrapping.
         headers.pop("Content-Encoding", None)
+    # Sent with sendfile under gunicorn (mpuflask/sendfile.py); its close
+    # releases the version the body pins.
+    chunks = ObjectChunks(body, pieces, chunk_size)
     response = Response(chunks, status, headers=headers, direct_passthrough=True)
     response.call_on_close(body.close)
     response.set_etag(info.etag)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from .base import Bucket as Bucket
+from .base import FileSegments as FileSegments
 from .base import HttpMetadata as HttpMetadata
 from .base import MultipartUpload as MultipartUpload
 from .base import ObjectBody as ObjectBody

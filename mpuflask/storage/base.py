@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -102,6 +103,19 @@ class ObjectBody(io.RawIOBase):
     """
 
     info: ObjectInfo
+
+
+@runtime_checkable
+class FileSegments(Protocol):
+    """An :class:`ObjectBody` whose bytes lie in files: it can be sent with
+    ``sendfile(2)``, without reading them into Python."""
+
+    def file_segments(self, start: int, stop: int) -> Iterator[tuple[int, int, int]]:
+        """``(fd, offset, count)`` for bytes ``start`` to ``stop``, in order.
+
+        Each fd stays open until the next one is yielded or the body is closed.
+        """
+        ...
 
 
 #: Called by ``complete`` with the parts about to be published; raise to refuse.

@@ -52,6 +52,29 @@ _libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 _renameat2 = getattr(_libc, "renameat2", None)
 
 
+_sync_file_range = getattr(_libc, "sync_file_range", None)
+if _sync_file_range is not None:
+    _sync_file_range.argtypes = (
+        ctypes.c_int,
+        ctypes.c_int64,
+        ctypes.c_int64,
+        ctypes.c_uint,
+    )
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def start_writeback(fd: int, offset: int, count: int) -> None:
+    """Start writing ``count`` bytes of ``fd`` from ``offset`` to the disk, without
+    waiting (Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``).
+
+    Only a hint, never durability: the fsync that follows still decides. It
+    lets the disk work while the rest of a part streams in, so that fsync
+    finds little left to write. A no-op where the call is missing.
+    """
+    if _sync_file_range is not None:
+        _sync_file_range(fd, offset, count, _SYNC_FILE_RANGE_WRITE)
+
+
 def can_exchange() -> bool:
     """True where ``renameat2`` exists (Linux 3.15+, glibc 2.28+)."""
     return _renameat2 is not None
@@ -309,6 +332,11 @@ def try_lock(fd: int, shared: bool = False) -> bool:
 def lock(fd: int, shared: bool = False) -> None:
     """Wait for an flock; it is released when ``fd`` is closed (or we die)."""
     fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+
+
+def unlock(fd: int) -> None:
+    """Release an flock before closing ``fd`` (to fsync without holding it)."""
+    fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 @contextmanager

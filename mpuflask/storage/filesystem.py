@@ -51,7 +51,6 @@ complete did not list are deleted by that complete.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -80,6 +79,8 @@ from .diskio import CorruptEntry
 from .fsobject import open_version
 from .fspublish import object_name
 from .fspublish import reclaim
+from .fsreceive import Helpers
+from .fsreceive import PartSink
 from .fsrecords import UPLOAD_ID
 from .fsrecords import UPLOAD_RECORD
 from .fsrecords import check_record
@@ -118,6 +119,8 @@ class FilesystemBucket:
         self.durable = durable
         #: The time source for creation and expiry (tests move it forward).
         self.clock: Callable[[], datetime] = _now
+        #: Threads that hash and write part bodies while they stream in.
+        self.helpers = Helpers()
         diskio.make_dirs(self.root, durable)
         for area in _AREAS:
             os.makedirs(self._area(area), exist_ok=True)
@@ -324,12 +327,18 @@ class FilesystemBucket:
 
     @contextmanager
     def locked_upload(
-        self, key: str, upload_id: str, operation: str, allow_expired: bool = False
+        self,
+        key: str,
+        upload_id: str,
+        operation: str,
+        allow_expired: bool = False,
+        known: dict[str, Any] | None = None,
     ) -> Iterator[tuple[int, dict[str, Any]]]:
         """Hold the upload's exclusive lock; yield its directory fd and record.
 
         Raises NoSuchUpload unless ``upload_id`` is an open, unexpired upload of
-        ``key`` at the moment the lock is held.
+        ``key`` at the moment the lock is held. ``known``: the upload's record,
+        read a moment ago (records never change), so it is not read again.
         """
         with self.areas(operation, "uploads") as (uploads_fd,):
             dir_fd = self._open_upload(uploads_fd, upload_id, operation)
@@ -338,7 +347,16 @@ class FilesystemBucket:
                 # Completed or aborted while we waited: the directory moved away.
                 if not diskio.same_dir(uploads_fd, upload_id, dir_fd):
                     raise NoSuchUpload(operation)
-                record = self._record(dir_fd, upload_id, key, operation, allow_expired)
+                if known is None:
+                    record = self._record(
+                        dir_fd, upload_id, key, operation, allow_expired
+                    )
+                elif known["key"] != key or (
+                    self.is_expired(known) and not allow_expired
+                ):
+                    raise NoSuchUpload(operation)
+                else:
+                    record = known
                 yield dir_fd, record
             finally:
                 os.close(dir_fd)
@@ -404,17 +422,21 @@ class FilesystemBucket:
             diskio.disk_full_as_507(operation),
         ):
             fd = os.open(name, flags, 0o644, dir_fd=tmp_fd)
+            sink = PartSink(fd, self.durable, self.helpers)
             try:
                 diskio.lock(fd)
-                digest = hashlib.md5(usedforsecurity=False)
                 size = 0
-                for chunk in chunks:
-                    size += len(chunk)
-                    digest.update(chunk)
-                    diskio.write_all(fd, chunk)
+                try:
+                    for chunk in chunks:
+                        size += len(chunk)
+                        sink.add(chunk)  # hashed and written while we read on
+                    md5 = sink.finish()
+                except BaseException:
+                    sink.abandon()
+                    raise
                 if self.durable:
                     os.fsync(fd)
-                yield tmp_fd, name, digest.hexdigest(), size
+                yield tmp_fd, name, md5, size
             finally:
                 diskio.unlink_quietly(name, tmp_fd)  # renamed away if all went well
                 os.close(fd)

@@ -21,6 +21,7 @@ import io
 import logging
 import os
 import stat
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -150,6 +151,19 @@ class FilesystemObjectBody(ObjectBody):
         count = os.preadv(fd, [view], self._position - self._starts[index])
         self._position += count
         return count
+
+    def file_segments(self, start: int, stop: int) -> Iterator[tuple[int, int, int]]:
+        """``(fd, offset, count)`` of each part file holding bytes ``start``
+        to ``stop`` (for sendfile); the position ends at ``stop``."""
+        index = bisect.bisect_right(self._starts, start) - 1
+        while start < stop:
+            part_end = self._starts[index] + self._sizes[index]
+            count = min(stop, part_end) - start
+            if count > 0:
+                yield self._part_fd(index), start - self._starts[index], count
+                start += count
+                self._position = start
+            index += 1
 
     def _part_fd(self, index: int) -> int:
         if index != self._open_index:

@@ -1,0 +1,106 @@
+"""gunicorn and the metrics do no per-request work nobody reads (issue 16)."""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from mpuflask.gunicorn_logging import Logger
+
+
+def _logger(level: int, built: list[Any]) -> Logger:
+    log: Logger = Logger.__new__(Logger)
+    log.access_log = logging.getLogger(f"test.gunicorn.access.{level}")
+    log.access_log.setLevel(level)
+    log.access_log.propagate = False
+    # As gunicorn.conf.py configures it: a logconfig_dict, no access log file.
+    log.cfg = SimpleNamespace(
+        accesslog=None,
+        logconfig=None,
+        logconfig_dict={"version": 1},
+        logconfig_json=None,
+        syslog=False,
+        disable_redirect_access_to_syslog=False,
+        access_log_format="%(s)s",
+    )
+
+    def atoms(*args: Any) -> dict[str, str]:
+        built.append(args)
+        return {"s": "200"}
+
+    log.atoms = atoms  # type: ignore[method-assign]
+    return log
+
+
+@pytest.mark.parametrize(
+    ("level", "builds"), [(logging.WARNING, False), (logging.INFO, True)]
+)
+def test_access_fields_are_built_only_for_an_access_log_that_writes(
+    level: int, builds: bool
+) -> None:
+    built: list[Any] = []
+    _logger(level, built).access(object(), object(), {}, 0.001)
+    assert bool(built) is builds
+
+
+def test_metrics_in_multi_process_mode_ask_no_pid_per_request(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prometheus_client's multi-process values called os.getpid() per inc()."""
+    import os
+
+    from prometheus_client import values
+
+    from mpuflask.observability import cheap_multiprocess_values
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue())
+    cheap_multiprocess_values()
+    value = values.ValueClass("counter", "c", "c_total", (), (), "help")
+    calls: list[int] = []
+    real = os.getpid
+    monkeypatch.setattr(os, "getpid", lambda: calls.append(1) or real())
+    for _ in range(5):
+        value.inc(1)
+    assert calls == []
+    assert value.get() == 5
+    # A forked child still gets its own files: its pid is refreshed at fork.
+    monkeypatch.setattr(os, "getpid", real)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        value.inc(1)
+        os.write(write_end, str(value.get()).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read_end, 100) == b"1.0"  # a fresh file, not the parent's 5
+    os.close(read_end)
+    os.close(write_end)
+
+
+def test_the_server_limits_malloc_arenas_before_its_threads_start(
+    tmp_path: Any,
+) -> None:
+    import subprocess
+    import sys
+
+    from mpuflask.memory import limit_malloc_arenas
+
+    assert limit_malloc_arenas() is True  # glibc here
+    # wsgi.py does it at import, in each worker, before building the app.
+    code = (
+        "import mpuflask.memory as m; calls = []; real = m.limit_malloc_arenas\n"
+        "m.limit_malloc_arenas = lambda *a: calls.append(1) or real(*a)\n"
+        "import wsgi; print(calls)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"MPUFLASK_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin"},
+    )
+    assert out.stdout.strip().endswith("[1]")
