@@ -30,7 +30,6 @@ def _bucket(tmp_path: Path, durable: bool = True) -> FilesystemBucket:
     return FilesystemBucket(
         tmp_path / "data",
         min_part_size=1,
-        max_part_size=1 << 30,
         upload_ttl=timedelta(hours=1),
         durable=durable,
     )
