@@ -7,7 +7,7 @@ WSGI server hands them over, over-long, the headers every hook reads) and
 bodies (bytes, JSON nested deep, huge numbers). The world holds one object and
 one open upload whose ids the strategies reuse, so requests reach deep.
 
-``MPUFLASK_HUNT_EXAMPLES`` sets the example count per surface (default 300).
+``HUNT_EXAMPLES`` sets the example count per surface (default 300).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from mpuflask.signing import sign_url
 from .conftest import MIN_PART
 from .conftest import stored_files
 
-EXAMPLES = int(os.environ.get("MPUFLASK_HUNT_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("HUNT_EXAMPLES", "300"))
 HUNT = settings(
     max_examples=EXAMPLES,
     deadline=None,
