@@ -1,29 +1,39 @@
 """mpuflask: Cloudflare's R2 multipart-upload Worker as a Flask application.
 
-``create_app()`` builds the app; ``wsgi.py`` serves it with gunicorn.
+``create_app()`` builds the app; ``mpuflask serve`` serves it with gunicorn.
+Importing the package runs nothing heavy (no Flask, no prometheus_client):
+gunicorn's master imports ``mpuflask.serving.gunicorn_settings``, which must
+set ``PROMETHEUS_MULTIPROC_DIR`` before prometheus_client is imported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from typing import Any
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
-from .api import install_api
-from .config import load_config
-from .configure import install_configured_hooks
-from .deadlines import install_deadlines
-from .errors import register_error_handlers
-from .extension import MpuFlask as MpuFlask
-from .observability import install_observability
-from .observability import make_metrics
-from .storage import open_bucket
-from .sweeper import gc_command
+    from .extension import MpuFlask as MpuFlask
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build an mpuflask app: defaults, then ``MPUFLASK_*`` env, then ``config``."""
+    # Imported here, not at the top of the module: see the module docstring.
+    from flask import Flask
+
+    from .api import install_api
+    from .config import load_config
+    from .configure import install_configured_hooks
+    from .deadlines import install_deadlines
+    from .errors import register_error_handlers
+    from .extension import MpuFlask
+    from .observability import install_observability
+    from .observability import make_metrics
+    from .storage import open_bucket
+    from .sweeper import gc_command
+
     # No static route: Flask's /static/<path> would shadow keys under static/.
     app = Flask(__name__, static_folder=None)
     load_config(app, config)
@@ -45,3 +55,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     app.cli.add_command(gc_command)
     return app
+
+
+def __getattr__(name: str) -> Any:
+    """``mpuflask.MpuFlask``, imported when first asked for (PEP 562)."""
+    if name == "MpuFlask":
+        from .extension import MpuFlask
+
+        return MpuFlask
+    raise AttributeError(f"module 'mpuflask' has no attribute {name!r}")
