@@ -47,9 +47,14 @@ from botocore.exceptions import ClientError
 from ..errors import InvalidObjectName
 from ..errors import NoSuchUpload
 from ..rules import check_key
+from . import s3list
 from .base import HttpMetadata
+from .base import ListPosition
 from .base import ObjectInfo
+from .base import ObjectListing
 from .base import UploadInfo
+from .base import UploadListing
+from .base import UploadPosition
 from .s3errors import EngineFailed
 from .s3errors import EngineUnavailable
 from .s3errors import engine_errors
@@ -300,6 +305,24 @@ class S3Bucket:
                         self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
                     removed += 1
         return removed
+
+    def list_objects_page(
+        self,
+        prefix: str,
+        delimiter: str | None,
+        start: ListPosition | None,
+        limit: int,
+    ) -> ObjectListing:
+        return s3list.list_objects_page(self, prefix, delimiter, start, limit)
+
+    def list_uploads_page(
+        self,
+        owner: str | None,
+        prefix: str,
+        start: UploadPosition | None,
+        limit: int,
+    ) -> UploadListing:
+        return s3list.list_uploads_page(self, owner, prefix, start, limit)
 
     def open_uploads(self, owner: str | None) -> int:
         """How many unexpired uploads ``owner`` holds, from the upload records.
