@@ -44,11 +44,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["mpuflask"] = mpu
     install_configured_hooks(app, mpu)
 
+    from .blueprints.listing import bp as listing_bp
     from .blueprints.multipart import bp as multipart_bp
     from .blueprints.objects import bp as objects_bp
 
     app.register_blueprint(multipart_bp)
     app.register_blueprint(objects_bp)
+    app.register_blueprint(listing_bp)
     install_api(app)
     install_observability(app, mpu.metrics)
     install_deadlines(app)

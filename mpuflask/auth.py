@@ -24,6 +24,7 @@ from .errors import Unauthorized
 from .extension import mpuflask
 from .hooks import RequestInfo
 from .hooks import refusals_counted_as
+from .routing import LISTING_ACTIONS
 from .routing import request_key
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ ALL_ACTIONS = frozenset(
         "mpu-listparts",
         "get",
         "delete",
+        "list",
+        "mpu-list",
     }
 )
 
@@ -103,7 +106,10 @@ class BearerTokens:
             raise Unauthorized("Unauthorized: invalid bearer token")
         if req.action is not None and req.action not in match.actions:
             raise Forbidden(f"Forbidden: this token may not use action {req.action}")
-        if not req.key.startswith(match.prefix):
+        if req.action in LISTING_ACTIONS and not req.key:
+            # A listing that names no prefix lists the token's own.
+            g.mpuflask_list_prefix = match.prefix
+        elif not req.key.startswith(match.prefix):
             raise Forbidden(
                 f"Forbidden: this token may only use keys under '{match.prefix}'"
             )
@@ -133,12 +139,19 @@ class SignedUrls:
 
 
 def request_info() -> RequestInfo:
-    """The current request as auth hooks see it (the key decoded leniently)."""
+    """The current request as auth hooks see it (the key decoded leniently).
+
+    For a listing (``list``, ``mpu-list``) the key is the ``prefix`` asked
+    for (empty if none): what it reads is every key under it, so a hook that
+    limits keys by prefix limits listings the same way.
+    """
+    args: Mapping[str, str] = request.args
     try:
         key = request_key()
     except Exception:  # an invalid key is refused later, by the view
         key = str(request.environ.get("PATH_INFO", ""))[1:]
-    args: Mapping[str, str] = request.args
+    if args.get("action") in LISTING_ACTIONS:
+        key = args.get("prefix", "")
     return RequestInfo(
         method=request.method,
         action=args.get("action"),

@@ -39,7 +39,12 @@ OPERATIONS = {
     "mpu-listparts": "listParts",
     "get": "get",
     "delete": "delete",
+    "list": "list",
+    "mpu-list": "listMultipartUploads",
 }
+#: The actions served on ``/`` that list under a ``prefix``: for auth hooks and
+#: signed URLs, the key such a request addresses is its prefix.
+LISTING_ACTIONS = frozenset({"list", "mpu-list"})
 
 
 class ActionBlueprint(Blueprint):
