@@ -27,6 +27,9 @@ same data directory and port, and checks:
   recognises by key, counts, and aborts); after the final sweep, the owner
   index (``owners/``, behind ``MPUFLASK_MAX_OPEN_UPLOADS``) has exactly one
   entry per open upload;
+* the listings agree: ``action=list`` (the SQLite index, repaired at start-up)
+  shows exactly the keys GET finds, each with the etag and size GET answered,
+  and ``action=mpu-list`` exactly the open uploads;
 * no acknowledged part is lost: ``mpu-listparts`` of every open upload lists
   each acknowledged part with its etag and size (or, if a later attempt at
   that part number was cut by a kill, that attempt's etag);
@@ -83,6 +86,7 @@ from dataclasses import field
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 from urllib.parse import urlencode
 
@@ -102,6 +106,7 @@ INVARIANTS = (
     "stale reads",
     "leftover temp files after restart",
     "owner index out of step",
+    "listing out of step",
     "server errors (5xx)",
     "unexpected refusals (4xx)",
     "server exits",
@@ -201,7 +206,8 @@ class Report:
             f"{c['reads_verified']} answered a version (bytes checked), "
             f"{c['reads_absent']} 404, {c['reads_failed']} cut by kills",
             f"checks after restarts: {c['checked_keys']} key reads, "
-            f"{c['checked_uploads']} open uploads listed",
+            f"{c['checked_uploads']} open uploads listed, "
+            f"{c['checked_listings']} listings compared",
             f"crash leftovers found before restarts: tmp {c['debris_tmp']}, "
             f"staging {c['debris_staging']}, trash {c['debris_trash']} (all to be "
             f"removed by the start-up sweep); final sweep removed "
@@ -1165,7 +1171,8 @@ class CrashHarness:
         self.resolve_unknowns()
         self.adopt_orphans()
         self.check_open_uploads()
-        self.check_keys()
+        shown = self.check_keys()
+        self.check_listing(shown)
         self.judge_observations()
         self.compact()
 
@@ -1329,20 +1336,73 @@ class CrashHarness:
                     f"{slot.acceptable}",
                 )
 
-    def check_keys(self) -> None:
-        """Every key shows a state it may be in, with that version's bytes."""
+    def check_keys(self) -> dict[str, int | None]:
+        """Every key shows a state it may be in, with that version's bytes.
+
+        Returns what each key showed (a version's vid, None: absent).
+        """
+        shown: dict[str, int | None] = {}
         for key in self.keys:
             reply = self.must_call("GET", self.target(key, action="get"))
             self.count("checked_keys")
             seen = self.examine_read(key, reply, None, f"check GET {key}")
             if seen is None:
                 continue  # torn (recorded) or refused (recorded)
+            shown[key] = seen[1]
             if not self.may_see(key, seen[1], reply.start, reply.end):
                 self.violation(
                     "lost acknowledged writes",
                     f"after restart {self.counts['restarts']}: {key} shows "
                     f"{seen[0]} {seen[1]}; recent writes: {self.explain(key)}",
                 )
+        return shown
+
+    def check_listing(self, shown: dict[str, int | None]) -> None:
+        """The listings show what GET shows and which uploads are open."""
+        self.count("checked_listings")
+        by_vid = {version.vid: version for version in self.versions.values()}
+        expected = {
+            key: (by_vid[vid].etag, by_vid[vid].size)
+            for key, vid in shown.items()
+            if vid is not None
+        }
+        objects = self.list_all("list", "objects")
+        listed = {item["key"]: (item["etag"], item["size"]) for item in objects}
+        unchecked = set(self.keys) - set(shown)  # a check GET failed: recorded
+        for key in sorted(set(listed) | set(expected)):
+            if key not in unchecked and listed.get(key) != expected.get(key):
+                self.violation(
+                    "listing out of step",
+                    f"after restart {self.counts['restarts']}: {key} listed as "
+                    f"{listed.get(key)}, GET shows {expected.get(key)}",
+                )
+        uploads = self.list_all("mpu-list", "uploads")
+        listed_ids = sorted(item["uploadId"] for item in uploads)
+        if listed_ids != sorted(self.open_jobs):
+            self.violation(
+                "listing out of step",
+                f"after restart {self.counts['restarts']}: mpu-list shows "
+                f"{listed_ids}, open are {sorted(self.open_jobs)}",
+            )
+
+    def list_all(self, action: str, field: str) -> list[dict[str, Any]]:
+        """Every entry of a listing under crash/, page by page (bounded)."""
+        found: list[dict[str, Any]] = []
+        params = {"action": action, "prefix": "crash/", "limit": "7"}
+        for _ in range(1000):
+            reply = self.must_call("GET", f"/?{urlencode(params)}")
+            if reply.status != 200:
+                self.violation(
+                    "listing out of step",
+                    f"{action}: {reply.status} {reply.body[:200]!r}",
+                )
+                return found
+            answer = json.loads(reply.body)
+            found += answer[field]
+            if not answer["truncated"]:
+                return found
+            params["cursor"] = answer["cursor"]
+        raise HarnessError(f"{action}: the cursor never ended")
 
     def judge_observations(self) -> None:
         observations, self.observations = self.observations, []

@@ -164,11 +164,12 @@ class PowerHarness(CrashHarness):
         super().check_parts(job, reply)
         self.count("checked_parts", sum(slot.must_exist for slot in job.slots))
 
-    def check_keys(self) -> None:
+    def check_keys(self) -> dict[str, int | None]:
         verified, absent = self.counts["reads_verified"], self.counts["reads_absent"]
-        super().check_keys()  # nothing else runs now: the deltas are its reads
+        shown = super().check_keys()  # nothing else runs now: the deltas are its reads
         self.count("checked_objects", self.counts["reads_verified"] - verified)
         self.count("checked_absent", self.counts["reads_absent"] - absent)
+        return shown
 
     def judge_observations(self) -> None:
         """Reads during the run; one may have seen a write the cut then undid."""
