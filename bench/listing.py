@@ -20,7 +20,7 @@ Half of the keys are ``flat/<n>``, half ``tree/d<n % 2000>/<n>``. The fill:
 ``--real`` objects (default 1,000) go through the store's API (create, one
 part, complete; durability off), the rest are written straight into the
 index, in one transaction, with the rows a rebuild would write
-(``fsindex._put``): the listing reads only the index, and 200,000 real
+(``fsindexrows.put``): the listing reads only the index, and 200,000 real
 completes would take this machine most of an hour. It prints the median and
 the slowest of ``--runs`` timings per page; the goal is under 100 ms, and the
 same (within 2x) at every size.
@@ -47,7 +47,7 @@ from mpuflask import create_app  # noqa: E402
 from mpuflask.rules import PartRef  # noqa: E402
 from mpuflask.storage import HttpMetadata  # noqa: E402
 from mpuflask.storage import ObjectInfo  # noqa: E402
-from mpuflask.storage import fsindex  # noqa: E402
+from mpuflask.storage import fsindexrows  # noqa: E402
 from mpuflask.storage.filesystem import FilesystemBucket  # noqa: E402
 
 PAGE = 1000
@@ -80,7 +80,7 @@ def fill(bucket: FilesystemBucket, size: int, real: int) -> None:
                 http_metadata=metadata,
                 version=f"bench{number}",
             )
-            fsindex._put(conn, info)
+            fsindexrows.put(conn, info)
 
 
 def time_page(client: FlaskClient, query: str, runs: int, expect: int) -> list[float]:

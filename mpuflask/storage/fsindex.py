@@ -32,7 +32,6 @@ corrupt is left out too.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sqlite3
@@ -41,19 +40,18 @@ import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
-from typing import Any
 
 from ..errors import DataDirDamaged
 from ..errors import InsufficientStorage
 from . import diskio
-from .base import HttpMetadata
 from .base import ListPosition
 from .base import ObjectInfo
 from .base import ObjectListing
 from .diskio import CorruptEntry
-from .listing import folded
-from .listing import successor
+from .fsindexrows import SCHEMA
+from .fsindexrows import page
+from .fsindexrows import put
+from .fsindexrows import raw
 
 log = logging.getLogger(__name__)
 
@@ -64,27 +62,8 @@ BUILD_LOCK = "build.lock"
 MARK_GRACE_SECONDS = 60.0
 #: How long a writer waits for another's transaction before giving up (503).
 BUSY_TIMEOUT_SECONDS = 60.0
-
-#: Keys are BLOBs of their UTF-8 bytes: SQLite orders BLOBs by memcmp, which
-#: is R2's order, and no collation or NUL can get in the way.
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS objects (
-        key BLOB PRIMARY KEY,
-        size INTEGER NOT NULL,
-        etag TEXT NOT NULL,
-        uploaded TEXT NOT NULL,
-        http_metadata TEXT NOT NULL,
-        version TEXT NOT NULL
-    ) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS marks (
-        id INTEGER PRIMARY KEY,
-        key BLOB NOT NULL,
-        since REAL NOT NULL
-    )""",
-    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
-)
 _CORRUPT = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
-_COLUMNS = "key, size, etag, uploaded, http_metadata, version"
+
 
 #: The current version of a key, read from the object directories.
 Truth = Callable[[str], ObjectInfo | None]
@@ -145,7 +124,7 @@ class ObjectIndex:
             conn = self._connection("list")
             conn.execute("BEGIN")
             try:
-                return _page(conn, prefix, delimiter, start, limit)
+                return page(conn, prefix, delimiter, start, limit)
             finally:
                 conn.execute("COMMIT")
         except sqlite3.Error as error:
@@ -159,12 +138,12 @@ class ObjectIndex:
             keys = [row[0] for row in conn.execute("SELECT DISTINCT key FROM marks")]
         except sqlite3.Error as error:
             raise _refusal(error, "sweep") from None
-        for raw in keys:
-            key = bytes(raw).decode("utf-8", "surrogatepass")
+        for marked in keys:
+            key = bytes(marked).decode("utf-8", "surrogatepass")
             with self._write("sweep") as writer:
                 self._put_truth(writer, key)
                 writer.execute(
-                    "DELETE FROM marks WHERE key = ? AND since < ?", (raw, cutoff)
+                    "DELETE FROM marks WHERE key = ? AND since < ?", (marked, cutoff)
                 )
         return len(keys)
 
@@ -237,7 +216,7 @@ class ObjectIndex:
         with self._write(operation) as conn:
             cursor = conn.execute(
                 "INSERT INTO marks (key, since) VALUES (?, ?)",
-                (_raw(key), time.time()),
+                (raw(key), time.time()),
             )
         mark = cursor.lastrowid
         assert mark is not None
@@ -247,9 +226,9 @@ class ObjectIndex:
         """Inside a write transaction: the key's row as the directories say."""
         info = self.truth(key)
         if info is None:
-            conn.execute("DELETE FROM objects WHERE key = ?", (_raw(key),))
+            conn.execute("DELETE FROM objects WHERE key = ?", (raw(key),))
         else:
-            _put(conn, info)
+            put(conn, info)
 
     # -- building --------------------------------------------------------------
 
@@ -285,7 +264,7 @@ class ObjectIndex:
     def _built(self) -> bool:
         """Whether the rows were built (raises sqlite3.Error as it comes)."""
         with self._raw_transaction() as conn:
-            for statement in _SCHEMA:
+            for statement in SCHEMA:
                 conn.execute(statement)
             row = conn.execute("SELECT value FROM meta WHERE name = 'built'").fetchone()
         if self.durable:
@@ -299,7 +278,7 @@ class ObjectIndex:
             conn.execute("DELETE FROM objects")
             conn.execute("DELETE FROM marks")
             for info in self.scan():
-                _put(conn, info)
+                put(conn, info)
                 count += 1
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('built', '1')")
         return count
@@ -325,107 +304,6 @@ class ObjectIndex:
             self._local.conn = None
         for suffix in ("", "-wal", "-shm"):
             diskio.unlink_quietly(self.path + suffix)
-
-
-def _raw(key: str) -> bytes:
-    return key.encode("utf-8", "surrogatepass")
-
-
-def _put(conn: sqlite3.Connection, info: ObjectInfo) -> None:
-    conn.execute(
-        f"INSERT OR REPLACE INTO objects ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-        (
-            _raw(info.key),
-            info.size,
-            info.etag,
-            info.uploaded.isoformat(),
-            json.dumps(info.http_metadata.headers, ensure_ascii=False),
-            info.version,
-        ),
-    )
-
-
-def _info(row: tuple[Any, ...]) -> ObjectInfo | None:
-    """The object a row describes; None (logged) for a row the store never
-    wrote (the index file was edited)."""
-    key, size, etag, uploaded, metadata, version = row
-    try:
-        headers = json.loads(metadata)
-        if not isinstance(headers, dict) or type(size) is not int:
-            raise TypeError("not the store's row")
-        return ObjectInfo(
-            key=bytes(key).decode("utf-8", "surrogatepass"),
-            size=size,
-            etag=str(etag),
-            uploaded=datetime.fromisoformat(uploaded),
-            http_metadata=HttpMetadata({str(k): str(v) for k, v in headers.items()}),
-            version=str(version),
-        )
-    except (TypeError, ValueError, RecursionError) as error:
-        log.error("index row %r skipped: %r", bytes(key)[:100], error)
-        return None
-
-
-def _page(
-    conn: sqlite3.Connection,
-    prefix: str,
-    delimiter: str | None,
-    start: ListPosition | None,
-    limit: int,
-) -> ObjectListing:
-    """Walk the primary key from ``start``; jump past each folded prefix.
-
-    Each query reads rows until the page is full or a key folds; then the
-    walk resumes past that prefix with a new query, so a folder of a million
-    keys costs one row, not a million.
-    """
-    low_prefix = _raw(prefix)
-    high = successor(low_prefix)
-    low, inclusive = low_prefix, True
-    if start is not None and _raw(start.key) >= low_prefix:
-        if start.past:
-            past = successor(_raw(start.key))
-            if past is None:
-                return ObjectListing([], [], None)
-            low, inclusive = past, True
-        else:
-            low, inclusive = _raw(start.key), False
-    objects: list[ObjectInfo] = []
-    prefixes: list[str] = []
-    last: ListPosition | None = None
-    while True:
-        wanted = limit + 1 - len(objects) - len(prefixes)
-        above = ">=" if inclusive else ">"
-        query = f"SELECT {_COLUMNS} FROM objects WHERE key {above} ?"
-        arguments: list[Any] = [low]
-        if high is not None:
-            query += " AND key < ?"
-            arguments.append(high)
-        query += " ORDER BY key LIMIT ?"
-        arguments.append(wanted)
-        jumped = False
-        rows = 0
-        for row in conn.execute(query, arguments):
-            rows += 1
-            if len(objects) + len(prefixes) == limit:
-                return ObjectListing(objects, prefixes, last)
-            key = bytes(row[0]).decode("utf-8", "surrogatepass")
-            fold = folded(key, prefix, delimiter)
-            if fold is not None:
-                prefixes.append(fold)
-                last = ListPosition(fold, past=True)
-                past = successor(_raw(fold))
-                if past is None:
-                    return ObjectListing(objects, prefixes, None)
-                low, inclusive, jumped = past, True, True
-                break
-            info = _info(row)
-            if info is not None:
-                objects.append(info)
-            last = ListPosition(key)
-            low, inclusive = row[0], False
-        if not jumped and rows < wanted:
-            return ObjectListing(objects, prefixes, None)
 
 
 def _refusal(error: sqlite3.Error, operation: str) -> Exception:
