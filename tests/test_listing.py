@@ -19,10 +19,12 @@ from urllib.parse import quote
 from urllib.parse import urlsplit
 
 import pytest
+from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 
 from mpuflask.rules import PartRef
+from mpuflask.signing import sign_command
 from mpuflask.signing import sign_url
 from mpuflask.storage import HttpMetadata
 
@@ -489,3 +491,25 @@ def test_a_signed_url_lists_its_prefix_only(make_app: Callable[..., Flask]) -> N
     assert everything is not None and len(everything["objects"]) == 4
     identity_url = _signed("", action="mpu-list", identity="alice")
     assert client.get(identity_url).json == {"uploads": [], "truncated": False}
+
+
+def test_mpuflask_sign_signs_a_listing(make_app: Callable[..., Flask]) -> None:
+    client = make_app(MPUFLASK_SIGNING_KEY=SECRET).test_client()
+    signed = {}
+    for args in (["http://x/alice/"], ["http://x/", "--prefix", "bob/"]):
+        result = CliRunner().invoke(
+            sign_command,
+            [*args, "--method", "GET", "--action", "list", "--secret", SECRET],
+        )
+        assert result.exit_code == 0, result.output
+        parts = urlsplit(result.output.strip())
+        assert parts.path == "/"
+        signed[args[-1]] = f"/?{parts.query}"
+    assert "prefix=alice%2F" in signed["http://x/alice/"]
+    assert "prefix=bob%2F" in signed["bob/"]
+    for path in signed.values():
+        assert client.get(path).json == {
+            "objects": [],
+            "truncated": False,
+            "delimitedPrefixes": [],
+        }

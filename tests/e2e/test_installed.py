@@ -6,7 +6,8 @@ virtual environment outside the repository, and runs the documented command,
 ``gunicorn.conf.py``, no ``wsgi.py``, nothing of the clone on ``sys.path``.
 A part trickled over 45 s at ~6.8 KB/s (above MPUFLASK_BODY_MIN_RATE's
 4096 B/s floor) must be stored: gunicorn's defaults (a sync worker killed
-after 30 s) would cut it with ``WORKER TIMEOUT`` and an HTML 500.
+after 30 s) would cut it with ``WORKER TIMEOUT`` and an HTML 500. The
+installed client then lists what the installed server holds.
 
 About 1-2 minutes: the wheel, a venv and its dependencies (from the
 configured package index, through pip's cache), then the 45 s part.
@@ -177,3 +178,16 @@ def test_a_part_trickled_over_45_s_is_stored_not_cut(
     text = log.read_text()
     assert "Using worker: mpuflask.worker.DeadlineWorker" in text
     assert "WORKER TIMEOUT" not in text
+
+
+def test_the_installed_client_lists_what_the_installed_server_holds(
+    installed: Path, served: tuple[str, Path]
+) -> None:
+    url, _ = served
+    source = installed.parent / "hello.txt"
+    source.write_bytes(b"hello\n")
+    mpuflask = str(installed / "bin" / "mpuflask")
+    env = _clean_environment()
+    _run([mpuflask, "upload", str(source), url + "docs/hello.txt"], installed, env)
+    listed = _run([mpuflask, "ls", url + "docs/"], installed, env)
+    assert listed.rstrip().endswith("6  docs/hello.txt"), listed
