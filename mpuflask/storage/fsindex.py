@@ -131,21 +131,25 @@ class ObjectIndex:
             raise _refusal(error, "list") from None
 
     def reconcile(self) -> int:
-        """Fix the row of every marked key from the directories; how many."""
+        """Fix the row of every marked key from the directories.
+
+        Returns how many marks were old enough to be a crash's, and went.
+        """
         cutoff = time.time() - MARK_GRACE_SECONDS
         try:
             conn = self._connection("sweep")
             keys = [row[0] for row in conn.execute("SELECT DISTINCT key FROM marks")]
         except sqlite3.Error as error:
             raise _refusal(error, "sweep") from None
+        cleared = 0
         for marked in keys:
             key = bytes(marked).decode("utf-8", "surrogatepass")
             with self._write("sweep") as writer:
                 self._put_truth(writer, key)
-                writer.execute(
+                cleared += writer.execute(
                     "DELETE FROM marks WHERE key = ? AND since < ?", (marked, cutoff)
-                )
-        return len(keys)
+                ).rowcount
+        return cleared
 
     def rebuild(self) -> int:
         """Rebuild every row from the directories; how many objects."""

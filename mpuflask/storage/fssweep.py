@@ -54,7 +54,7 @@ def sweep(bucket: FilesystemBucket) -> int:
     except DataDirDamaged:
         fixed = 0
     if fixed:
-        log.info("index: %d key(s) a crash had left marked, fixed", fixed)
+        log.info("index: %d mark(s) a crash left, their keys' rows settled", fixed)
     return removed
 
 

@@ -48,7 +48,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 #: Engine requests a listing page makes at once (HEADs, record GETs).
-PARALLEL = 16
+PARALLEL = 32
 _OBJECT = "object"
 _PREFIX = "prefix"
 
