@@ -42,6 +42,7 @@ class RequestInfo:
 
     method: str
     action: str | None
+    #: The object key; for ``list`` and ``mpu-list``, the prefix they list.
     key: str
     upload_id: str | None
     part_number: str | None

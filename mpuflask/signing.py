@@ -293,7 +293,9 @@ def sign_command(
     parts = urlsplit(object_url)
     base = f"{parts.scheme}://{parts.netloc}/"
     key = unquote(parts.path[1:])
-    if action in LISTING_ACTIONS and prefix is not None:
+    if prefix is not None:
+        if action not in LISTING_ACTIONS:
+            raise click.UsageError("--prefix is for --action list or mpu-list")
         key = prefix
     try:
         url = sign_url(

@@ -513,3 +513,10 @@ def test_mpuflask_sign_signs_a_listing(make_app: Callable[..., Flask]) -> None:
             "truncated": False,
             "delimitedPrefixes": [],
         }
+    refused = CliRunner().invoke(
+        sign_command,
+        ["http://x/k", "--method", "GET", "--action", "get", "--prefix", "a/"],
+        env={"MPUFLASK_SIGNING_KEY": SECRET},
+    )
+    assert refused.exit_code == 2
+    assert "--prefix is for --action list or mpu-list" in refused.output

@@ -46,8 +46,9 @@ the clean-up could not remove is left to the sweep.
 What is cleaned up, and when: :meth:`FilesystemBucket.sweep` (run at start-up
 and periodically, :mod:`.fssweep`) removes dead temp files, rolls back
 completes that crashed before publishing, deletes retired versions nobody
-reads and expired uploads, and repairs the owner index. Part files that a
-complete did not list are deleted by that complete.
+reads and expired uploads, and repairs the owner index and the listing
+index (:mod:`.fsindex`). Part files that a complete did not list are deleted
+by that complete.
 """
 
 from __future__ import annotations
