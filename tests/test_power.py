@@ -187,6 +187,35 @@ def test_two_sweeps_reclaiming_one_trash_entry_both_succeed(
     assert os.listdir(data / "trash") == []
 
 
+def test_two_sweeps_reclaiming_one_retired_version_both_succeed(
+    lazy: LazyMount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loser of two sweeps opened the retired version's manifest just before
+    the winner deleted it; its fstat of the open file answered ESTALE on FUSE
+    (a local disk still stats an unlinked file) and the worker failed to boot.
+    Found by bench/power_harness.py --cuts 40 --seed 1."""
+    data = lazy.mountpoint / "data"
+    booting, other_worker = bucket_at(data), bucket_at(data)
+    leftover = data / "trash" / "retired-version"
+    leftover.mkdir()
+    (leftover / "object.json").write_bytes(b"{}")
+    (leftover / "00001.0123").write_bytes(b"bytes")
+    real_open = os.open
+    interleaved: list[int] = []
+
+    def open_then_other_sweeps(path: Any, flags: int, *args: Any, **kw: Any) -> int:
+        fd = real_open(path, flags, *args, **kw)
+        if str(path) == "object.json" and not interleaved:
+            interleaved.append(0)
+            interleaved[0] = other_worker.sweep()  # removes the whole entry
+        return fd
+
+    monkeypatch.setattr(os, "open", open_then_other_sweeps)
+    booting.sweep()
+    assert interleaved == [1]
+    assert os.listdir(data / "trash") == []
+
+
 def test_parts_a_complete_left_out_stay_deleted(lazy: LazyMount) -> None:
     """R2 deletes the parts a complete does not list; after a cut they were back,
     invisible and never reclaimed while the object lives (a space leak)."""

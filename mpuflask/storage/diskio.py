@@ -138,7 +138,15 @@ def open_file(name: str, dir_fd: int | None) -> int:
         if error.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
             raise CorruptEntry(f"{name}: not a file of the store") from None
         raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError as error:
+        os.close(fd)
+        if error.errno == errno.ESTALE:
+            # Deleted since the open: FUSE and NFS cannot stat it any more.
+            raise FileNotFoundError(errno.ENOENT, f"{name}: gone") from None
+        raise
+    if not stat.S_ISREG(mode):
         os.close(fd)
         raise CorruptEntry(f"{name}: not a file of the store")
     return fd
