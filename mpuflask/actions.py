@@ -19,7 +19,13 @@ ACTIONS = (
     "mpu-abort",
     "delete",
     "mpu-listparts",
+    "list",
+    "mpu-list",
 )
+
+#: Actions on ``/`` that list (objects, open uploads): for auth hooks the key
+#: they address is the ``prefix`` asked for (docs/security.md).
+LISTING_ACTIONS = frozenset({"list", "mpu-list"})
 
 #: Actions on ``/`` alone that any caller may use: no key, no credentials.
 SERVICE_ACTIONS = ("health", "metrics")

@@ -14,7 +14,10 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from flask import g
+
 from . import signing
+from .actions import LISTING_ACTIONS
 from .errors import Forbidden
 from .errors import Unauthorized
 from .hooks import AuthHook
@@ -80,7 +83,10 @@ def bearer_tokens(tokens: Sequence[Token]) -> AuthHook:
         allowed = match.actions
         if req.action is not None and allowed is not None and req.action not in allowed:
             raise Forbidden(f"Forbidden: this token may not use action {req.action}")
-        if not req.key.startswith(match.prefix):
+        if req.action in LISTING_ACTIONS and not req.key:
+            # A listing that names no prefix lists the token's own.
+            g.mpuflask_list_prefix = match.prefix
+        elif not req.key.startswith(match.prefix):
             raise Forbidden(
                 f"Forbidden: this token may only use keys under '{match.prefix}'"
             )

@@ -20,6 +20,7 @@ COMMANDS = {
     "ls": "mpuflask.client.cli_listing:ls",
     "uploads": "mpuflask.client.cli_listing:uploads",
     "sign": "mpuflask.signing:sign_command",
+    "serve": "mpuflask.serving.command:serve",
 }
 
 

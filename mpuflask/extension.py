@@ -35,6 +35,7 @@ from flask import request
 
 from .auth import bearer_tokens
 from .auth import signed_urls
+from .blueprints.listing import bp as listing_bp
 from .blueprints.multipart import bp as multipart_bp
 from .blueprints.objects import bp as objects_bp
 from .blueprints.service import bp as service_bp
@@ -133,7 +134,7 @@ class MpuFlask:
         install_observability(app, self.metrics)
         app.before_request(answer_preflight)
         app.before_request(self.authenticate_request)
-        for blueprint in (multipart_bp, objects_bp, service_bp):
+        for blueprint in (multipart_bp, objects_bp, listing_bp, service_bp):
             # The user may have registered one already (with a url_prefix, say).
             if app.blueprints.get(blueprint.name) is not blueprint:
                 app.register_blueprint(blueprint)

@@ -31,6 +31,7 @@ from flask import g
 from flask import request
 from werkzeug.datastructures import Headers
 
+from .actions import LISTING_ACTIONS
 from .routing import path_key
 from .storage import UploadedPart
 
@@ -41,6 +42,7 @@ class RequestInfo:
 
     method: str
     action: str | None
+    #: The object key; for ``list`` and ``mpu-list``, the prefix they list.
     key: str
     upload_id: str | None
     part_number: str | None
@@ -107,6 +109,10 @@ def request_info() -> RequestInfo:
     except UnicodeEncodeError:
         key = key.encode("utf-8", "surrogateescape").decode("latin-1")
     args: Mapping[str, str] = request.args
+    if args.get("action") in LISTING_ACTIONS:
+        # What a listing reads is every key under its prefix: a hook that
+        # limits keys by prefix limits listings the same way.
+        key = args.get("prefix", "")
     return RequestInfo(
         method=request.method,
         action=args.get("action"),

@@ -7,6 +7,10 @@ a URL for part 3 cannot upload part 4, another key or another upload, and
 cannot be used with another method or after it expires. (S3's presigned URLs
 and Uppy's per-part signing work the same way.)
 
+A listing URL (``list``, ``mpu-list``, on ``/``) is signed with its
+``prefix`` in the key field: it may list under that prefix only (``cursor``,
+``limit`` and ``delimiter`` stay free, so a client can page through).
+
 The signed message (docs/security.md has it in full, with a worked example)::
 
     MPUFLASK-HMAC-SHA256-V1\\n
@@ -34,6 +38,8 @@ from urllib.parse import urlsplit
 
 import click
 
+from .actions import LISTING_ACTIONS
+
 #: The first line of every signed message: names the scheme and its version.
 SCHEME = "MPUFLASK-HMAC-SHA256-V1"
 
@@ -42,7 +48,7 @@ SIGNATURE_PARAM = "X-Mpu-Signature"
 IDENTITY_PARAM = "X-Mpu-Identity"
 OWN_PARAMS = (EXPIRES_PARAM, SIGNATURE_PARAM, IDENTITY_PARAM)
 #: The query parameters a signed URL may carry once only: the ones it covers.
-SINGLE_PARAMS = ("action", "uploadId", "partNumber", *OWN_PARAMS)
+SINGLE_PARAMS = ("action", "uploadId", "partNumber", "prefix", *OWN_PARAMS)
 
 #: An expiry is seconds since 1970 in at most 12 ASCII digits (year 33658).
 MAX_EXPIRES = 10**12 - 1
@@ -208,8 +214,10 @@ def sign_url(
 
     Example: ``sign_url("https://up.example.com/", "videos/cat.mp4",
     method="PUT", action="mpu-uploadpart", upload_id=u, part_number=3,
-    secret=key)``. Raises ValueError for an expiry before 1970 or past 12
-    digits, and for an empty identity (leave it out: None).
+    secret=key)``. For ``list`` and ``mpu-list``, ``key`` is the prefix the
+    URL may list: the URL goes to ``/`` with ``?prefix=``. Raises ValueError
+    for an expiry before 1970 or past 12 digits, and for an empty identity
+    (leave it out: None).
     """
     expires = int((time.time() if now is None else now) + expires_in)
     if expires < 0:
@@ -221,6 +229,11 @@ def sign_url(
     method = method.upper()
     part = None if part_number is None else str(part_number)
     params = {"action": action}
+    path = quote(key, safe="/")
+    if action in LISTING_ACTIONS:
+        path = ""
+        if key:
+            params["prefix"] = key
     if upload_id is not None:
         params["uploadId"] = upload_id
     if part is not None:
@@ -238,7 +251,7 @@ def sign_url(
         part_number=part,
         identity=identity,
     )
-    return f"{base_url.rstrip('/')}/{quote(key, safe='/')}?{urlencode(params)}"
+    return f"{base_url.rstrip('/')}/{path}?{urlencode(params)}"
 
 
 @click.command("sign")
@@ -248,6 +261,12 @@ def sign_url(
 @click.option("--upload-id", default=None, help="For part, complete, abort, listparts.")
 @click.option("--part-number", type=int, default=None, help="For mpu-uploadpart.")
 @click.option("--identity", default=None, help="Who the URL acts for (upload owner).")
+@click.option(
+    "--prefix",
+    default=None,
+    help="For list and mpu-list: the prefix the URL may list (default: the "
+    "URL's path, so http://host/photos/ lists photos/).",
+)
 @click.option("--expires-in", type=int, default=3600, show_default=True)
 @click.option(
     "--secret",
@@ -262,13 +281,22 @@ def sign_command(
     upload_id: str | None,
     part_number: int | None,
     identity: str | None,
+    prefix: str | None,
     expires_in: int,
     secret: str,
 ) -> None:
-    """Print a signed URL for one request on OBJECT_URL (http://host/key)."""
+    """Print a signed URL for one request on OBJECT_URL (http://host/key).
+
+    For a listing (--action list or mpu-list), OBJECT_URL is http://host/
+    and the prefix its path or --prefix.
+    """
     parts = urlsplit(object_url)
     base = f"{parts.scheme}://{parts.netloc}/"
     key = unquote(parts.path[1:])
+    if prefix is not None:
+        if action not in LISTING_ACTIONS:
+            raise click.UsageError("--prefix is for --action list or mpu-list")
+        key = prefix
     try:
         url = sign_url(
             base,

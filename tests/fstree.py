@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
 from collections.abc import Iterator
+from contextlib import closing
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,13 +23,19 @@ def tree(root: Path) -> dict[str, Any]:
     """Every entry under ``root`` (directories, files, symlinks), by relative path.
 
     Stricter than ``stored_files``: an empty directory or a dangling symlink
-    left behind shows too.
+    left behind shows too. The listing index's SQLite files are shown by what
+    they hold (its rows and marks), not their bytes: SQLite rewrites its WAL
+    and shared memory as it goes, whatever the rows.
     """
     found: dict[str, Any] = {}
     for folder, dirs, files in os.walk(root):
         for name in dirs + files:
             path = Path(folder, name)
             relative = str(path.relative_to(root))
+            if relative.startswith(INDEX_FILES):
+                if relative == INDEX_FILES and path.is_file():
+                    found[relative] = ("index", index_rows(path))
+                continue
             if path.is_symlink():
                 found[relative] = ("symlink", os.readlink(path))
             elif path.is_dir():
@@ -37,6 +45,18 @@ def tree(root: Path) -> dict[str, Any]:
             else:
                 found[relative] = ("other",)
     return found
+
+
+#: The listing index's database and its -wal and -shm files.
+INDEX_FILES = "index/objects.sqlite"
+
+
+def index_rows(path: Path) -> tuple[list[Any], list[Any]]:
+    """The listing index's objects and marked keys (mpuflask/storage/fsindex.py)."""
+    with closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute("SELECT * FROM objects ORDER BY key").fetchall()
+        marks = conn.execute("SELECT key FROM marks ORDER BY key").fetchall()
+    return rows, marks
 
 
 @contextmanager

@@ -374,7 +374,7 @@ def test_bad_environment_stops_start_up_with_one_line(
         ),
         (
             '[{"token": "a", "actions": ["get", "gett"]}]',
-            "MPUFLASK_AUTH_TOKENS entry 1 has an unknown action 'gett' (known: delete, get, mpu-abort, mpu-complete, mpu-create, mpu-listparts, mpu-uploadpart)",
+            "MPUFLASK_AUTH_TOKENS entry 1 has an unknown action 'gett' (known: delete, get, list, mpu-abort, mpu-complete, mpu-create, mpu-list, mpu-listparts, mpu-uploadpart)",
         ),
     ],
 )

@@ -9,12 +9,16 @@ from typing import Any
 from .base import Bucket as Bucket
 from .base import FileSegments as FileSegments
 from .base import HttpMetadata as HttpMetadata
+from .base import ListPosition as ListPosition
 from .base import MultipartUpload as MultipartUpload
 from .base import ObjectBody as ObjectBody
 from .base import ObjectInfo as ObjectInfo
+from .base import ObjectListing as ObjectListing
 from .base import PublishCheck as PublishCheck
 from .base import UploadedPart as UploadedPart
 from .base import UploadInfo as UploadInfo
+from .base import UploadListing as UploadListing
+from .base import UploadPosition as UploadPosition
 
 
 def open_bucket(config: Mapping[str, Any]) -> Bucket:

@@ -94,6 +94,45 @@ class ObjectInfo:
         return f'"{self.etag}"'
 
 
+@dataclass(frozen=True)
+class ListPosition:
+    """Where a page of a listing starts: just after ``key``.
+
+    ``past``: after every key that starts with ``key`` too (``key`` was a
+    folded prefix, R2's ``delimitedPrefixes``).
+    """
+
+    key: str
+    past: bool = False
+
+
+@dataclass(frozen=True)
+class ObjectListing:
+    """One page of objects under a prefix (R2's ``R2Objects``)."""
+
+    objects: list[ObjectInfo]
+    delimited_prefixes: list[str]
+    #: Where the next page starts; None on the last page.
+    next: ListPosition | None
+
+
+@dataclass(frozen=True)
+class UploadPosition:
+    """Where a page of open uploads starts: just after this upload."""
+
+    key: str
+    upload_id: str
+
+
+@dataclass(frozen=True)
+class UploadListing:
+    """One page of open uploads, by key then uploadId."""
+
+    uploads: list[UploadInfo]
+    #: Where the next page starts; None on the last page.
+    next: UploadPosition | None
+
+
 class ObjectBody(io.RawIOBase):
     """One version of an object, open for reading.
 
@@ -197,6 +236,33 @@ class Bucket(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove the object; a missing key is not an error."""
+        ...
+
+    def list_objects_page(
+        self,
+        prefix: str,
+        delimiter: str | None,
+        start: ListPosition | None,
+        limit: int,
+    ) -> ObjectListing:
+        """Up to ``limit`` objects and folded prefixes under ``prefix``, in order.
+
+        With a ``delimiter``, a key that goes on past it after the prefix is
+        shown once as its folded prefix (``a/`` for ``a/b`` with ``/``), which
+        counts as one entry. The filesystem store orders keys by their UTF-8
+        bytes; the s3 store in its engine's order (the same on R2 and S3).
+        """
+        ...
+
+    def list_uploads_page(
+        self,
+        owner: str | None,
+        prefix: str,
+        start: UploadPosition | None,
+        limit: int,
+    ) -> UploadListing:
+        """Up to ``limit`` unexpired open uploads of ``owner`` (None: anonymous)
+        under ``prefix``, ordered by key (UTF-8 bytes), then uploadId."""
         ...
 
     def open_uploads(self, owner: str | None) -> int:

@@ -10,6 +10,7 @@ Layout under the data directory (a learner can ``ls -lR`` it)::
     objects/<hh>/<sha256(key)>/   the key's current object: a former upload
         object.json               manifest: key, etag, size, parts in order
     owners/<hash>/<expiry>.<id>   open uploads by identity (see .fsowners)
+    index/objects.sqlite          objects by key, for listing (see .fsindex)
     trash/<random>/               retired versions, deleted once unread
     tmp/<random>                  part bodies being received
 
@@ -45,8 +46,9 @@ the clean-up could not remove is left to the sweep.
 What is cleaned up, and when: :meth:`FilesystemBucket.sweep` (run at start-up
 and periodically, :mod:`.fssweep`) removes dead temp files, rolls back
 completes that crashed before publishing, deletes retired versions nobody
-reads and expired uploads, and repairs the owner index. Part files that a
-complete did not list are deleted by that complete.
+reads and expired uploads, and repairs the owner index and the listing
+index (:mod:`.fsindex`). Part files that a complete did not list are deleted
+by that complete.
 """
 
 from __future__ import annotations
@@ -72,10 +74,17 @@ from . import diskio
 from . import fsowners
 from . import fssweep
 from .base import HttpMetadata
+from .base import ListPosition
 from .base import ObjectBody
 from .base import ObjectInfo
+from .base import ObjectListing
 from .base import UploadInfo
+from .base import UploadListing
+from .base import UploadPosition
 from .diskio import CorruptEntry
+from .fsindex import ObjectIndex
+from .fslisting import scan_objects
+from .fslisting import uploads_of
 from .fsobject import open_version
 from .fspublish import object_name
 from .fspublish import reclaim
@@ -132,6 +141,9 @@ class FilesystemBucket:
         if durable:
             diskio.fsync_path(self.root)
             diskio.fsync_path(self._area("objects"))
+        self.index = ObjectIndex(
+            self.root, durable, self.head, lambda: scan_objects(self)
+        )
 
     # -- the Bucket interface -------------------------------------------------
 
@@ -259,16 +271,37 @@ class FilesystemBucket:
                 log.error("corrupt entry objects/%s: %s", shard, error)
                 return
             try:
-                os.rename(name, trash, src_dir_fd=shard_fd, dst_dir_fd=trash_fd)
+                with self.index.changing(key, operation):
+                    os.rename(name, trash, src_dir_fd=shard_fd, dst_dir_fd=trash_fd)
+                    # The rename removed an entry from objects/<hh>: that
+                    # directory must reach the disk for the delete to survive
+                    # a power cut (before the index says it is gone).
+                    self.sync_dirs(shard_fd, trash_fd)
             except FileNotFoundError:
                 return
-            else:
-                # The rename removed an entry from objects/<hh>: that directory
-                # must reach the disk for the delete to survive a power cut.
-                self.sync_dirs(shard_fd, trash_fd)
             finally:
                 os.close(shard_fd)
             reclaim(trash_fd, trash)
+
+    def list_objects_page(
+        self,
+        prefix: str,
+        delimiter: str | None,
+        start: ListPosition | None,
+        limit: int,
+    ) -> ObjectListing:
+        """A page of the ordered index (:mod:`.fsindex`): one range scan."""
+        return self.index.page(prefix, delimiter, start, limit)
+
+    def list_uploads_page(
+        self,
+        owner: str | None,
+        prefix: str,
+        start: UploadPosition | None,
+        limit: int,
+    ) -> UploadListing:
+        """A page of the owner's uploads, from its owner index directory."""
+        return uploads_of(self, owner, prefix, start, limit)
 
     def open_uploads(self, owner: str | None) -> int:
         """How many unexpired uploads ``owner`` holds (None: anonymous).

@@ -157,6 +157,48 @@ def count(owners_fd: int, owner: str | None, now: datetime) -> int:
     )
 
 
+def live_records(
+    owners_fd: int, uploads_fd: int, owner: str | None, now: datetime
+) -> list[dict[str, Any]]:
+    """The checked records of ``owner``'s open, unexpired uploads (mpu-list).
+
+    One ``listdir`` of the owner's directory, then each entry's record (the
+    entry is the record: a hard link). An entry a crash left behind is
+    skipped: its inode is no longer the record in ``uploads/``.
+    """
+    try:
+        folder_fd = _open_owner(owners_fd, owner_dir(owner))
+    except FileNotFoundError:
+        return []
+    now_us = (now - _EPOCH) // timedelta(microseconds=1)
+    records = []
+    try:
+        for name in os.listdir(folder_fd):
+            match = _ENTRY.fullmatch(name)
+            if match is None or int(match[1]) <= now_us:
+                continue
+            try:
+                fd = diskio.open_file(name, folder_fd)
+            except (FileNotFoundError, CorruptEntry):
+                continue
+            try:
+                if _record_ino(uploads_fd, match[2]) != os.fstat(fd).st_ino:
+                    continue  # completed, aborted or expired meanwhile
+                record = check_record(
+                    load_object(diskio.read_metadata(fd), name), match[2]
+                )
+            except CorruptEntry as error:
+                log.error("corrupt entry %s/%s: %s", OWNERS, name, error)
+                continue
+            finally:
+                os.close(fd)
+            if record.get("owner") == owner:
+                records.append(record)
+    finally:
+        os.close(folder_fd)
+    return records
+
+
 def ensure_entry(
     owners_fd: int, uploads_fd: int, dir_fd: int, record: dict[str, Any]
 ) -> bool:

@@ -182,7 +182,8 @@ class FilesystemUpload:
                 staging_fd,
                 owners_fd,
             ):
-                replaced = self._publish(dir_fd, uploads_fd, staging_fd, manifest)
+                with bucket.index.changing(self.key, operation):
+                    replaced = self._publish(dir_fd, uploads_fd, staging_fd, manifest)
                 # Published: what follows is clean-up, never answered.
                 fsowners.remove(owners_fd, record)
                 deleted = _remove_all_but(dir_fd, {MANIFEST, UPLOAD_RECORD, *files})

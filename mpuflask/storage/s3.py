@@ -38,9 +38,14 @@ from typing import Literal
 
 from ..errors import InvalidObjectName
 from ..rules import check_key
+from . import s3list
 from .base import HttpMetadata
+from .base import ListPosition
 from .base import ObjectInfo
+from .base import ObjectListing
 from .base import UploadInfo
+from .base import UploadListing
+from .base import UploadPosition
 from .s3engine import S3Engine
 from .s3errors import EngineFailed
 from .s3errors import EngineUnavailable
@@ -203,6 +208,24 @@ class S3Bucket:
         """Expired and record-less uploads, stalled completes and leftovers
         (:mod:`.s3sweep`); 0 if another gateway holds the sweep lease."""
         return self.sweeper.sweep()
+
+    def list_objects_page(
+        self,
+        prefix: str,
+        delimiter: str | None,
+        start: ListPosition | None,
+        limit: int,
+    ) -> ObjectListing:
+        return s3list.list_objects_page(self, prefix, delimiter, start, limit)
+
+    def list_uploads_page(
+        self,
+        owner: str | None,
+        prefix: str,
+        start: UploadPosition | None,
+        limit: int,
+    ) -> UploadListing:
+        return s3list.list_uploads_page(self, owner, prefix, start, limit)
 
     def open_uploads(self, owner: str | None) -> int:
         """How many unexpired uploads ``owner`` holds, from the upload records.

@@ -23,6 +23,7 @@ from .api import Api
 from .api import target
 from .driver import Driver
 from .driver import HarnessError
+from .listing_check import check_listing
 from .model import HAPPENED
 from .model import NO_SUCH_UPLOAD
 from .model import NOT_HAPPENED
@@ -139,7 +140,7 @@ class Checker:
         self.resolve_unknowns()
         self.adopt_orphans()
         self.check_open_uploads()
-        self.check_keys()
+        check_listing(self, self.check_keys())
         self.judge_observations()
         self.model.compact()
 
@@ -297,20 +298,26 @@ class Checker:
                     f"{slot.acceptable}",
                 )
 
-    def check_keys(self) -> None:
-        """Every key shows a state it may be in, with that version's bytes."""
+    def check_keys(self) -> dict[str, int | None]:
+        """Every key shows a state it may be in, with that version's bytes.
+
+        Returns what each key showed (a version's vid, None: absent).
+        """
+        shown: dict[str, int | None] = {}
         for key in self.model.keys:
             reply = self.must_call("GET", target(key, action="get"))
             self.findings.count("checked_keys")
             seen = self.examine_read(key, reply, None, f"check GET {key}")
             if seen is None:
                 continue  # torn (recorded) or refused (recorded)
+            shown[key] = seen[1]
             if not self.model.may_see(key, seen[1], reply.start, reply.end):
                 self.findings.violation(
                     "lost acknowledged writes",
                     f"after restart {self.findings.counts['restarts']}: {key} shows "
                     f"{seen[0]} {seen[1]}; recent writes: {self.model.explain(key)}",
                 )
+        return shown
 
     def judge_observations(self) -> None:
         observations, self.model.observations = self.model.observations, []

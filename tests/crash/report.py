@@ -23,6 +23,7 @@ INVARIANTS = (
     "stale reads",
     "leftover temp files after restart",
     "owner index out of step",
+    "listing out of step",
     "server errors (5xx)",
     "unexpected refusals (4xx)",
     "server exits",
@@ -100,7 +101,8 @@ class Report:
             f"{c['reads_verified']} answered a version (bytes checked), "
             f"{c['reads_absent']} 404, {c['reads_failed']} cut by kills",
             f"checks after restarts: {c['checked_keys']} key reads, "
-            f"{c['checked_uploads']} open uploads listed",
+            f"{c['checked_uploads']} open uploads listed, "
+            f"{c['checked_listings']} listings compared",
             f"crash leftovers found before restarts: tmp {c['debris_tmp']}, "
             f"staging {c['debris_staging']}, trash {c['debris_trash']} (all to be "
             f"removed by the start-up sweep); final sweep removed "

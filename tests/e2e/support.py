@@ -38,6 +38,8 @@ MIB = 1024 * 1024
 
 #: The periodic sweep's lock file, at the top of the data directory.
 SWEEP_LOCK = "sweep.lock"
+#: The listing index's folder (mpuflask/storage/fsindex.py).
+INDEX = "index/"
 
 #: R2's answer when an uploadId is unknown, finished or aborted.
 NO_SUCH_UPLOAD = "{}: The specified multipart upload does not exist. (10024)"
@@ -68,10 +70,11 @@ def regular_files(root: Path) -> dict[str, int]:
 
 
 def stored_files(data_dir: Path) -> dict[str, int]:
-    """The store's files: every regular file but the periodic sweep's lock."""
+    """The store's files: every regular file but the periodic sweep's lock
+    and the listing index (derived from the objects: tests/test_fsindex.py)."""
     files = regular_files(data_dir)
     files.pop(SWEEP_LOCK, None)
-    return files
+    return {name: size for name, size in files.items() if not name.startswith(INDEX)}
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:

@@ -51,7 +51,7 @@ REFUSED = {
 }
 
 #: Store areas; nothing else may appear in the data directory (but the lock).
-AREAS = {"uploads", "staging", "objects", "trash", "tmp", "owners"}
+AREAS = {"uploads", "staging", "objects", "trash", "tmp", "owners", "index"}
 
 
 def _text(body: bytes) -> str:

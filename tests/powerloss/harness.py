@@ -131,12 +131,13 @@ class PowerChecker(Checker):
         super().check_parts(job, reply)
         self.findings.count("checked_parts", sum(slot.must_exist for slot in job.slots))
 
-    def check_keys(self) -> None:
+    def check_keys(self) -> dict[str, int | None]:
         counts = self.findings.counts
         verified, absent = counts["reads_verified"], counts["reads_absent"]
-        super().check_keys()  # nothing else runs now: the deltas are its reads
+        shown = super().check_keys()  # nothing else runs now: the deltas are its reads
         self.findings.count("checked_objects", counts["reads_verified"] - verified)
         self.findings.count("checked_absent", counts["reads_absent"] - absent)
+        return shown
 
     def judge_observations(self) -> None:
         """Reads during the run; one may have seen a write the cut then undid."""

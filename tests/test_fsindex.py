@@ -1,0 +1,189 @@
+"""The filesystem store's listing index stays true to the object directories.
+
+What a crash can leave (a key renamed but its row not written), a lost or
+garbled index file, a damaged index folder, and completes of one key racing:
+each is repaired from the directories, or refused, never listed wrong. The
+crash harness (tests/test_crash.py) checks the same with real SIGKILLs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from mpuflask.rules import PartRef
+from mpuflask.storage import fsindex
+from mpuflask.storage.filesystem import FilesystemBucket
+
+from .conftest import Flow
+
+pytestmark = pytest.mark.filesystem_only("the index is the filesystem store's")
+
+INTERNAL = "We encountered an internal error. Please try again. (10001)"
+
+
+def listed(app: Flask, query: str = "") -> list[tuple[str, str]]:
+    answer = app.test_client().get(f"/?action=list{query}").json
+    assert answer is not None
+    return [(item["key"], item["etag"]) for item in answer["objects"]]
+
+
+def marks(data_dir: Path) -> int:
+    with sqlite3.connect(data_dir / "index" / "objects.sqlite") as conn:
+        count: int = conn.execute("SELECT COUNT(*) FROM marks").fetchone()[0]
+    return count
+
+
+def _bucket(app: Flask) -> FilesystemBucket:
+    bucket: FilesystemBucket = app.extensions["mpuflask"].bucket
+    return bucket
+
+
+class DiesAfterTheRename:
+    """The index's view of the directories fails once: as a process killed
+    between a publish's rename and its row (the mark stays, the row is old)."""
+
+    def __init__(self, bucket: FilesystemBucket) -> None:
+        self.truth = bucket.index.truth
+        self.fired = False
+        bucket.index.truth = self
+
+    def __call__(self, key: str) -> Any:
+        if not self.fired:
+            self.fired = True
+            raise OSError("killed")
+        return self.truth(key)
+
+
+def test_a_crash_between_rename_and_row_is_fixed_by_the_sweep(
+    app: Flask, flow: Flow, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = flow.upload([b"one"], key="k").strip('"')
+    assert listed(app) == [("k", old)]
+    dies = DiesAfterTheRename(_bucket(app))
+    new = flow.upload([b"two"], key="k").strip('"')  # answered: the rename happened
+    assert dies.fired
+    assert listed(app) == [("k", old)]  # the row a crash leaves, until a sweep
+    assert marks(data_dir) == 1
+    _bucket(app).sweep()
+    assert listed(app) == [("k", new)]
+    assert marks(data_dir) == 1  # young: it may be a live request's; kept
+    monkeypatch.setattr(fsindex, "MARK_GRACE_SECONDS", 0.0)
+    _bucket(app).sweep()
+    assert marks(data_dir) == 0
+    assert listed(app) == [("k", new)]
+
+
+def test_a_delete_a_crash_cut_short_is_fixed_by_the_sweep(
+    app: Flask, flow: Flow
+) -> None:
+    etag = flow.upload([b"one"], key="k").strip('"')
+    DiesAfterTheRename(_bucket(app))
+    assert app.test_client().delete("/k?action=delete").status_code == 204
+    assert listed(app) == [("k", etag)]
+    _bucket(app).sweep()
+    assert listed(app) == []
+
+
+def test_a_lost_index_is_rebuilt_at_start(
+    make_app: Callable[..., Flask], flow: Flow, data_dir: Path
+) -> None:
+    etags = [(key, flow.upload([key.encode()], key=key).strip('"')) for key in "bca"]
+    shutil.rmtree(data_dir / "index")
+    assert listed(make_app()) == sorted(etags)
+
+
+def test_a_garbled_index_is_rebuilt_at_start(
+    make_app: Callable[..., Flask],
+    flow: Flow,
+    data_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    etag = flow.upload([b"x"], key="k").strip('"')
+    for name in (data_dir / "index").iterdir():
+        if name.name.startswith("objects.sqlite"):
+            name.unlink()
+    (data_dir / "index" / "objects.sqlite").write_bytes(b"not a database" * 512)
+    assert listed(make_app()) == [("k", etag)]
+    assert "index unreadable, rebuilt from the objects" in caplog.text
+
+
+def test_a_damaged_index_folder_is_refused_not_followed(
+    make_app: Callable[..., Flask], flow: Flow, data_dir: Path, tmp_path: Path
+) -> None:
+    flow.upload([b"x"], key="k")
+    upload_id = flow.create("new")
+    part = flow.part(upload_id, 1, b"y", key="new")
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(data_dir / "index", elsewhere)
+    (data_dir / "index").symlink_to(elsewhere)
+    app = make_app()  # starts, and says why listing will not work
+    client = app.test_client()
+    response = client.get("/?action=list")
+    assert (response.status_code, response.text) == (503, f"list: {INTERNAL}")
+    # A complete cannot keep the index true: refused before publishing.
+    response = Flow(client).complete_raw(upload_id, [part], key="new")
+    assert (response.status_code, response.text) == (
+        503,
+        f"completeMultipartUpload: {INTERNAL}",
+    )
+    assert Flow(client).get("new").status_code == 404
+    assert (
+        client.get(f"/new?action=mpu-listparts&uploadId={upload_id}").status_code == 200
+    )
+    assert not any(elsewhere.glob("*/*"))  # nothing written through the link
+
+
+def test_racing_completes_of_one_key_leave_the_winners_row(
+    app: Flask, flow: Flow
+) -> None:
+    for _ in range(3):
+        uploads = []
+        for n in range(6):
+            upload_id = flow.create("k")
+            uploads.append(
+                (upload_id, flow.part(upload_id, 1, bytes([n]) * 10, key="k"))
+            )
+        start = threading.Barrier(len(uploads))
+        threads = [
+            threading.Thread(target=_complete, args=(app, upload, start))
+            for upload in uploads
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        winner = flow.get("k").headers["etag"].strip('"')
+        assert listed(app) == [("k", winner)]
+
+
+def _complete(
+    app: Flask, upload: tuple[str, dict[str, Any]], start: threading.Barrier
+) -> None:
+    handle = _bucket(app).resume_multipart_upload("k", upload[0])
+    start.wait(timeout=60)
+    handle.complete([PartRef(1, upload[1]["etag"])])
+
+
+def test_a_version_get_finds_corrupt_is_not_listed_after_a_rebuild(
+    make_app: Callable[..., Flask], flow: Flow, data_dir: Path
+) -> None:
+    flow.upload([b"x"], key="bad")
+    good = flow.upload([b"y"], key="good").strip('"')
+    manifest = next(
+        path
+        for path in (data_dir / "objects").glob("*/*/object.json")
+        if '"key":"bad"' in path.read_text()
+    )
+    manifest.write_text("{garbled")
+    shutil.rmtree(data_dir / "index")
+    app = make_app()
+    assert Flow(app.test_client()).get("bad").status_code == 404
+    assert listed(app) == [("good", good)]
