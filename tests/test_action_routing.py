@@ -34,6 +34,8 @@ ENDPOINTS = {
     "mpu-abort": ("multipart.mpu_abort", {"DELETE"}),
     "delete": ("objects.delete", {"DELETE"}),
     "mpu-listparts": ("multipart.mpu_listparts", {"GET"}),
+    "list": ("listing.list_objects", {"GET"}),
+    "mpu-list": ("listing.mpu_list", {"GET"}),
     "health": ("service.health", {"GET", "HEAD"}),
     "metrics": ("service.metrics", {"GET", "HEAD"}),
 }
