@@ -15,6 +15,7 @@ from .config import load_config
 from .configure import install_configured_hooks
 from .deadlines import install_deadlines
 from .errors import register_error_handlers
+from .events.install import install_events
 from .extension import MpuFlask as MpuFlask
 from .observability import install_observability
 from .observability import make_metrics
@@ -33,6 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     mpu = MpuFlask(bucket, make_metrics(bucket))
     app.extensions["mpuflask"] = mpu
     install_configured_hooks(app, mpu)
+    install_events(app, mpu)
 
     from .blueprints.multipart import bp as multipart_bp
     from .blueprints.objects import bp as objects_bp

@@ -11,6 +11,17 @@ from dataclasses import field
 
 from flask import current_app
 
+from .events.model import ABORTED
+from .events.model import DELETED
+from .events.model import EVENT_TYPES
+from .events.model import EXPIRED
+from .events.model import PUBLISHED
+from .events.moments import AbortedHookT
+from .events.moments import DeletedHookT
+from .events.moments import EventHooks
+from .events.moments import EventHookT
+from .events.moments import ExpiredHookT
+from .events.moments import PublishedHookT
 from .hooks import AuthHook
 from .hooks import CompleteValidator
 from .hooks import PartValidator
@@ -40,6 +51,8 @@ class MpuFlask:
     auth_hooks: list[AuthHook] = field(default_factory=list)
     part_validators: list[PartValidator] = field(default_factory=list)
     complete_validators: list[CompleteValidator] = field(default_factory=list)
+    #: Hooks called after the fact, from the event outbox (docs/hooks.md).
+    event_hooks: EventHooks = field(default_factory=EventHooks)
     #: Refuse requests for which no auth hook returned an identity (401).
     #: Defaults to True as soon as any auth hook is configured.
     auth_required: bool | None = None
@@ -74,6 +87,38 @@ class MpuFlask:
         """
         self.complete_validators.append(validator)
         return validator
+
+    # -- events: after the fact, at least once (mpuflask.events) --------------
+
+    def after_publish(self, hook: PublishedHookT) -> PublishedHookT:
+        """Register a hook called with each :class:`~mpuflask.events.ObjectPublished`.
+
+        Runs after the object is published, in the server's delivery loop,
+        not in the request: it cannot change the client's answer. If it
+        raises, it is called again later with the same event (same ``id``);
+        make it idempotent. Example::
+
+            @mpu.after_publish
+            def index(event):
+                db.upsert(event.key, etag=event.etag, size=event.size)
+        """
+        return self.event_hooks.add((PUBLISHED,), hook)
+
+    def after_abort(self, hook: AbortedHookT) -> AbortedHookT:
+        """Register a hook called with each :class:`~mpuflask.events.UploadAborted`."""
+        return self.event_hooks.add((ABORTED,), hook)
+
+    def after_expire(self, hook: ExpiredHookT) -> ExpiredHookT:
+        """Register a hook called with each :class:`~mpuflask.events.UploadExpired`."""
+        return self.event_hooks.add((EXPIRED,), hook)
+
+    def after_delete(self, hook: DeletedHookT) -> DeletedHookT:
+        """Register a hook called with each :class:`~mpuflask.events.ObjectDeleted`."""
+        return self.event_hooks.add((DELETED,), hook)
+
+    def after_event(self, hook: EventHookT) -> EventHookT:
+        """Register a hook called with every event, whatever its type."""
+        return self.event_hooks.add(EVENT_TYPES, hook)
 
     @property
     def requires_identity(self) -> bool:

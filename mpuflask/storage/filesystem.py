@@ -78,6 +78,7 @@ from .base import ObjectBody
 from .base import ObjectInfo
 from .base import UploadInfo
 from .diskio import CorruptEntry
+from .fsevents import FilesystemOutbox
 from .fsobject import open_version
 from .fspublish import object_name
 from .fspublish import reclaim
@@ -117,6 +118,8 @@ class FilesystemBucket:
         self.durable = durable
         #: The time source for creation and expiry (tests move it forward).
         self.clock: Callable[[], datetime] = _now
+        #: Events recorded in the same steps (off until the app wants some).
+        self.events = FilesystemOutbox(self)
         diskio.make_dirs(self.root, durable)
         for area in _AREAS:
             os.makedirs(self._area(area), exist_ok=True)
@@ -255,13 +258,15 @@ class FilesystemBucket:
                 log.error("corrupt entry objects/%s: %s", shard, error)
                 return
             try:
-                os.rename(name, trash, src_dir_fd=shard_fd, dst_dir_fd=trash_fd)
+                with self.events.deleting(
+                    key, shard_fd, name, trash_fd, trash, operation
+                ) as (to_fd, to_name):
+                    os.rename(name, to_name, src_dir_fd=shard_fd, dst_dir_fd=to_fd)
+                    # The rename removed an entry from objects/<hh>: that directory
+                    # must reach the disk for the delete to survive a power cut.
+                    self.sync_dirs(shard_fd, to_fd)
             except FileNotFoundError:
                 return
-            else:
-                # The rename removed an entry from objects/<hh>: that directory
-                # must reach the disk for the delete to survive a power cut.
-                self.sync_dirs(shard_fd, trash_fd)
             finally:
                 os.close(shard_fd)
             reclaim(trash_fd, trash)

@@ -164,7 +164,8 @@ class FilesystemUpload:
                 staging_fd,
                 owners_fd,
             ):
-                replaced = self._publish(dir_fd, uploads_fd, staging_fd, manifest)
+                with bucket.events.upload_ending(record, manifest, operation):
+                    replaced = self._publish(dir_fd, uploads_fd, staging_fd, manifest)
                 # Published: what follows is clean-up, never answered.
                 fsowners.remove(owners_fd, record)
                 deleted = _remove_all_but(dir_fd, {MANIFEST, UPLOAD_RECORD, *files})
@@ -245,12 +246,13 @@ class FilesystemUpload:
                     _,
                     record,
                 ):
-                    os.rename(
-                        self.upload_id,
-                        trash,
-                        src_dir_fd=uploads_fd,
-                        dst_dir_fd=trash_fd,
-                    )
+                    with bucket.events.upload_ending(record, None, operation):
+                        os.rename(
+                            self.upload_id,
+                            trash,
+                            src_dir_fd=uploads_fd,
+                            dst_dir_fd=trash_fd,
+                        )
                     bucket.sync_dirs(uploads_fd)
                     fsowners.remove(owners_fd, record)
             except NoSuchUpload:
