@@ -55,6 +55,7 @@ from .s3errors import EngineUnavailable
 from .s3errors import engine_errors
 from .s3errors import error_code
 from .s3errors import is_not_found
+from .s3events import S3Outbox
 from .s3io import S3ObjectBody
 from .s3records import UploadRecord
 from .s3records import decode_record
@@ -158,6 +159,8 @@ class S3Bucket:
         }
         self._clients: tuple[S3Client, S3Client] | None = None
         self._clients_pid = 0
+        #: Events recorded in the same steps (off until the app wants some).
+        self.events = S3Outbox(self)
 
     @property
     def client(self) -> S3Client:
@@ -250,8 +253,12 @@ class S3Bucket:
 
     def delete(self, key: str) -> None:
         self.check_key(key, "delete")
-        with engine_errors("delete"):
-            self.client.delete_object(Bucket=self.bucket, Key=key)
+
+        def delete() -> None:
+            with engine_errors("delete"):
+                self.client.delete_object(Bucket=self.bucket, Key=key)
+
+        self.events.deleting(key, delete)
 
     def sweep(self) -> int:
         """Abort expired and record-less uploads; delete what crashes left.

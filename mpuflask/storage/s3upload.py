@@ -205,12 +205,13 @@ class S3Upload:
             # a part overwritten after this check cannot slip in.
             check(listed)
         etag = multipart_etag([part.etag for part in listed])
-        if not listed:
-            self._complete_empty(record, etag)
-        elif record.staged:
-            complete_staged(bucket, record, chosen, current, engine_parts, etag)
-        else:
-            self._complete_in_place(listed)
+        with bucket.events.publishing(record, listed, etag):
+            if not listed:
+                self._complete_empty(record, etag)
+            elif record.staged:
+                complete_staged(bucket, record, chosen, current, engine_parts, etag)
+            else:
+                self._complete_in_place(listed)
         try:
             bucket.delete_record(self.upload_id)
         except Exception:
@@ -239,7 +240,8 @@ class S3Upload:
         # Without a record, an upload of this very key is a crash leftover of
         # create: aborting it is safe (S3 aborts only if the key matches).
         engine_key = self.key if record is None else record.engine_key
-        bucket.abort_on_engine(engine_key, self.upload_id)
+        with bucket.events.ending(record) as step:
+            step.happened = bucket.abort_on_engine(engine_key, self.upload_id)
         if record is not None:
             if record.staged:
                 delete_staging(bucket, record.engine_key)
