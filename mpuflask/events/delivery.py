@@ -142,20 +142,20 @@ class EventDelivery:
     # -- one round ---------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Settle, then deliver what is due; return how many events were done.
+        """Settle, then try every pending event now; return how many were done.
 
-        The loop's round, callable directly (tests, scripts): it does not take
-        the lease, so two callers may both deliver (receivers drop duplicates
-        by id).
+        The loop's round, callable directly (tests, scripts), except that no
+        event waits for its backoff. It does not take the lease, so two
+        callers may both deliver (receivers drop duplicates by id).
         """
         self.outbox.settle()
         self._settled_at = time.monotonic()
-        return self._deliver_due()
+        return self._deliver_due(float("inf"))
 
-    def _deliver_due(self) -> int:
+    def _deliver_due(self, now: float | None = None) -> int:
         consumers = self.consumers()
         pending = self.outbox.ready(self.batch)
-        now = time.monotonic()
+        now = time.monotonic() if now is None else now
         failing: set[str] = set()
         done = 0
         for item in pending:

@@ -96,7 +96,11 @@ def start_event_delivery(app: Flask) -> EventDelivery | None:
 
 
 def deliver_pending(app: Flask) -> int:
-    """One delivery round now, in this thread; how many events were done."""
+    """One delivery round now, in this thread; how many events were done.
+
+    Every pending event is tried, whatever its backoff (see
+    :meth:`~.delivery.EventDelivery.run_once`).
+    """
     delivery: EventDelivery | None = app.extensions.get(EXTENSION)
     return 0 if delivery is None else delivery.run_once()
 
