@@ -99,7 +99,7 @@ class FilesystemOutbox(OutboxSwitch):
         self.bucket = bucket
         self.root = os.path.join(bucket.root, EVENTS)
         #: Whether events/ exists: an old intent may wait there even while
-        #: nothing is recorded now.
+        #: nothing is recorded now (see :meth:`_exists`).
         self._made = os.path.isdir(self.root)
 
     # -- in the store's steps ------------------------------------------------------
@@ -118,7 +118,7 @@ class FilesystemOutbox(OutboxSwitch):
         name = f"u.{upload_id}.json"
         event = self._upload_event(record, manifest)
         if not self.wanted(event.type):
-            if self._made:
+            if self._in_use():
                 with self._dirs(operation) as (intents_fd, _, _):
                     diskio.unlink_quietly(name, intents_fd)  # a dead attempt's
             yield
@@ -222,7 +222,7 @@ class FilesystemOutbox(OutboxSwitch):
     # -- for the delivery loop -----------------------------------------------------
 
     def ready(self, limit: int) -> list[Pending]:
-        if not self._made:
+        if not self._in_use():
             return []
         found = []
         with self._dirs("events") as (_, ready_fd, _):
@@ -244,7 +244,7 @@ class FilesystemOutbox(OutboxSwitch):
             diskio.unlink_quietly(pending.name, ready_fd)
 
     def pending_count(self) -> int:
-        if not self._made:
+        if not self._in_use():
             return 0
         with self._dirs("metrics") as (intents_fd, ready_fd, _):
             return len(_records(intents_fd)) + len(_records(ready_fd))
@@ -255,7 +255,7 @@ class FilesystemOutbox(OutboxSwitch):
 
     def settle(self) -> int:
         """Decide every intent whose writer is gone (no flock on it)."""
-        if not self._made:
+        if not self._in_use():
             return 0
         settled = 0
         with self._dirs("events") as (intents_fd, ready_fd, held_fd):
@@ -524,6 +524,12 @@ class FilesystemOutbox(OutboxSwitch):
         finally:
             for fd in fds:
                 os.close(fd)
+
+    def _in_use(self) -> bool:
+        """Whether events/ exists (another process may have made it since)."""
+        if not self._made:
+            self._made = os.path.isdir(self.root)
+        return self._made
 
     def _dirs_made(self, operation: str) -> None:
         if self._made:

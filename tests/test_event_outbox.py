@@ -1,0 +1,434 @@
+"""The outbox's rules, one crash at a time.
+
+A forked child runs a real store step and dies (``os._exit``, as SIGKILL: no
+clean-up runs) at a chosen point: after its intent is written and before the
+step's commit point, or after the commit and before the event is made ready.
+The parent then settles the outbox as the delivery loop would and checks the
+rule: an event if and only if the step happened, with the id it would have
+had anyway. docs/architecture.md ("Events") states the rules.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mpuflask.events import Event
+from mpuflask.events.model import upload_event_id
+from mpuflask.rules import PartRef
+from mpuflask.rules import multipart_etag
+from mpuflask.storage import fspublish
+from mpuflask.storage.base import HttpMetadata
+from mpuflask.storage.filesystem import FilesystemBucket
+from mpuflask.storage.fsevents import FileLease
+from mpuflask.storage.fsevents import FilesystemOutbox
+from mpuflask.storage.fsupload import FilesystemUpload
+
+KILLED = 86
+
+
+def in_child_killed(
+    action: Callable[[], object], patches: list[tuple[Any, str, Any]]
+) -> None:
+    """Run ``action`` in a forked child with ``patches`` applied; it must die."""
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            for owner, name, value in patches:
+                setattr(owner, name, value)
+            action()
+            code = 2  # the step finished: the crash point was never reached
+        except BaseException:
+            code = 3
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == KILLED
+
+
+def die(*args: Any, **kwargs: Any) -> None:
+    os._exit(KILLED)
+
+
+def dying_after_intent(real: Any) -> Any:
+    """An ``_intent`` that writes the intent, then dies before the step runs."""
+
+    @contextmanager
+    def intent(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        with real(self, *args, **kwargs):
+            os._exit(KILLED)
+        yield  # never reached
+
+    return intent
+
+
+# -- the filesystem store --------------------------------------------------------
+
+
+class Store:
+    """A store whose outbox records every event, and what it published."""
+
+    def __init__(self, root: Path) -> None:
+        self.bucket = FilesystemBucket(
+            root, min_part_size=1, max_part_size=1 << 20, upload_ttl=timedelta(days=1)
+        )
+        self.recorded: list[Event] = []
+        self.bucket.events.configure(
+            lambda event_type: True, lambda: "alice", self.recorded.append
+        )
+
+    def start(self, key: str, data: bytes = b"bytes") -> tuple[str, PartRef]:
+        upload = self.bucket.create_multipart_upload(key, HttpMetadata({}))
+        handle = self.bucket.resume_multipart_upload(key, upload.upload_id)
+        part = handle.upload_part(1, [data])
+        return upload.upload_id, PartRef(1, part.etag)
+
+    def complete(self, key: str, upload_id: str, ref: PartRef) -> None:
+        self.bucket.resume_multipart_upload(key, upload_id).complete([ref])
+
+    def abort(self, key: str, upload_id: str) -> None:
+        self.bucket.resume_multipart_upload(key, upload_id).abort()
+
+    def delivered(self) -> list[tuple[str, str]]:
+        """Settle, then take every ready event as the delivery loop would."""
+        outbox = self.bucket.events
+        outbox.settle()
+        found = []
+        for pending in outbox.ready(1000):
+            found.append((pending.event.type, pending.event.id))
+            outbox.done(pending)
+        return found
+
+    def intents(self) -> list[str]:
+        return sorted(os.listdir(os.path.join(self.bucket.root, "events", "intents")))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "data")
+
+
+def test_a_complete_killed_before_publishing_records_no_event(store: Store) -> None:
+    upload_id, ref = store.start("k")
+    in_child_killed(
+        lambda: store.complete("k", upload_id, ref),
+        [(FilesystemUpload, "_publish", die)],
+    )
+    assert store.intents() == [f"u.{upload_id}.json"]  # its writer died
+    assert store.delivered() == []
+    assert store.intents() == []  # the upload is still open: dropped
+    store.complete("k", upload_id, ref)  # the client tries again
+    assert store.delivered() == [
+        ("object-published", upload_event_id("object-published", "k", upload_id))
+    ]
+
+
+def test_a_complete_killed_after_publishing_records_its_event(store: Store) -> None:
+    upload_id, ref = store.start("k")
+    in_child_killed(
+        lambda: store.complete("k", upload_id, ref),
+        [(FilesystemOutbox, "_make_ready", die)],
+    )
+    assert store.bucket.head("k") is not None  # published
+    assert store.delivered() == [
+        ("object-published", upload_event_id("object-published", "k", upload_id))
+    ]
+
+
+def test_a_publish_overwritten_before_it_was_settled_still_counts(
+    store: Store,
+) -> None:
+    upload_id, ref = store.start("k", b"first")
+    in_child_killed(
+        lambda: store.complete("k", upload_id, ref),
+        [(FilesystemOutbox, "_make_ready", die)],
+    )
+    second, second_ref = store.start("k", b"second")
+    store.complete("k", second, second_ref)  # the first version is gone now
+    assert sorted(store.delivered()) == sorted(
+        [
+            ("object-published", upload_event_id("object-published", "k", upload_id)),
+            ("object-published", upload_event_id("object-published", "k", second)),
+        ]
+    )
+
+
+def test_a_complete_killed_between_close_and_publish_waits_for_the_sweep(
+    store: Store,
+) -> None:
+    upload_id, ref = store.start("k")
+    in_child_killed(
+        lambda: store.complete("k", upload_id, ref), [(fspublish, "publish", die)]
+    )
+    assert os.listdir(os.path.join(store.bucket.root, "staging")) == [upload_id]
+    assert store.delivered() == []
+    assert store.intents() == [f"u.{upload_id}.json"]  # undecided until rolled back
+    store.bucket.sweep()  # rolls the upload back into uploads/
+    assert store.delivered() == [] and store.intents() == []
+    store.complete("k", upload_id, ref)
+    assert [t for t, _ in store.delivered()] == ["object-published"]
+
+
+def test_an_abort_after_a_killed_complete_is_the_only_event(store: Store) -> None:
+    upload_id, ref = store.start("k")
+    in_child_killed(
+        lambda: store.complete("k", upload_id, ref),
+        [(FilesystemUpload, "_publish", die)],
+    )
+    store.abort("k", upload_id)  # replaces the dead intent with its own
+    assert store.delivered() == [
+        ("upload-aborted", upload_event_id("upload-aborted", "k", upload_id))
+    ]
+
+
+def test_an_abort_without_events_drops_a_killed_complete_s_intent(
+    store: Store,
+) -> None:
+    upload_id, ref = store.start("k")
+    in_child_killed(
+        lambda: store.complete("k", upload_id, ref),
+        [(FilesystemUpload, "_publish", die)],
+    )
+    store.bucket.events.configure(lambda t: False, lambda: None, lambda e: None)
+    store.abort("k", upload_id)  # no event wanted now; no false publish later
+    assert store.intents() == []
+
+
+@pytest.mark.parametrize("after_commit", [False, True])
+def test_an_abort_killed_mid_step(store: Store, after_commit: bool) -> None:
+    upload_id, _ = store.start("k")
+    patch = (
+        (FilesystemOutbox, "_make_ready", die)
+        if after_commit
+        else (FilesystemOutbox, "_intent", dying_after_intent(FilesystemOutbox._intent))
+    )
+    in_child_killed(lambda: store.abort("k", upload_id), [patch])
+    expected = [("upload-aborted", upload_event_id("upload-aborted", "k", upload_id))]
+    assert store.delivered() == (expected if after_commit else [])
+    uploads = os.listdir(os.path.join(store.bucket.root, "uploads"))
+    assert uploads == ([] if after_commit else [upload_id])
+
+
+@pytest.mark.parametrize("after_commit", [False, True])
+def test_a_delete_killed_mid_step(store: Store, after_commit: bool) -> None:
+    upload_id, ref = store.start("k")
+    store.complete("k", upload_id, ref)
+    store.delivered()
+    patch = (
+        (FilesystemOutbox, "_settle_held", die)
+        if after_commit
+        else (FilesystemOutbox, "_intent", dying_after_intent(FilesystemOutbox._intent))
+    )
+    in_child_killed(lambda: store.bucket.delete("k"), [patch])
+    root = store.bucket.root
+    if after_commit:
+        assert len(os.listdir(os.path.join(root, "events", "held"))) == 1
+    delivered = store.delivered()
+    assert [t for t, _ in delivered] == (["object-deleted"] if after_commit else [])
+    assert (store.bucket.head("k") is None) == after_commit
+    assert os.listdir(os.path.join(root, "events", "held")) == []
+    assert os.listdir(os.path.join(root, "trash")) == []
+    assert store.intents() == []
+    if after_commit:
+        (event,) = [e for e in store.recorded if e.type == "object-deleted"]
+        assert (event.etag, event.size) == (multipart_etag([ref.etag]), 5)
+        assert event.identity == "alice"
+
+
+def test_an_intent_killed_while_being_written_is_removed(store: Store) -> None:
+    from mpuflask.storage import diskio
+
+    real = diskio.write_all
+
+    def dying_write(fd: int, data: Any) -> None:
+        real(fd, data[:3])
+        os._exit(KILLED)
+
+    upload_id, ref = store.start("k")
+    in_child_killed(
+        lambda: store.complete("k", upload_id, ref),
+        [(diskio, "write_all", dying_write)],
+    )
+    assert [name[:5] for name in store.intents()] == [".new."]
+    assert store.delivered() == []
+    assert store.intents() == []
+    store.complete("k", upload_id, ref)  # the upload was never touched
+    assert [t for t, _ in store.delivered()] == ["object-published"]
+
+
+def test_a_live_step_s_intent_is_left_alone(store: Store) -> None:
+    """Settling beside a step in progress (another process) never judges it."""
+    upload_id, ref = store.start("k")
+    settled: list[int] = []
+    real = FilesystemUpload._publish
+
+    def publish_while_settling(self: Any, *args: Any) -> bool:
+        settled.append(store.bucket.events.settle())
+        return real(self, *args)
+
+    FilesystemUpload._publish = publish_while_settling  # type: ignore[method-assign]
+    try:
+        store.complete("k", upload_id, ref)
+    finally:
+        FilesystemUpload._publish = real  # type: ignore[method-assign]
+    assert settled == [0]
+    assert [t for t, _ in store.delivered()] == ["object-published"]
+
+
+def test_the_lease_is_one_process_s_until_it_dies(store: Store) -> None:
+    lease_path = os.path.join(store.bucket.root, "events", "lease")
+    store.bucket.events.lease()  # makes events/
+    ready_read, ready_write = os.pipe()
+    stop_read, stop_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        holder = FileLease(lease_path)
+        os.write(ready_write, b"1" if holder.acquire() else b"0")
+        os.read(stop_read, 1)
+        os._exit(0)
+    assert os.read(ready_read, 1) == b"1"
+    mine = FileLease(lease_path)
+    assert not mine.acquire()  # the child holds it
+    os.write(stop_write, b"x")
+    os.waitpid(pid, 0)
+    assert mine.acquire()  # its holder died: taken over
+    assert mine.acquire()  # and kept
+    mine.release()
+    for fd in (ready_read, ready_write, stop_read, stop_write):
+        os.close(fd)
+
+
+# -- the s3 store ------------------------------------------------------------------
+
+
+class S3Store(Store):
+    def __init__(self, bucket: Any) -> None:
+        self.bucket = bucket
+        self.recorded = []
+        bucket.events.configure(lambda t: True, lambda: "alice", self.recorded.append)
+        bucket.events.intent_grace = timedelta(0)
+
+    def intents(self) -> list[str]:
+        prefix = f"{self.bucket.state_prefix}events/intents/"
+        return [item["Key"] for item in self.bucket.list_objects(prefix, "test")]
+
+
+@pytest.fixture
+def s3_store(s3_engine: Any, s3_bucket: str, spool_dir: Path) -> S3Store:
+    from mpuflask.storage.s3 import S3Bucket
+
+    settings = s3_engine.settings(s3_bucket)
+    bucket = S3Bucket(
+        s3_bucket,
+        min_part_size=1,
+        max_part_size=1 << 20,
+        upload_ttl=timedelta(days=1),
+        endpoint=settings["MPUFLASK_S3_ENDPOINT"],
+        region=settings["MPUFLASK_S3_REGION"],
+        access_key_id=settings["MPUFLASK_S3_ACCESS_KEY_ID"],
+        secret_access_key=settings["MPUFLASK_S3_SECRET_ACCESS_KEY"],
+        spool_dir=str(spool_dir),
+    )
+    return S3Store(bucket)
+
+
+@pytest.mark.parametrize("after_commit", [False, True])
+def test_s3_a_complete_killed_mid_step(s3_store: S3Store, after_commit: bool) -> None:
+    from mpuflask.storage.s3events import S3Outbox
+
+    upload_id, ref = s3_store.start("k")
+    patch = (
+        (S3Outbox, "_make_ready", die)
+        if after_commit
+        else (S3Outbox, "_put", _dying_after_first(S3Outbox._put))
+    )
+    in_child_killed(lambda: s3_store.complete("k", upload_id, ref), [patch])
+    assert len(s3_store.intents()) == 1
+    delivered = s3_store.delivered()
+    assert s3_store.intents() == []
+    if after_commit:
+        assert delivered == [
+            ("object-published", upload_event_id("object-published", "k", upload_id))
+        ]
+    else:
+        assert delivered == []
+        s3_store.complete("k", upload_id, ref)  # the upload is still open
+        assert [t for t, _ in s3_store.delivered()] == ["object-published"]
+
+
+@pytest.mark.parametrize("after_commit", [False, True])
+def test_s3_an_abort_killed_mid_step(s3_store: S3Store, after_commit: bool) -> None:
+    from mpuflask.storage.s3events import S3Outbox
+
+    upload_id, _ = s3_store.start("k")
+    patch = (
+        (S3Outbox, "_make_ready", die)
+        if after_commit
+        else (S3Outbox, "_put", _dying_after_first(S3Outbox._put))
+    )
+    in_child_killed(lambda: s3_store.abort("k", upload_id), [patch])
+    expected = [("upload-aborted", upload_event_id("upload-aborted", "k", upload_id))]
+    assert s3_store.delivered() == (expected if after_commit else [])
+    assert s3_store.intents() == []
+
+
+@pytest.mark.parametrize("after_commit", [False, True])
+def test_s3_a_delete_killed_mid_step(s3_store: S3Store, after_commit: bool) -> None:
+    from mpuflask.storage.s3events import S3Outbox
+
+    upload_id, ref = s3_store.start("k")
+    s3_store.complete("k", upload_id, ref)
+    s3_store.delivered()
+    patch = (
+        (S3Outbox, "_make_ready", die)
+        if after_commit
+        else (S3Outbox, "_put", _dying_after_first(S3Outbox._put))
+    )
+    in_child_killed(lambda: s3_store.bucket.delete("k"), [patch])
+    delivered = s3_store.delivered()
+    assert [t for t, _ in delivered] == (["object-deleted"] if after_commit else [])
+    assert (s3_store.bucket.head("k") is None) == after_commit
+
+
+def test_s3_a_young_intent_is_left_to_its_writer(s3_store: S3Store) -> None:
+    from mpuflask.storage.s3events import S3Outbox
+
+    upload_id, ref = s3_store.start("k")
+    in_child_killed(
+        lambda: s3_store.complete("k", upload_id, ref),
+        [(S3Outbox, "_make_ready", die)],
+    )
+    s3_store.bucket.events.intent_grace = timedelta(minutes=5)
+    assert s3_store.bucket.events.settle() == 0
+    assert len(s3_store.intents()) == 1
+
+
+def test_s3_the_lease_is_one_holder_s_until_released_or_expired(
+    s3_store: S3Store,
+) -> None:
+    outbox = s3_store.bucket.events
+    first, second = outbox.lease(), outbox.lease()
+    assert first.acquire() and not second.acquire()
+    first.release()
+    outbox.lease_ttl = timedelta(0)  # held until now: as if no longer renewed
+    assert second.acquire()
+    outbox.lease_ttl = timedelta(seconds=30)
+    assert first.acquire()  # expired: taken over
+    assert not second.acquire()
+
+
+def _dying_after_first(real: Any) -> Any:
+    """A ``_put`` that writes the first object (the intent), then dies."""
+
+    def put(self: Any, *args: Any, **kwargs: Any) -> None:
+        real(self, *args, **kwargs)
+        os._exit(KILLED)
+
+    return put
