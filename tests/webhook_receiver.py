@@ -82,6 +82,8 @@ class Receiver:
         #: Answer every delivery with this status (None: decide by the odds).
         self.answer: int | None = None
         self.deliveries: list[Delivery] = []
+        #: How many deliveries it stalled.
+        self.stalls = 0
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._server: _Server | None = None
@@ -146,6 +148,8 @@ class Receiver:
         if status is None:
             status = 204
             if roll < self.stall_rate:
+                with self._lock:
+                    self.stalls += 1
                 time.sleep(self.stall_seconds)
                 status = 500
             elif roll < self.stall_rate + self.fail_rate:
