@@ -84,6 +84,9 @@ def install_events(app: Flask, mpu: MpuFlask) -> None:
         delivery.notify()
 
     outbox.configure(wanted, _request_identity, recorded)
+    mpu.event_hooks.on_add = outbox.prepare
+    if webhook is not None or mpu.event_hooks.entries():
+        outbox.prepare()
     app.extensions[EXTENSION] = delivery
 
 

@@ -35,9 +35,12 @@ class EventHooks:
 
     def __init__(self) -> None:
         self._hooks: list[tuple[frozenset[str], Callable[..., Any]]] = []
+        #: Called after each registration (the outbox gets ready to record).
+        self.on_add: Callable[[], object] = lambda: None
 
     def add(self, types: Iterable[str], hook: EventHookT) -> EventHookT:
         self._hooks.append((frozenset(types), hook))
+        self.on_add()
         return hook
 
     def entries(self) -> list[tuple[frozenset[str], Callable[..., Any]]]:

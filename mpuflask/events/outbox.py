@@ -100,3 +100,7 @@ class OutboxSwitch:
         recorded: Callable[[Event], None],
     ) -> None:
         self.wanted, self.identity, self.recorded = wanted, identity, recorded
+
+    def prepare(self) -> None:
+        """Get ready to record (make what the outbox needs), before any request:
+        a step's first event must not leave anything behind if it fails."""

@@ -219,6 +219,9 @@ class FilesystemOutbox(OutboxSwitch):
             owner=owner,
         )
 
+    def prepare(self) -> None:
+        self._dirs_made("events")
+
     # -- for the delivery loop -----------------------------------------------------
 
     def ready(self, limit: int) -> list[Pending]:

@@ -253,7 +253,7 @@ class FilesystemUpload:
                             src_dir_fd=uploads_fd,
                             dst_dir_fd=trash_fd,
                         )
-                    bucket.sync_dirs(uploads_fd)
+                        bucket.sync_dirs(uploads_fd)
                     fsowners.remove(owners_fd, record)
             except NoSuchUpload:
                 return
