@@ -29,12 +29,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     load_config(app, config)
     bucket = open_bucket(app.config)
-    if app.config["MPUFLASK_SWEEP_ON_START"]:
-        bucket.sweep()
     mpu = MpuFlask(bucket, make_metrics(bucket))
     app.extensions["mpuflask"] = mpu
     install_configured_hooks(app, mpu)
     install_events(app, mpu)
+    if app.config["MPUFLASK_SWEEP_ON_START"]:
+        bucket.sweep()  # after install_events: expiries it finds are events
 
     from .blueprints.multipart import bp as multipart_bp
     from .blueprints.objects import bp as objects_bp

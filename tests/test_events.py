@@ -8,6 +8,7 @@ runs in the test's thread (:func:`mpuflask.events.deliver_pending`).
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from datetime import UTC
 from datetime import datetime
@@ -336,3 +337,21 @@ def test_event_settings_are_checked_at_start(
     with pytest.raises(ConfigError) as raised:
         make_app(**settings)
     assert str(raised.value) == line
+
+
+def test_the_start_up_sweep_s_expiries_are_events(
+    make_app: Callable[..., Flask],
+) -> None:
+    first = make_app(MPUFLASK_UPLOAD_TTL=1)
+    upload_id = _flow(first).create("k")
+    expires = datetime.now(UTC) + timedelta(seconds=1)
+    while datetime.now(UTC) <= expires:  # a bounded wait for the expiry itself
+        time.sleep(0.05)
+    event_sink.EVENTS.clear()
+    second = make_app(
+        MPUFLASK_UPLOAD_TTL=1, MPUFLASK_EVENT_HOOKS="tests.event_sink:record"
+    )
+    deliver_pending(second)
+    assert [(e.type, e.upload_id) for e in event_sink.EVENTS] == [  # type: ignore[attr-defined]
+        ("upload-expired", upload_id)
+    ]

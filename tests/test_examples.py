@@ -85,7 +85,6 @@ def test_webhook_receiver_example_checks_signatures_and_drops_duplicates(
     tmp_path: Path, capsys: Any
 ) -> None:
     from examples.webhook_receiver import create_app as make_receiver
-
     from mpuflask.events import sign_webhook
 
     receiver = make_receiver("s3cret", str(tmp_path / "events.sqlite3")).test_client()
