@@ -355,3 +355,17 @@ def test_the_start_up_sweep_s_expiries_are_events(
     assert [(e.type, e.upload_id) for e in event_sink.EVENTS] == [  # type: ignore[attr-defined]
         ("upload-expired", upload_id)
     ]
+
+
+def test_the_delivery_loop_starts_only_when_something_consumes_events(
+    make_app: Callable[..., Flask], stored_state: Callable[[], dict[str, bytes]]
+) -> None:
+    from mpuflask.events import start_event_delivery
+
+    app = make_app()
+    assert start_event_delivery(app) is None
+    assert _event_records(stored_state()) == []  # no lease, no outbox
+    app.extensions["mpuflask"].after_event(lambda event: None)
+    delivery = start_event_delivery(app)
+    assert delivery is not None
+    delivery.stop()

@@ -91,10 +91,15 @@ def install_events(app: Flask, mpu: MpuFlask) -> None:
 
 
 def start_event_delivery(app: Flask) -> EventDelivery | None:
-    """Start this process's delivery loop (it delivers while it holds the lease)."""
+    """Start this process's delivery loop (it delivers while it holds the lease).
+
+    Not started, and None, when nothing consumes events (no webhook, no event
+    hook): then nothing is recorded and the data directory is left alone.
+    """
     delivery: EventDelivery | None = app.extensions.get(EXTENSION)
-    if delivery is not None:
-        delivery.start()
+    if delivery is None or not delivery.consumers():
+        return None
+    delivery.start()
     return delivery
 
 
