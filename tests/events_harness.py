@@ -239,7 +239,8 @@ class EventsHarness:
                     self.violation(
                         "server errors (5xx)",
                         f"{method} {key} {params}: {response.status_code} "
-                        f"{response.text[:200]}",
+                        f"{response.text[:200]} (request "
+                        f"{response.headers.get('X-Request-Id')})",
                     )
                 return OK, response
             except requests.ConnectionError as error:
@@ -376,6 +377,7 @@ class EventsHarness:
         finally:
             self.stopping.set()
             self.stop_server()
+            self.keep_log()
             self.receiver.stop()
         return Report(
             self.cfg, self.counts, dict(self.violations), time.monotonic() - started
@@ -407,8 +409,17 @@ class EventsHarness:
         self.start_server()
         self.count("restarts")
 
+    def keep_log(self) -> None:
+        """Append the last server's log to ``gunicorn-all.log`` (a restart
+        truncates it)."""
+        log = self.cfg.workdir / f"gunicorn-{self.port}.log"
+        if log.exists():
+            with (self.cfg.workdir / "gunicorn-all.log").open("ab") as kept:
+                kept.write(log.read_bytes())
+
     def start_server(self) -> None:
         for _ in range(5):
+            self.keep_log()
             stack = ExitStack()
             try:
                 self.server = stack.enter_context(

@@ -256,7 +256,13 @@ def test_an_intent_killed_while_being_written_is_removed(fs_store: Store) -> Non
         lambda: fs_store.complete("k", upload_id, ref),
         [(diskio, "write_all", dying_write)],
     )
-    assert [name[:5] for name in fs_store.intents()] == [".new."]
+    (temp,) = fs_store.intents()
+    assert temp.startswith(".new.")
+    assert fs_store.delivered() == []
+    assert fs_store.intents() == [temp]  # young: its writer may be alive
+    path = Path(fs_store.bucket.root, "events", "intents", temp)
+    old = path.stat().st_mtime - 3600
+    os.utime(path, (old, old))
     assert fs_store.delivered() == []
     assert fs_store.intents() == []
     fs_store.complete("k", upload_id, ref)  # the upload was never touched
@@ -489,3 +495,20 @@ def test_disk_full_at_any_write_with_events_on(
         if not fault.fired:
             return
     pytest.fail("the step never finished without a fault")
+
+
+def test_a_fresh_intent_temp_file_is_never_taken_for_a_dead_one(
+    fs_store: Store,
+) -> None:
+    """Between creating its temp file and locking it, a writer holds no lock:
+    only an unlocked temp file older than the grace period is a dead one."""
+    fs_store.bucket.events.prepare()
+    intents = Path(fs_store.bucket.root, "events", "intents")
+    temp = intents / ".new.0123456789abcdef"
+    temp.write_bytes(b"{")  # just created, not yet locked by its writer
+    assert fs_store.bucket.events.settle() == 0
+    assert temp.exists()
+    old = temp.stat().st_mtime - 3600
+    os.utime(temp, (old, old))  # its writer died long ago
+    assert fs_store.bucket.events.settle() == 1
+    assert not temp.exists()

@@ -46,6 +46,7 @@ import json
 import logging
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -73,6 +74,7 @@ from .fspublish import reclaim
 from .fsrecords import MANIFEST
 from .fsrecords import UPLOAD_ID
 from .fsrecords import load_object
+from .fssweep import TEMP_GRACE_SECONDS
 
 if TYPE_CHECKING:
     from .filesystem import FilesystemBucket
@@ -285,7 +287,11 @@ class FilesystemOutbox(OutboxSwitch):
             if not diskio.try_lock(fd) or not _same_file(intents_fd, name, fd):
                 return 0  # a live step holds it, or it was settled meanwhile
             if name.startswith(_NEW):
-                diskio.unlink_quietly(name, intents_fd)  # a writer died mid-write
+                # Its writer locks it just after creating it: only an old one
+                # nobody locks is a dead writer's (as the sweep's tmp/ files).
+                if os.fstat(fd).st_mtime > time.time() - TEMP_GRACE_SECONDS:
+                    return 0
+                diskio.unlink_quietly(name, intents_fd)
                 return 1
             try:
                 record = load_object(diskio.read_metadata(fd), name)
