@@ -11,6 +11,7 @@ had anyway. docs/architecture.md ("Events") states the rules.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -512,3 +513,44 @@ def test_a_fresh_intent_temp_file_is_never_taken_for_a_dead_one(
     os.utime(temp, (old, old))  # its writer died long ago
     assert fs_store.bucket.events.settle() == 1
     assert not temp.exists()
+
+
+def test_workers_starting_together_all_see_the_outbox_whole(tmp_path: Path) -> None:
+    """Every worker makes events/ at start while others already look into it:
+    none may see it half made (a 503 in the delivery loop before the fix)."""
+    import threading
+
+    root = tmp_path / "data"
+    FilesystemBucket(root, min_part_size=1, max_part_size=1, upload_ttl=timedelta(1))
+    errors: list[BaseException] = []
+
+    def start(outbox: FilesystemOutbox, barrier: threading.Barrier, make: bool) -> None:
+        try:
+            barrier.wait()
+            for _ in range(50):
+                if make:
+                    outbox.prepare()
+                outbox.pending_count()
+        except BaseException as error:
+            errors.append(error)
+
+    for _ in range(20):
+        shutil.rmtree(root / "events", ignore_errors=True)
+        outboxes = [
+            FilesystemBucket(
+                root, min_part_size=1, max_part_size=1, upload_ttl=timedelta(1)
+            ).events
+            for _ in range(6)
+        ]
+        barrier = threading.Barrier(len(outboxes))
+        threads = [
+            threading.Thread(target=start, args=(outbox, barrier, n % 2 == 0))
+            for n, outbox in enumerate(outboxes)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert sorted(os.listdir(root / "events")) == ["held", "intents", "ready"]
+        assert os.listdir(root / "tmp") == []

@@ -42,6 +42,7 @@ The rules (why each holds is in docs/architecture.md, "Events"):
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -541,11 +542,40 @@ class FilesystemOutbox(OutboxSwitch):
         return self._made
 
     def _dirs_made(self, operation: str) -> None:
-        if self._made:
+        """Make ``events/`` whole, at one instant: built in ``tmp/`` and renamed
+        in, so no process ever sees it without its subdirectories (workers
+        starting together all try; one rename wins, the others' are swept)."""
+        if self._in_use():
             return
-        with diskio.disk_full_as_507(operation):
-            for sub in _SUBDIRS:
-                diskio.make_dirs(os.path.join(self.root, sub), self.bucket.durable)
+        durable = self.bucket.durable
+        with (
+            self.bucket.areas(operation, "tmp") as (tmp_fd,),
+            diskio.disk_full_as_507(operation),
+        ):
+            building = f"events.{secrets.token_hex(8)}"
+            os.mkdir(building, 0o755, dir_fd=tmp_fd)
+            try:
+                dir_fd = diskio.open_dir(building, tmp_fd)
+                try:
+                    for sub in _SUBDIRS:
+                        os.mkdir(sub, 0o755, dir_fd=dir_fd)
+                    if durable:
+                        os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
+                root_fd = diskio.open_dir(self.bucket.root)
+                try:
+                    try:
+                        _rename_no_replace(building, EVENTS, tmp_fd, root_fd)
+                    except FileExistsError:
+                        pass  # another process made it first
+                    else:
+                        if durable:
+                            os.fsync(root_fd)
+                finally:
+                    os.close(root_fd)
+            finally:
+                diskio.remove_entry(tmp_fd, building)  # gone if renamed in
         self._made = True
 
 
@@ -595,6 +625,19 @@ def _ready_name(event: Event) -> str:
     """Sorted by the event's time; the same name whoever settles it."""
     stamp = int(event.time.timestamp() * 1_000_000) * 1000
     return f"{stamp:020d}.{event.id}.json"
+
+
+def _rename_no_replace(name: str, target: str, src_fd: int, dst_fd: int) -> None:
+    """Rename a directory unless ``target`` exists (FileExistsError)."""
+    if diskio.can_exchange():
+        diskio.rename2(name, target, diskio.RENAME_NOREPLACE, src_fd, dst_fd)
+        return
+    try:  # replaces only an empty directory: ours always has three entries
+        os.rename(name, target, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+    except OSError as error:
+        if error.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            raise FileExistsError(error.errno, error.strerror, target) from None
+        raise
 
 
 def _records(dir_fd: int) -> list[str]:
