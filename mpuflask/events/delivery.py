@@ -131,7 +131,7 @@ class EventDelivery:
         #: How often it settles intents of dead writers.
         self.settle_interval: float = getattr(outbox, "settle_interval", 2.0)
         #: How often a worker without the lease tries for it.
-        self.lease_interval = 1.0
+        self.lease_interval: float = getattr(outbox, "lease_interval", 1.0)
         self.batch = 1000
         self._tries: dict[str, _Tries] = {}
         self._wake = threading.Event()

@@ -102,6 +102,9 @@ class S3Outbox(OutboxSwitch):
     poll_interval = 2.0
     #: ... and looks for intents of dead writers this often.
     settle_interval = 30.0
+    #: A worker without the lease reads it this often (a GET; every worker of
+    #: every gateway does): a dead holder is replaced within this plus its TTL.
+    lease_interval = 10.0
 
     def __init__(self, bucket: S3Bucket) -> None:
         super().__init__()
