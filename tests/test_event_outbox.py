@@ -354,7 +354,7 @@ def test_s3_a_complete_killed_mid_step(s3_store: S3Store, after_commit: bool) ->
     patch = (
         (S3Outbox, "_make_ready", die)
         if after_commit
-        else (S3Outbox, "_put", _dying_after_first(S3Outbox._put))
+        else (S3Outbox, "put", _dying_after_first(S3Outbox.put))
     )
     in_child_killed(lambda: s3_store.complete("k", upload_id, ref), [patch])
     assert len(s3_store.intents()) == 1
@@ -378,7 +378,7 @@ def test_s3_an_abort_killed_mid_step(s3_store: S3Store, after_commit: bool) -> N
     patch = (
         (S3Outbox, "_make_ready", die)
         if after_commit
-        else (S3Outbox, "_put", _dying_after_first(S3Outbox._put))
+        else (S3Outbox, "put", _dying_after_first(S3Outbox.put))
     )
     in_child_killed(lambda: s3_store.abort("k", upload_id), [patch])
     expected = [("upload-aborted", upload_event_id("upload-aborted", "k", upload_id))]
@@ -396,7 +396,7 @@ def test_s3_a_delete_killed_mid_step(s3_store: S3Store, after_commit: bool) -> N
     patch = (
         (S3Outbox, "_make_ready", die)
         if after_commit
-        else (S3Outbox, "_put", _dying_after_first(S3Outbox._put))
+        else (S3Outbox, "put", _dying_after_first(S3Outbox.put))
     )
     in_child_killed(lambda: s3_store.bucket.delete("k"), [patch])
     delivered = s3_store.delivered()
@@ -432,7 +432,7 @@ def test_s3_the_lease_is_one_holder_s_until_released_or_expired(
 
 
 def _dying_after_first(real: Any) -> Any:
-    """A ``_put`` that writes the first object (the intent), then dies."""
+    """A ``put`` that writes the first object (the intent), then dies."""
 
     def put(self: Any, *args: Any, **kwargs: Any) -> None:
         real(self, *args, **kwargs)

@@ -1,6 +1,6 @@
 """The filesystem store's outbox: each event recorded in the step that makes it.
 
-Layout, under the data directory (made on first use)::
+Layout, under the data directory (made whole when events are turned on)::
 
     events/
         lease                   flocked by the server's one delivery loop
@@ -42,8 +42,6 @@ The rules (why each holds is in docs/architecture.md, "Events"):
 
 from __future__ import annotations
 
-import errno
-import json
 import logging
 import os
 import secrets
@@ -54,7 +52,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from typing import Any
 
-from ..errors import DataDirDamaged
 from ..events.model import ABORTED
 from ..events.model import DELETED
 from ..events.model import EXPIRED
@@ -71,8 +68,26 @@ from ..events.outbox import OutboxSwitch
 from ..events.outbox import Pending
 from . import diskio
 from .diskio import CorruptEntry
+from .fseventrules import HAPPENED
+from .fseventrules import NOT_HAPPENED
+from .fseventrules import STILL_OPEN
+from .fseventrules import deleted_version
+from .fseventrules import drop_under_lock
+from .fseventrules import upload_outcome
+from .fsoutbox import EVENTS
+from .fsoutbox import NEW
+from .fsoutbox import FileLease
+from .fsoutbox import exists
+from .fsoutbox import make_whole
+from .fsoutbox import open_dirs
+from .fsoutbox import read_ready
+from .fsoutbox import ready_name
+from .fsoutbox import record_bytes
+from .fsoutbox import records
+from .fsoutbox import same_file
+from .fsoutbox import write_intent
+from .fsoutbox import write_ready
 from .fspublish import reclaim
-from .fsrecords import MANIFEST
 from .fsrecords import UPLOAD_ID
 from .fsrecords import load_object
 from .fssweep import TEMP_GRACE_SECONDS
@@ -81,17 +96,6 @@ if TYPE_CHECKING:
     from .filesystem import FilesystemBucket
 
 log = logging.getLogger(__name__)
-
-EVENTS = "events"
-_SUBDIRS = ("intents", "ready", "held")
-_NEW = ".new."
-_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-HAPPENED = "happened"
-NOT_HAPPENED = "not happened"
-#: Not happened, and the upload is still open: dropped only under its lock.
-STILL_OPEN = "still open"
-UNDECIDED = "undecided"
 
 
 class FilesystemOutbox(OutboxSwitch):
@@ -102,7 +106,7 @@ class FilesystemOutbox(OutboxSwitch):
         self.bucket = bucket
         self.root = os.path.join(bucket.root, EVENTS)
         #: Whether events/ exists: an old intent may wait there even while
-        #: nothing is recorded now (see :meth:`_exists`).
+        #: nothing is recorded now (see :meth:`_in_use`).
         self._made = os.path.isdir(self.root)
 
     # -- in the store's steps ------------------------------------------------------
@@ -133,7 +137,7 @@ class FilesystemOutbox(OutboxSwitch):
             except BaseException:
                 # We hold U's lock: nothing can replace the intent meanwhile.
                 try:
-                    outcome = self._upload_outcome(upload_id, event.type)
+                    outcome = upload_outcome(self.bucket, upload_id, event.type)
                     if outcome == STILL_OPEN:
                         outcome = NOT_HAPPENED
                     self._conclude(outcome, intents_fd, ready_fd, name, event)
@@ -159,7 +163,7 @@ class FilesystemOutbox(OutboxSwitch):
         the version goes on to ``trash/<trash>`` once its event is ready, so
         the caller reclaims it from there as usual.
         """
-        if not self.wanted(DELETED) or not _exists(shard_fd, name):
+        if not self.wanted(DELETED) or not exists(shard_fd, name):
             yield trash_fd, trash
             return
         event = ObjectDeleted(
@@ -171,8 +175,7 @@ class FilesystemOutbox(OutboxSwitch):
             identity=self.identity(),
         )
         intent = f"d.{event.id}.json"
-        check = {"held": event.id}
-        with self._intent(intent, event, check, operation) as fds:
+        with self._intent(intent, event, {"held": event.id}, operation) as fds:
             intents_fd, ready_fd, held_fd = fds
             try:
                 yield held_fd, event.id
@@ -230,20 +233,8 @@ class FilesystemOutbox(OutboxSwitch):
     def ready(self, limit: int) -> list[Pending]:
         if not self._in_use():
             return []
-        found = []
         with self._dirs("events") as (_, ready_fd, _):
-            for name in _records(ready_fd)[:limit]:
-                try:
-                    record = load_object(diskio.read_file(ready_fd, name), name)
-                    event = event_from_json(record["event"])
-                except FileNotFoundError:
-                    continue
-                except (CorruptEntry, KeyError, TypeError, ValueError) as error:
-                    log.error("events/ready/%s cannot be delivered: %s", name, error)
-                    diskio.remove_entry(ready_fd, name)
-                    continue
-                found.append(Pending(name, event, _body(record["event"])))
-        return found
+            return read_ready(ready_fd, limit)
 
     def done(self, pending: Pending) -> None:
         with self._dirs("events") as (_, ready_fd, _):
@@ -253,7 +244,7 @@ class FilesystemOutbox(OutboxSwitch):
         if not self._in_use():
             return 0
         with self._dirs("metrics") as (intents_fd, ready_fd, _):
-            return len(_records(intents_fd)) + len(_records(ready_fd))
+            return len(records(intents_fd)) + len(records(ready_fd))
 
     def lease(self) -> FileLease:
         self._dirs_made("events")
@@ -268,7 +259,7 @@ class FilesystemOutbox(OutboxSwitch):
             for name in sorted(os.listdir(intents_fd)):
                 settled += self._settle_one(intents_fd, ready_fd, held_fd, name)
             for name in os.listdir(held_fd):
-                if not _exists(intents_fd, f"d.{name}.json"):
+                if not exists(intents_fd, f"d.{name}.json"):
                     # Its event is ready (or delivered): only the move was lost.
                     self._to_trash(held_fd, name, secrets.token_hex(16))
         return settled
@@ -285,9 +276,9 @@ class FilesystemOutbox(OutboxSwitch):
             diskio.remove_entry(intents_fd, name)
             return 1
         try:
-            if not diskio.try_lock(fd) or not _same_file(intents_fd, name, fd):
+            if not diskio.try_lock(fd) or not same_file(intents_fd, name, fd):
                 return 0  # a live step holds it, or it was settled meanwhile
-            if name.startswith(_NEW):
+            if name.startswith(NEW):
                 # Its writer locks it just after creating it: only an old one
                 # nobody locks is a dead writer's (as the sweep's tmp/ files).
                 if os.fstat(fd).st_mtime > time.time() - TEMP_GRACE_SECONDS:
@@ -314,55 +305,17 @@ class FilesystemOutbox(OutboxSwitch):
                 log.error("events/intents/%s names no upload; removed", name)
                 diskio.unlink_quietly(name, intents_fd)
                 return 1
-            outcome = self._upload_outcome(upload_id, event.type)
+            outcome = upload_outcome(self.bucket, upload_id, event.type)
             if outcome == STILL_OPEN:
-                return self._drop_under_lock(intents_fd, name, fd, upload_id)
+                return drop_under_lock(self.bucket, intents_fd, name, fd, upload_id)
             return self._conclude(outcome, intents_fd, ready_fd, name, event)
         finally:
             os.close(fd)
 
-    # -- the rules -----------------------------------------------------------------
-
-    def _upload_outcome(self, upload_id: str, event_type: str) -> str:
-        """Whether the step an intent of upload U names happened (module rules).
-
-        ``staging/`` is looked at before ``uploads/``: the only move from
-        ``uploads/`` to ``staging/`` is a new complete of U, which replaces
-        the intent first, so an intent still in place was not overtaken.
-        """
-        with self.bucket.areas("events", "staging", "uploads") as (
-            staging_fd,
-            uploads_fd,
-        ):
-            try:
-                dir_fd = diskio.open_dir(upload_id, staging_fd)
-            except FileNotFoundError:
-                pass
-            except CorruptEntry:
-                return UNDECIDED
-            else:
-                try:
-                    manifest = load_object(
-                        diskio.read_file(dir_fd, MANIFEST), upload_id
-                    )
-                    published_by = manifest.get("upload_id")
-                except FileNotFoundError:
-                    published_by = upload_id
-                except CorruptEntry:
-                    return UNDECIDED
-                finally:
-                    os.close(dir_fd)
-                if published_by == upload_id:
-                    return UNDECIDED  # closed, not published: the sweep rolls it back
-                return HAPPENED if event_type == PUBLISHED else NOT_HAPPENED
-            if _exists(uploads_fd, upload_id):
-                return STILL_OPEN
-            return HAPPENED
-
     def _conclude(
         self, outcome: str, intents_fd: int, ready_fd: int, name: str, event: Event
     ) -> int:
-        """Act on a judged intent (the step's own process: it holds U's lock)."""
+        """Act on a judged intent: make it ready, drop it, or leave it."""
         if outcome == HAPPENED:
             self._make_ready(intents_fd, ready_fd, name, event)
             return 1
@@ -370,30 +323,6 @@ class FilesystemOutbox(OutboxSwitch):
             diskio.unlink_quietly(name, intents_fd)
             return 1
         return 0
-
-    def _drop_under_lock(
-        self, intents_fd: int, name: str, fd: int, upload_id: str
-    ) -> int:
-        """Drop a dead intent of an upload that is still open, holding its lock.
-
-        Under U's lock no complete or abort of U runs, so the intent cannot be
-        replaced between our check and the unlink.
-        """
-        with self.bucket.areas("events", "uploads") as (uploads_fd,):
-            try:
-                dir_fd = diskio.open_dir(upload_id, uploads_fd)
-            except (FileNotFoundError, CorruptEntry):
-                return 0  # moved meanwhile: judged again next time
-            try:
-                diskio.lock(dir_fd)
-                if not diskio.same_dir(uploads_fd, upload_id, dir_fd):
-                    return 0
-                if _same_file(intents_fd, name, fd):
-                    diskio.unlink_quietly(name, intents_fd)
-                    return 1
-                return 0
-            finally:
-                os.close(dir_fd)
 
     def _settle_held(
         self,
@@ -421,30 +350,17 @@ class FilesystemOutbox(OutboxSwitch):
             log.error("events/held/%s: %s; left", held, error)
             return
         try:
-            event = self._deleted_version(dir_fd, event)
+            event = deleted_version(dir_fd, event)
         finally:
             os.close(dir_fd)
         try:
-            self._write_ready(ready_fd, event)
+            write_ready(ready_fd, event, self.bucket.durable)
         except OSError as error:  # past the commit: never the client's answer
             log.error("event %s not made ready (settled later): %s", event.id, error)
             return
         self._to_trash(held_fd, held, trash)
         diskio.unlink_quietly(intent, intents_fd)
         self.recorded(event)
-
-    def _deleted_version(self, dir_fd: int, event: Event) -> Event:
-        """The delete event with the etag and size of the version it removed."""
-        try:
-            manifest = load_object(diskio.read_file(dir_fd, MANIFEST), event.id)
-            etag, size = manifest["etag"], manifest["size"]
-        except (OSError, CorruptEntry, KeyError) as error:
-            log.warning("deleted version %s unreadable: %s", event.id, error)
-            return event
-        if not isinstance(etag, str) or type(size) is not int:
-            return event
-        fields = event.to_json() | {"etag": etag, "size": size}
-        return event_from_json(fields)
 
     def _to_trash(self, held_fd: int, held: str, trash: str) -> None:
         with self.bucket.areas("delete", "trash") as (trash_fd,):
@@ -463,30 +379,12 @@ class FilesystemOutbox(OutboxSwitch):
     def _intent(
         self, name: str, event: Event, check: dict[str, Any], operation: str
     ) -> Iterator[tuple[int, int, int]]:
-        """Write intent ``name`` durably and hold its flock until the block ends.
-
-        Yields the intents, ready and held directories' fds. A
-        failure to write it (a full disk: 507) leaves nothing and the step
-        is not attempted.
-        """
-        durable = self.bucket.durable
-        data = _record(event, check)
+        """Write intent ``name`` (:func:`.fsoutbox.write_intent`) and hold its
+        flock until the block ends; yields the intents, ready and held
+        directories' fds."""
+        data = record_bytes(event, check)
         with self._dirs(operation) as (intents_fd, ready_fd, held_fd):
-            temp = f"{_NEW}{secrets.token_hex(8)}"
-            with diskio.disk_full_as_507(operation):
-                fd = os.open(temp, _WRITE_FLAGS, 0o644, dir_fd=intents_fd)
-                try:
-                    diskio.lock(fd)
-                    diskio.write_all(fd, data)
-                    if durable:
-                        os.fsync(fd)
-                    os.rename(temp, name, src_dir_fd=intents_fd, dst_dir_fd=intents_fd)
-                    if durable:
-                        os.fsync(intents_fd)
-                except BaseException:
-                    diskio.unlink_quietly(temp, intents_fd)
-                    os.close(fd)
-                    raise
+            fd = write_intent(intents_fd, name, data, self.bucket.durable, operation)
             try:
                 yield intents_fd, ready_fd, held_fd
             finally:
@@ -499,41 +397,18 @@ class FilesystemOutbox(OutboxSwitch):
         the rename lost, the intent is judged again and made ready again)."""
         try:
             os.rename(
-                name, _ready_name(event), src_dir_fd=intents_fd, dst_dir_fd=ready_fd
+                name, ready_name(event), src_dir_fd=intents_fd, dst_dir_fd=ready_fd
             )
         except OSError as error:  # past the commit: settled later, never answered
             log.error("event %s not made ready (settled later): %s", event.id, error)
             return
         self.recorded(event)
 
-    def _write_ready(self, ready_fd: int, event: Event) -> None:
-        name = _ready_name(event)
-        if _exists(ready_fd, name):
-            return
-        diskio.write_file_atomic(
-            ready_fd, name, _record(event, {}), self.bucket.durable
-        )
-        if self.bucket.durable:
-            os.fsync(ready_fd)
-
     @contextmanager
     def _dirs(self, operation: str) -> Iterator[tuple[int, int, int]]:
-        """The intents, ready and held directories, opened without following links."""
         self._dirs_made(operation)
-        fds: list[int] = []
-        try:
-            try:
-                root_fd = diskio.open_dir(self.root)
-                fds.append(root_fd)
-                for sub in _SUBDIRS:
-                    fds.append(diskio.open_dir(sub, root_fd))
-            except (CorruptEntry, FileNotFoundError) as error:
-                log.error("data directory damaged: events: %s", error)
-                raise DataDirDamaged(operation) from None
-            yield fds[1], fds[2], fds[3]
-        finally:
-            for fd in fds:
-                os.close(fd)
+        with open_dirs(self.root, operation) as fds:
+            yield fds
 
     def _in_use(self) -> bool:
         """Whether events/ exists (another process may have made it since)."""
@@ -542,122 +417,6 @@ class FilesystemOutbox(OutboxSwitch):
         return self._made
 
     def _dirs_made(self, operation: str) -> None:
-        """Make ``events/`` whole, at one instant: built in ``tmp/`` and renamed
-        in, so no process ever sees it without its subdirectories (workers
-        starting together all try; one rename wins, the others' are swept)."""
-        if self._in_use():
-            return
-        durable = self.bucket.durable
-        with (
-            self.bucket.areas(operation, "tmp") as (tmp_fd,),
-            diskio.disk_full_as_507(operation),
-        ):
-            building = f"events.{secrets.token_hex(8)}"
-            os.mkdir(building, 0o755, dir_fd=tmp_fd)
-            try:
-                dir_fd = diskio.open_dir(building, tmp_fd)
-                try:
-                    for sub in _SUBDIRS:
-                        os.mkdir(sub, 0o755, dir_fd=dir_fd)
-                    if durable:
-                        os.fsync(dir_fd)
-                finally:
-                    os.close(dir_fd)
-                root_fd = diskio.open_dir(self.bucket.root)
-                try:
-                    try:
-                        _rename_no_replace(building, EVENTS, tmp_fd, root_fd)
-                    except FileExistsError:
-                        pass  # another process made it first
-                    else:
-                        if durable:
-                            os.fsync(root_fd)
-                finally:
-                    os.close(root_fd)
-            finally:
-                diskio.remove_entry(tmp_fd, building)  # gone if renamed in
-        self._made = True
-
-
-class FileLease:
-    """The delivery loop's lease: an flock on ``events/lease``.
-
-    The kernel drops it when its process dies, so another worker's loop takes
-    over at its next try. The file stays: unlinking a lock file races (PITFALLS).
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def acquire(self) -> bool:
-        if self._fd is not None:
-            return True
-        fd = os.open(
-            self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
-        )
-        if diskio.try_lock(fd):
-            self._fd = fd
-            return True
-        os.close(fd)
-        return False
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-def _record(event: Event, check: dict[str, Any]) -> bytes:
-    return json.dumps(
-        {"event": event.to_json(), "check": check},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    ).encode()
-
-
-def _body(event_json: Any) -> bytes:
-    """The webhook body: the event's JSON, the same bytes on every attempt."""
-    return json.dumps(event_json, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _ready_name(event: Event) -> str:
-    """Sorted by the event's time; the same name whoever settles it."""
-    stamp = int(event.time.timestamp() * 1_000_000) * 1000
-    return f"{stamp:020d}.{event.id}.json"
-
-
-def _rename_no_replace(name: str, target: str, src_fd: int, dst_fd: int) -> None:
-    """Rename a directory unless ``target`` exists (FileExistsError)."""
-    if diskio.can_exchange():
-        diskio.rename2(name, target, diskio.RENAME_NOREPLACE, src_fd, dst_fd)
-        return
-    try:  # replaces only an empty directory: ours always has three entries
-        os.rename(name, target, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
-    except OSError as error:
-        if error.errno in (errno.EEXIST, errno.ENOTEMPTY):
-            raise FileExistsError(error.errno, error.strerror, target) from None
-        raise
-
-
-def _records(dir_fd: int) -> list[str]:
-    """The records of a directory, sorted; temp files (dot names) left out."""
-    return sorted(name for name in os.listdir(dir_fd) if not name.startswith("."))
-
-
-def _exists(dir_fd: int, name: str) -> bool:
-    try:
-        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def _same_file(dir_fd: int, name: str, fd: int) -> bool:
-    """Whether ``name`` still names the file open as ``fd``."""
-    try:
-        found = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(fd)
-    return (found.st_ino, found.st_dev) == (held.st_ino, held.st_dev)
+        if not self._in_use():
+            make_whole(self.bucket, operation)
+            self._made = True

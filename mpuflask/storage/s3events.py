@@ -30,11 +30,7 @@ judged by the delivery loop:
 * delete: the key still holds the etag seen before the delete - it did not
   happen; else it did (an overwrite in the same moment counts as a delete).
 
-The lease is an object holding a holder token and an expiry (real time, not
-the store's test clock): taken when absent, expired or ours, renewed every
-third of its time, and read back after writing (the last writer wins). Two
-loops may overlap for a moment after a takeover; delivery is at-least-once
-and receivers drop duplicates by id.
+The delivery loop's lease is an object too (:mod:`.s3lease`).
 """
 
 from __future__ import annotations
@@ -42,7 +38,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import secrets
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,6 +68,7 @@ from ..events.outbox import Pending
 from .base import UploadedPart
 from .s3errors import engine_errors
 from .s3errors import is_not_found
+from .s3lease import S3Lease
 from .s3records import UploadRecord
 
 if TYPE_CHECKING:
@@ -202,7 +198,7 @@ class S3Outbox(OutboxSwitch):
             yield Step()
             return
         intent = f"{self._prefix}intents/{name}.json"
-        self._put(intent, _record(event, check), "events")
+        self.put(intent, _record(event, check), "events")
         step = Step()
         try:
             yield step
@@ -211,7 +207,7 @@ class S3Outbox(OutboxSwitch):
                 if self._judge(event, check, live=True) == HAPPENED:
                     self._make_ready(intent, event, check)
                 else:
-                    self._delete(intent)
+                    self.delete(intent)
             except Exception:  # the intent stays: judged later by age
                 log.exception("event %s left to be settled later", event.id)
             raise
@@ -219,7 +215,7 @@ class S3Outbox(OutboxSwitch):
             if step.happened:
                 self._make_ready(intent, event, check)
             else:
-                self._delete(intent)
+                self.delete(intent)
         except Exception:  # past the commit: never the client's answer
             log.exception("event %s left to be settled later", event.id)
 
@@ -275,7 +271,7 @@ class S3Outbox(OutboxSwitch):
             if item["LastModified"] >= cutoff:
                 continue  # its writer may still be at work
             name = item["Key"]
-            data = self._get(name)
+            data = self.get(name)
             if data is None:
                 continue
             try:
@@ -284,12 +280,12 @@ class S3Outbox(OutboxSwitch):
                 check = dict(record["check"])
             except (KeyError, TypeError, ValueError) as error:
                 log.error("%s is not an intent: %s; removed", name, error)
-                self._delete(name)
+                self.delete(name)
                 continue
             if self._judge(event, check) == HAPPENED:
                 self._make_ready(name, event, check)
             else:
-                self._delete(name)
+                self.delete(name)
             settled += 1
         return settled
 
@@ -305,7 +301,7 @@ class S3Outbox(OutboxSwitch):
             listed.add(name)
             pending = self._bodies.get(name)
             if pending is None:
-                data = self._get(name)
+                data = self.get(name)
                 if data is None:
                     continue
                 try:
@@ -315,7 +311,7 @@ class S3Outbox(OutboxSwitch):
                     )
                 except (KeyError, TypeError, ValueError) as error:
                     log.error("%s cannot be delivered: %s; removed", name, error)
-                    self._delete(name)
+                    self.delete(name)
                     continue
                 self._bodies[name] = pending
             found.append(pending)
@@ -324,7 +320,7 @@ class S3Outbox(OutboxSwitch):
         return found
 
     def done(self, pending: Pending) -> None:
-        self._delete(pending.name)
+        self.delete(pending.name)
         self._bodies.pop(pending.name, None)
 
     def pending_count(self) -> int:
@@ -341,13 +337,13 @@ class S3Outbox(OutboxSwitch):
     # -- objects -----------------------------------------------------------------
 
     def _make_ready(self, intent: str, event: Event, check: dict[str, Any]) -> None:
-        self._put(
+        self.put(
             f"{self._prefix}ready/{event.id}.json", _record(event, check), "events"
         )
-        self._delete(intent)
+        self.delete(intent)
         self.recorded(event)
 
-    def _put(self, name: str, data: bytes, operation: str) -> None:
+    def put(self, name: str, data: bytes, operation: str) -> None:
         with engine_errors(operation):
             self.bucket.client.put_object(
                 Bucket=self.bucket.bucket,
@@ -356,7 +352,7 @@ class S3Outbox(OutboxSwitch):
                 ContentType="application/json",
             )
 
-    def _get(self, name: str) -> bytes | None:
+    def get(self, name: str) -> bytes | None:
         with engine_errors("events"):
             try:
                 answer = self.bucket.client.get_object(
@@ -369,59 +365,9 @@ class S3Outbox(OutboxSwitch):
             data: bytes = answer["Body"].read()
             return data
 
-    def _delete(self, name: str) -> None:
+    def delete(self, name: str) -> None:
         with engine_errors("events"):
             self.bucket.client.delete_object(Bucket=self.bucket.bucket, Key=name)
-
-
-class S3Lease:
-    """The delivery loop's lease: an object naming its holder and expiry."""
-
-    def __init__(self, outbox: S3Outbox, name: str) -> None:
-        self.outbox = outbox
-        self.name = name
-        self.token = secrets.token_hex(16)
-        self._renew_at: datetime | None = None
-
-    def acquire(self) -> bool:
-        now = _now()
-        if self._renew_at is not None and now < self._renew_at:
-            return True
-        ttl = self.outbox.lease_ttl
-        current = self._read()
-        if current is not None and current[0] != self.token and current[1] > now:
-            self._renew_at = None
-            return False
-        until = now + ttl
-        body = json.dumps({"holder": self.token, "until": until.isoformat()}).encode()
-        self.outbox._put(self.name, body, "events")
-        confirmed = self._read()
-        if confirmed is None or confirmed[0] != self.token:
-            self._renew_at = None
-            return False
-        self._renew_at = now + ttl / 3
-        return True
-
-    def release(self) -> None:
-        if self._renew_at is None:
-            return
-        self._renew_at = None
-        try:
-            current = self._read()
-            if current is not None and current[0] == self.token:
-                self.outbox._delete(self.name)
-        except Exception as error:  # it expires by itself
-            log.warning("event lease not released: %r", error)
-
-    def _read(self) -> tuple[str, datetime] | None:
-        data = self.outbox._get(self.name)
-        if data is None:
-            return None
-        try:
-            fields = json.loads(data)
-            return str(fields["holder"]), datetime.fromisoformat(fields["until"])
-        except (KeyError, TypeError, ValueError):
-            return None  # not ours: taken over
 
 
 def _hash(upload_id: str) -> str:
