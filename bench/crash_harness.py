@@ -14,7 +14,7 @@ plus a random delay of up to ``--jitter-ms``. After each master kill it
 restarts gunicorn on the same data directory and port and checks that no
 acknowledged write or part is lost, no read was torn or stale, and the
 start-up sweep left no temp file; at the end our own sweep must leave nothing
-either. The logic and every check are in ``tests/crash_harness.py``.
+either. The logic and every check are in ``tests/crash/``.
 
 It prints the figures (kills, acknowledged operations, lost writes, torn reads,
 leftovers: the last three must be 0) and exits 1 if any invariant failed. The
@@ -33,8 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.crash_harness import HarnessConfig  # noqa: E402
-from tests.crash_harness import run_harness  # noqa: E402
+from tests.crash.harness import run_harness  # noqa: E402
+from tests.crash.report import HarnessConfig  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -21,7 +21,7 @@ clients' record, that every acknowledged part is listed with its etag and size,
 every key reads back whole as its last acknowledged write left it (or as a
 write the cut interrupted), nothing is torn or half-published, and the start-up
 sweep leaves no leftovers. The logic is in ``tests/powerloss/harness.py`` (and
-the checks it reuses in ``tests/crash_harness.py``).
+the checks it reuses in ``tests/crash/``).
 
 It prints the figures (cuts, what they dropped, acknowledged parts and keys
 checked, losses: 0 with durability on) and exits 1 if any invariant failed or

@@ -54,7 +54,6 @@ def profile(
     bucket = filesystem.FilesystemBucket(
         root,
         min_part_size=5 * MIB,
-        max_part_size=5 * 1024 * MIB,
         upload_ttl=timedelta(days=1),
         durable=durable,
     )

@@ -14,11 +14,16 @@ and then, ``--repeat`` times, alternating which goes first:
   parts ``--concurrency`` at a time, mpu-complete) and the same bytes directly
   with boto3 (CreateMultipartUpload, UploadPart, CompleteMultipartUpload);
 * reads it back whole, through the gateway (one GET, 1 MiB reads) and directly
-  (GetObject, 1 MiB reads), discarding the bytes after counting them.
+  (GetObject, 1 MiB reads), discarding the bytes after counting them;
+* deletes it, so the engine holds one object per path at a time (radosgw's
+  memory store fills otherwise: its garbage collector frees deleted bytes only
+  after half a minute or more, so leave a minute between big runs).
 
-It prints the medians: upload MiB/s (create to complete), complete's own time,
-GET MiB/s, and the gateway's share of the direct figure. The bucket is emptied
-and deleted at the end; nothing is written into the repository.
+It prints every round's figures, then the medians: upload MiB/s (create to
+complete), complete's own time, GET MiB/s, and the gateway's share of the
+direct figure; and the machine's load average before and after, since the
+client, the gateway and the engine share its cores. The bucket is emptied and
+deleted at the end; nothing is written into the repository.
 """
 
 from __future__ import annotations
@@ -92,6 +97,7 @@ def main() -> None:
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     gateway, direct = Figures(), Figures()
+    load_before = os.getloadavg()
     try:
         with (
             tempfile.TemporaryDirectory() as scratch,
@@ -112,7 +118,7 @@ def main() -> None:
                     run(number)
     finally:
         _drop(client, bucket)
-    _report(options, gateway, direct)
+    _report(options, gateway, direct, (load_before, os.getloadavg()))
 
 
 def _through_gateway(
@@ -164,6 +170,7 @@ def _through_gateway(
             count += len(chunk)
     figures.get.append(options.size_mib / (time.perf_counter() - started))
     assert count == options.size_mib * MIB, count
+    requests.delete(f"{url}{key}?action=delete", timeout=60).raise_for_status()
 
 
 def _direct(
@@ -202,6 +209,7 @@ def _direct(
         count += len(chunk)
     figures.get.append(options.size_mib / (time.perf_counter() - started))
     assert count == options.size_mib * MIB, count
+    client.delete_object(Bucket=bucket, Key=key)
 
 
 def _drop(client: Any, bucket: str) -> None:
@@ -216,15 +224,24 @@ def _drop(client: Any, bucket: str) -> None:
     client.delete_bucket(Bucket=bucket)
 
 
-def _report(options: Any, gateway: Figures, direct: Figures) -> None:
+def _report(
+    options: Any, gateway: Figures, direct: Figures, loads: tuple[Any, Any]
+) -> None:
     median = statistics.median
     print(
         f"{options.size_mib} MiB object, {options.part_mib} MiB parts, "
         f"{options.concurrency} at once, {options.repeat} round(s), "
         f"gateway: gunicorn {options.workers}x{options.threads} gthread, "
         f"staged uploads: {options.stage_uploads}, "
-        f"engine: {options.endpoint}"
+        f"engine: {options.endpoint}, "
+        f"load average {loads[0][0]:.1f} before, {loads[1][0]:.1f} after"
     )
+    for name, figures in (("gateway", gateway), ("direct boto3", direct)):
+        rounds = zip(figures.upload, figures.complete, figures.get, strict=True)
+        print(
+            f"  {name} rounds (upload MiB/s, complete ms, GET MiB/s): "
+            + ", ".join(f"{u:.0f}/{c * 1000:.0f}/{g:.0f}" for u, c, g in rounds)
+        )
     print(f"{'path':<16}{'upload MiB/s':>14}{'complete ms':>14}{'GET MiB/s':>12}")
     for name, figures in (("gateway", gateway), ("direct boto3", direct)):
         print(

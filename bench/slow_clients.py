@@ -29,7 +29,6 @@ REV with the app's new deadlines off (``MPUFLASK_BODY_MIN_RATE=0``,
 from __future__ import annotations
 
 import argparse
-import hashlib
 import http.client
 import json
 import os
@@ -46,6 +45,11 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.oracle import md5  # noqa: E402
+from tests.oracle import multipart_etag  # noqa: E402
+
 MIB = 1024 * 1024
 HEALTH_GOAL = 2.0  # seconds
 
@@ -171,15 +175,14 @@ class Bench:
                 )
                 assert status == 200, body
                 listed.append(_json(body))
-                assert listed[-1]["etag"] == hashlib.md5(data).hexdigest()
+                assert listed[-1]["etag"] == md5(data)
             status, headers, body = self.request(
                 "POST",
                 f"/big?action=mpu-complete&uploadId={upload_id}",
                 json.dumps({"parts": listed}).encode(),
             )
             assert status == 200, body
-            digests = b"".join(hashlib.md5(p).digest() for p in parts)
-            expected = f'"{hashlib.md5(digests).hexdigest()}-{len(parts)}"'
+            expected = f'"{multipart_etag(parts)}"'
             assert headers.get("etag") == expected, (headers.get("etag"), expected)
             self.upload = {"ok": True, "seconds": time.monotonic() - started}
         except (AssertionError, OSError) as error:

@@ -17,7 +17,10 @@ when gunicorn loads it, inside that gunicorn's processes only. Compare with::
 * ``fsync_unlocked_app``: ``upload_part`` fsyncs the upload's directory after
   releasing the upload's lock (through a second descriptor of the directory
   opened under the lock) instead of while holding it, so the parts of one
-  upload no longer queue behind each other's directory fsync.
+  upload no longer queue behind each other's directory fsync. The app's store
+  opens its uploads as a subclass (``FilesystemBucket.upload_class``) that
+  overrides ``sync_part``, the store's named point for that fsync: no store
+  code is copied.
 * ``sendfile_app``: a full ``200`` GET of a stored object, under gunicorn and
   without TLS, is sent part file by part file with ``socket.sendfile`` once the
   headers are out (through the WSGI ``write`` callable); anything else (ranges,
@@ -41,10 +44,8 @@ from wsgiref.types import WSGIApplication
 from wsgiref.types import WSGIEnvironment
 
 from mpuflask import create_app
-from mpuflask.errors import EntityTooLarge
-from mpuflask.storage import diskio
-from mpuflask.storage import fsupload
 from mpuflask.storage.base import UploadedPart
+from mpuflask.storage.filesystem import FilesystemBucket
 from mpuflask.storage.fsobject import FilesystemObjectBody
 from mpuflask.storage.fsupload import FilesystemUpload
 
@@ -126,58 +127,45 @@ def _arena2_app() -> WSGIApplication:
     return create_app()
 
 
-def _upload_part_fsync_unlocked(
-    self: FilesystemUpload,
-    part_number: int,
-    chunks: Iterable[bytes],
-    length: int | None = None,
-) -> UploadedPart:
-    """``FilesystemUpload.upload_part`` with the directory fsync moved out of the
-    lock (the rest is the original, line for line)."""
-    operation = "uploadPart"
-    bucket = self.bucket
-    if length is not None and length > bucket.max_part_size:
-        raise EntityTooLarge(operation)
-    bucket.read_upload(self.key, self.upload_id, operation)
-    sync_fd = -1
-    try:
-        with (
-            bucket.received_part(chunks) as (tmp_fd, temp, md5, size),
-            bucket.locked_upload(self.key, self.upload_id, operation) as (dir_fd, _),
-            diskio.disk_full_as_507(operation),
-        ):
-            link = f"{part_number:05d}"
-            data_name = f"{link}.{md5}"
-            previous = self._current(dir_fd, link)
-            os.rename(temp, data_name, src_dir_fd=tmp_fd, dst_dir_fd=dir_fd)
-            if previous != data_name:
-                try:
-                    diskio.unlink_quietly(fsupload._LINK_TEMP, dir_fd)
-                    os.symlink(data_name, fsupload._LINK_TEMP, dir_fd=dir_fd)
-                    os.rename(
-                        fsupload._LINK_TEMP, link, src_dir_fd=dir_fd, dst_dir_fd=dir_fd
-                    )
-                except BaseException:
-                    diskio.unlink_quietly(fsupload._LINK_TEMP, dir_fd)
-                    diskio.unlink_quietly(data_name, dir_fd)
-                    raise
-                if previous is not None:
-                    diskio.unlink_quietly(previous, dir_fd)
-            if bucket.durable:
-                # A new open file description: the flock is not shared with it,
-                # so closing dir_fd releases the lock before the fsync below.
-                sync_fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY, dir_fd=dir_fd)
-        if sync_fd >= 0:
-            os.fsync(sync_fd)  # the part is durable before we answer
-    finally:
-        if sync_fd >= 0:
-            os.close(sync_fd)
-    return UploadedPart(part_number, md5, size)
+class _FsyncUnlockedUpload(FilesystemUpload):
+    """``upload_part`` with the directory fsync after the upload's lock is released.
+
+    The store calls :meth:`sync_part` under the lock; here it only opens a new
+    descriptor of the directory (a new open file description: the flock is not
+    shared with it, so closing the store's descriptor releases the lock), and
+    the fsync runs once the store's ``upload_part`` has returned, before the
+    part is acknowledged.
+    """
+
+    def upload_part(
+        self, part_number: int, chunks: Iterable[bytes], length: int | None = None
+    ) -> UploadedPart:
+        self._unsynced: list[int] = []
+        try:
+            part = super().upload_part(part_number, chunks, length)
+            for fd in self._unsynced:
+                os.fsync(fd)  # the part is durable before we answer
+            return part
+        finally:
+            for fd in self._unsynced:
+                os.close(fd)
+
+    def sync_part(self, dir_fd: int) -> None:
+        self._unsynced.append(os.open(".", os.O_RDONLY | os.O_DIRECTORY, dir_fd=dir_fd))
+
+
+def _app_with_uploads(upload_class: type[FilesystemUpload]) -> WSGIApplication:
+    """mpuflask's app whose filesystem store opens uploads as ``upload_class``."""
+    flask_app = create_app()
+    store = flask_app.extensions["mpuflask"].bucket
+    if not isinstance(store, FilesystemBucket):
+        raise RuntimeError("this variant changes the filesystem store only")
+    store.upload_class = upload_class  # this app's store, no other
+    return flask_app
 
 
 def _fsync_unlocked_app() -> WSGIApplication:
-    FilesystemUpload.upload_part = _upload_part_fsync_unlocked  # type: ignore[method-assign]
-    return create_app()
+    return _app_with_uploads(_FsyncUnlockedUpload)
 
 
 def _sendfile_app() -> WSGIApplication:

@@ -1,54 +1,35 @@
-"""Built-in auth hooks: bearer tokens and signed URLs, and upload ownership.
+"""The built-in auth hooks: bearer tokens and signed URLs, as plain functions.
 
-Each built-in hook abstains (returns None) when its kind of credential is
-absent, so tokens and signed URLs can be enabled together; it refuses only a
-credential that is present and wrong. When no hook vouches for a request and
-auth is configured, :func:`authenticate_request` answers 401.
+Each is made from configuration by :class:`~mpuflask.extension.MpuFlask`
+(``MPUFLASK_AUTH_TOKENS``, ``MPUFLASK_SIGNING_KEY``) and runs as any auth hook
+does (docs/hooks.md). Each abstains (returns None) when its kind of
+credential is absent, so tokens and signed URLs can be enabled together; it
+refuses only a credential that is present and wrong.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
-from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from flask import g
-from flask import request
 
 from . import signing
 from .errors import Forbidden
 from .errors import Unauthorized
-from .extension import mpuflask
+from .hooks import AuthHook
 from .hooks import RequestInfo
-from .hooks import refusals_counted_as
-from .routing import request_key
-
-log = logging.getLogger(__name__)
-
-ALL_ACTIONS = frozenset(
-    {
-        "mpu-create",
-        "mpu-uploadpart",
-        "mpu-complete",
-        "mpu-abort",
-        "mpu-listparts",
-        "get",
-        "delete",
-    }
-)
 
 
 @dataclass(frozen=True)
 class Token:
-    """One bearer token and what it may do."""
+    """One bearer token and what it may do: ``actions`` None is every action,
+    an app's own included; a set names some of :data:`mpuflask.actions.ACTIONS`."""
 
     secret: str
     identity: str
     prefix: str = ""
-    actions: frozenset[str] = ALL_ACTIONS
+    actions: frozenset[str] | None = None
 
 
 def _token_digest(text: str) -> bytes:
@@ -70,20 +51,15 @@ def _token_digest_of_text(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
 
 
-class BearerTokens:
-    """Auth hook: ``Authorization: Bearer <token>`` against configured tokens.
+def bearer_tokens(tokens: Sequence[Token]) -> AuthHook:
+    """Auth hook: ``Authorization: Bearer <token>`` against ``tokens``.
 
     Tokens are compared as SHA-256 digests: ``compare_digest`` then always
     sees two 32-byte strings, whatever length or characters were sent.
     """
+    digests = [(_token_digest_of_text(token.secret), token) for token in tokens]
 
-    def __init__(self, tokens: Sequence[Token]) -> None:
-        self.tokens = tokens
-        self._digests = [
-            (_token_digest_of_text(token.secret), token) for token in tokens
-        ]
-
-    def __call__(self, req: RequestInfo) -> str | None:
+    def check_bearer_token(req: RequestInfo) -> str | None:
         header = req.headers.get("Authorization")
         if header is None:
             return None
@@ -96,12 +72,13 @@ class BearerTokens:
         digest = _token_digest(presented)
         match = None
         # Compare with every token, in constant time each, whatever matches.
-        for known, token in self._digests:
+        for known, token in digests:
             if hmac.compare_digest(known, digest):
                 match = token
         if match is None:
             raise Unauthorized("Unauthorized: invalid bearer token")
-        if req.action is not None and req.action not in match.actions:
+        allowed = match.actions
+        if req.action is not None and allowed is not None and req.action not in allowed:
             raise Forbidden(f"Forbidden: this token may not use action {req.action}")
         if not req.key.startswith(match.prefix):
             raise Forbidden(
@@ -109,21 +86,20 @@ class BearerTokens:
             )
         return match.identity
 
+    return check_bearer_token
 
-class SignedUrls:
-    """Auth hook: URLs signed by :func:`mpuflask.signing.sign_url`.
+
+def signed_urls(secret: str) -> AuthHook:
+    """Auth hook: URLs signed by :func:`mpuflask.signing.sign_url` with ``secret``.
 
     Abstains when the URL has no ``X-Mpu-*`` parameter; refuses (403) one that
     is malformed, forged or expired, with the reason.
     """
 
-    def __init__(self, secret: str) -> None:
-        self.secret = secret
-
-    def __call__(self, req: RequestInfo) -> str | None:
+    def check_signed_url(req: RequestInfo) -> str | None:
         try:
             verified = signing.verify(
-                self.secret, method=req.method, key=req.key, args=req.args
+                secret, method=req.method, key=req.key, args=req.args
             )
         except signing.SignedUrlError as error:
             raise Forbidden(f"Forbidden: {error}") from None
@@ -131,58 +107,4 @@ class SignedUrls:
             return None
         return verified.identity or "signed-url"
 
-
-def request_info() -> RequestInfo:
-    """The current request as auth hooks see it (the key decoded leniently)."""
-    try:
-        key = request_key()
-    except Exception:  # an invalid key is refused later, by the view
-        key = str(request.environ.get("PATH_INFO", ""))[1:]
-    args: Mapping[str, str] = request.args
-    return RequestInfo(
-        method=request.method,
-        action=args.get("action"),
-        key=key,
-        upload_id=args.get("uploadId"),
-        part_number=args.get("partNumber"),
-        headers=request.headers,
-        remote_addr=request.remote_addr,
-        args=args,
-    )
-
-
-def authenticate_request() -> None:
-    """Run the auth hooks in order; the first identity wins (``g.mpuflask_identity``).
-
-    Registered as a before-request hook of the API, so it runs before any
-    view and before any byte of a body is read.
-    """
-    state = mpuflask()
-    req = request_info()
-    identity = None
-    with refusals_counted_as("authenticate"):
-        for hook in state.auth_hooks:
-            identity = hook(req)
-            if identity is not None:
-                break
-        if identity is None and state.requires_identity:
-            raise Unauthorized(
-                "Unauthorized: send 'Authorization: Bearer <token>' or use a signed URL"
-            )
-    g.mpuflask_request = req
-    g.mpuflask_identity = identity
-
-
-def current_identity() -> str | None:
-    """The identity the auth hooks gave the current request (None: anonymous)."""
-    identity: str | None = g.get("mpuflask_identity")
-    return identity
-
-
-def check_owner(owner: str | None, operation: str) -> None:
-    """Refuse (403) a request on an upload created by another identity."""
-    if owner is not None and owner != current_identity():
-        g.hook_refused = "ownership"
-        raise Forbidden(
-            f"{operation}: Forbidden: this upload belongs to another identity"
-        )
+    return check_signed_url

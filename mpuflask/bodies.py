@@ -15,6 +15,7 @@ from werkzeug.exceptions import ClientDisconnected
 
 from .deadlines import body_pace
 from .errors import ApiError
+from .errors import EntityTooLarge
 from .errors import UnsupportedTransferCoding
 
 #: Transfer codings whose bytes we read as sent: gunicorn decodes ``chunked``,
@@ -82,6 +83,29 @@ def body_chunks(chunk_size: int) -> Iterator[bytes]:
         raise ClientDisconnected(
             f"The request body ended after {received} of {expected} bytes"
         )
+
+
+def part_body(limit: int, chunk_size: int) -> Iterator[bytes]:
+    """A part's body, at most ``limit`` bytes (``MPUFLASK_MAX_PART_SIZE``).
+
+    The one place the part-size limit is enforced: a Content-Length over it is
+    refused (400 100100) now, before a byte is read; a body without one
+    (chunked) as soon as it passes the limit, and the store then discards
+    what it received.
+    """
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise EntityTooLarge("uploadPart")
+    return _at_most(limit, body_chunks(chunk_size))
+
+
+def _at_most(limit: int, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    received = 0
+    for chunk in chunks:
+        received += len(chunk)
+        if received > limit:
+            raise EntityTooLarge("uploadPart")
+        yield chunk
 
 
 def read_json_body(limit: int) -> Any:

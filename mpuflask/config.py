@@ -181,6 +181,12 @@ SETTINGS: tuple[Setting, ...] = (
             "connections to the engine per process (at least gunicorn's threads)"),
     Setting("MPUFLASK_S3_MAX_ATTEMPTS", _ints(1), 3,
             "tries per engine request (botocore's standard retries)"),
+    Setting("MPUFLASK_S3_ORPHAN_GRACE", types.seconds(0), 900,
+            "seconds before the sweep takes an upload without a record, or a "
+            "staging object nobody references, for a crash leftover"),
+    Setting("MPUFLASK_S3_COMPLETE_LEASE", types.seconds(0), 30,
+            "seconds a complete holds its claim on an upload before another "
+            "request may take over and finish it (renewed while it works)"),
 )  # fmt: skip
 
 BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -203,6 +209,7 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
     *,
     environ: Mapping[str, str] | None = None,
+    source: str = "the create_app mapping",
 ) -> dict[str, Any]:
     """Every setting's value: defaults, then ``environ``, then ``overrides``.
 
@@ -213,7 +220,7 @@ def load_settings(
     environ = os.environ if environ is None else environ
     given = [(name, environ[name], "the environment") for name in sorted(environ)]
     for name, value in (overrides or {}).items():
-        given.append((name, value, "the create_app mapping"))
+        given.append((name, value, source))
     ours = [item for item in given if _is_ours(item[0], item[2])]
     for name, _, source in ours:
         if name not in BY_NAME:
@@ -237,6 +244,18 @@ def load_config(app: Flask, overrides: Mapping[str, Any] | None = None) -> None:
         if not _is_ours(key, "the create_app mapping")
     )
     app.config.update(values)
+
+
+def load_app_config(app: Flask) -> None:
+    """Fill ``app.config`` for ``MpuFlask(app)``, unless :func:`load_config` did.
+
+    A user's own app may already hold some ``MPUFLASK_*`` values: they are
+    read as the ``create_app`` mapping is, over the environment and defaults.
+    """
+    if all(setting.name in app.config for setting in SETTINGS):
+        return
+    given = {key: value for key, value in app.config.items() if _is_ours(key, "")}
+    app.config.update(load_settings(given, source="app.config"))
 
 
 def auth_configured(settings: Mapping[str, Any]) -> bool:

@@ -1,7 +1,7 @@
-"""Extension points: who may call, and which parts and objects are accepted.
+"""What hooks see and return: the types of the three moments, and the stream runner.
 
-Three moments, each an ordered list of plain functions on the app's
-:class:`~mpuflask.extension.MpuFlask` (``app.extensions["mpuflask"]``):
+Three moments, each an ordered list of plain functions kept and run by the
+app's :class:`~mpuflask.extension.MpuFlask` (``app.extensions["mpuflask"]``):
 
 * ``authenticate(req: RequestInfo) -> str | None``: before every API request,
   before any byte of the body is read. Return an identity to accept, None to
@@ -12,9 +12,7 @@ Three moments, each an ordered list of plain functions on the app's
 * ``validate_complete(done: CompleteInfo) -> None``: on mpu-complete, before
   the object is published. Raise to refuse.
 
-Register in code (``@mpu.authenticate``) or by configuration
-(``MPUFLASK_AUTH_HOOKS``, ``MPUFLASK_PART_VALIDATORS``,
-``MPUFLASK_COMPLETE_VALIDATORS``: comma-separated ``package.module:callable``).
+The built-in hooks are in :mod:`mpuflask.auth` and :mod:`mpuflask.validators`;
 docs/hooks.md has the full contract and examples.
 """
 
@@ -26,13 +24,14 @@ from collections.abc import Iterator
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 from typing import Protocol
 from typing import TypeVar
 
 from flask import g
+from flask import request
 from werkzeug.datastructures import Headers
 
+from .routing import path_key
 from .storage import UploadedPart
 
 
@@ -88,7 +87,36 @@ class StreamCheck(Protocol):
 AuthHook = Callable[[RequestInfo], str | None]
 PartValidator = Callable[[PartInfo], StreamCheck | None]
 CompleteValidator = Callable[[CompleteInfo], None]
-HookT = TypeVar("HookT", bound=Callable[..., Any])
+AuthHookT = TypeVar("AuthHookT", bound=AuthHook)
+PartValidatorT = TypeVar("PartValidatorT", bound=PartValidator)
+CompleteValidatorT = TypeVar("CompleteValidatorT", bound=CompleteValidator)
+
+
+def request_info() -> RequestInfo:
+    """The current request as hooks see it.
+
+    The key is the matched rule's, or the path's; one that is not UTF-8 is
+    shown as latin-1 text (its view refuses it, 10020), so a hook never meets
+    a string it cannot encode.
+    """
+    key = (request.view_args or {}).get("key")
+    if not isinstance(key, str):
+        key = path_key(request.environ)
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        key = key.encode("utf-8", "surrogateescape").decode("latin-1")
+    args: Mapping[str, str] = request.args
+    return RequestInfo(
+        method=request.method,
+        action=args.get("action"),
+        key=key,
+        upload_id=args.get("uploadId"),
+        part_number=args.get("partNumber"),
+        headers=request.headers,
+        remote_addr=request.remote_addr,
+        args=args,
+    )
 
 
 @contextmanager

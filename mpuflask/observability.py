@@ -35,8 +35,9 @@ from prometheus_client import generate_latest
 from prometheus_client import multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
+from .actions import ACTIONS
+from .actions import SERVICE_ACTIONS
 from .routing import KNOWN_METHODS
-from .routing import OPERATIONS
 from .storage import Bucket
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -45,7 +46,7 @@ access_log = logging.getLogger("mpuflask.access")
 
 #: Metric labels come from these closed sets, never from the request as sent:
 #: a client inventing actions or methods must not create new time series.
-METRIC_ACTIONS = frozenset({*OPERATIONS, "health", "metrics", "-"})
+METRIC_ACTIONS = frozenset({*ACTIONS, *SERVICE_ACTIONS, "-"})
 METRIC_METHODS = frozenset({*KNOWN_METHODS, "OPTIONS"})
 OTHER = "other"
 

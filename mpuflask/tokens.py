@@ -16,7 +16,7 @@ import json
 import re
 from typing import Any
 
-from .auth import ALL_ACTIONS
+from .actions import ACTIONS
 from .auth import Token
 from .setting_types import EMPTY
 from .setting_types import shown
@@ -133,7 +133,7 @@ def _token(number: int, entry: Any) -> Token:
     prefix = entry.get("prefix", "")
     if not isinstance(prefix, str):
         raise ValueError(f'{where} has a "prefix" that is not a string')
-    actions = ALL_ACTIONS
+    actions = None
     if "actions" in entry:
         actions = _actions(where, entry["actions"])
     fingerprint = hashlib.sha256(secret.encode()).hexdigest()[:12]
@@ -156,9 +156,9 @@ def _actions(where: str, listed: Any) -> frozenset[str]:
             f'{where} has an empty "actions" list (leave it out to allow every action)'
         )
     for action in listed:
-        if action not in ALL_ACTIONS:
+        if action not in ACTIONS:
             raise ValueError(
                 f"{where} has an unknown action {shown(action)} "
-                f"(known: {', '.join(sorted(ALL_ACTIONS))})"
+                f"(known: {', '.join(sorted(ACTIONS))})"
             )
     return frozenset(listed)

@@ -10,7 +10,6 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Callable
-from typing import Any
 
 from .errors import ApiError
 from .hooks import CompleteInfo
@@ -133,23 +132,3 @@ def max_parts(limit: int) -> Callable[[CompleteInfo], None]:
             )
 
     return validate
-
-
-def configured_validators(
-    config: dict[str, Any],
-) -> tuple[list[Callable[[PartInfo], Any]], list[Callable[[CompleteInfo], None]]]:
-    """The built-in validators the app's configuration turns on, in order."""
-    parts: list[Callable[[PartInfo], Any]] = []
-    completes: list[Callable[[CompleteInfo], None]] = []
-    types = config.get("MPUFLASK_PART_CONTENT_TYPES")
-    if types:
-        parts.append(
-            allowed_content_types(types.split(",") if isinstance(types, str) else types)
-        )
-    if config.get("MPUFLASK_VERIFY_CHECKSUMS", True):
-        parts.extend([content_md5, checksum_sha256])
-    if config.get("MPUFLASK_MAX_OBJECT_SIZE"):
-        completes.append(max_object_size(int(config["MPUFLASK_MAX_OBJECT_SIZE"])))
-    if config.get("MPUFLASK_MAX_PARTS"):
-        completes.append(max_parts(int(config["MPUFLASK_MAX_PARTS"])))
-    return parts, completes

@@ -4,7 +4,9 @@ Why ``/``: every other path is a possible object key, but a key has at least
 one byte, so ``/`` is the one path that can never name an object; the page
 and its assets (selected by the query) live there. The Worker answers
 ``GET /`` with "Missing action type", and so do we unless
-``MPUFLASK_WEB_UI`` is on (docs/browser.md).
+``MPUFLASK_WEB_UI`` is on (docs/browser.md): only then is :data:`bp`
+registered. Its one route has no action, so it answers ``GET /`` and
+``GET /?asset=app.js``; ``GET /?action=...`` goes to that action.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 
+from flask import Blueprint
 from flask import Response
 from flask import current_app
 from flask import request
@@ -38,16 +41,6 @@ ASSETS = {
 CONFIG_ASSET = "config.json"
 
 
-def wants_page() -> bool:
-    """A GET of ``/`` without an action, with the page switched on."""
-    return bool(
-        current_app.config["MPUFLASK_WEB_UI"]
-        and request.path == "/"
-        and request.method in ("GET", "HEAD")
-        and "action" not in request.args
-    )
-
-
 def _limits() -> bytes:
     """``config.json``: what the page needs to cut a file as this server wants."""
     config = current_app.config
@@ -61,6 +54,10 @@ def _limits() -> bytes:
     ).encode()
 
 
+bp = Blueprint("webui", __name__)
+
+
+@bp.route("/", methods=["GET", "HEAD"], provide_automatic_options=False)
 def page() -> Response:
     """Serve the page, or one of its assets named by ``?asset=``."""
     name = request.args.get("asset", "index.html")

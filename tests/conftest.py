@@ -7,7 +7,6 @@ data directory) and on the s3 store (a fresh bucket of the engine in
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import os
 from collections.abc import Callable
@@ -21,6 +20,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from mpuflask import create_app
+
+from .oracle import md5
 
 #: Parts in tests are small: the minimum part size is lowered to this.
 MIN_PART = 1024
@@ -149,15 +150,6 @@ def make_app(base_config: dict[str, Any]) -> Callable[..., Flask]:
 @pytest.fixture
 def app(make_app: Callable[..., Flask]) -> Iterator[Flask]:
     yield make_app()
-
-
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
-def multipart_etag(parts: list[bytes]) -> str:
-    joined = b"".join(hashlib.md5(p).digest() for p in parts)
-    return f"{hashlib.md5(joined).hexdigest()}-{len(parts)}"
 
 
 def stored_files(data_dir: Path) -> dict[str, bytes]:

@@ -58,9 +58,9 @@ from typing import Any
 
 import requests
 
-from tests.crash_harness import _listening
-from tests.crash_harness import _wait_gone
-from tests.crash_harness import kill_master
+from tests.crash.driver import _wait_gone
+from tests.crash.driver import kill_master
+from tests.crash.driver import listening
 from tests.servers import Server
 from tests.servers import free_port
 from tests.servers import gunicorn_server
@@ -449,7 +449,7 @@ class EventsHarness:
             server.process.kill()
             server.process.wait()
         deadline = time.monotonic() + 20
-        while _listening(self.port) and time.monotonic() < deadline:
+        while listening(self.port) and time.monotonic() < deadline:
             time.sleep(0.01)
 
     # -- after the run --------------------------------------------------------

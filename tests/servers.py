@@ -22,7 +22,9 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-START_TIMEOUT = 30.0
+#: How long gunicorn may take to answer its first request (a loaded 2-core
+#: machine with several gateways starting at once needs tens of seconds).
+START_TIMEOUT = 120.0
 
 
 @dataclass
@@ -106,15 +108,24 @@ def gunicorn_server(
 
 
 def _wait_until_serving(server: Server) -> None:
-    """Poll until gunicorn answers (or died); a start-up wait, not a sync sleep."""
+    """Poll until gunicorn answers (or died); a start-up wait, not a sync sleep.
+
+    Any request error counts as "not yet": refused while it binds, reset or
+    slow (a read timeout) while its workers import and sweep.
+    """
     deadline = time.monotonic() + START_TIMEOUT
+    last: Exception | None = None
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"gunicorn exited:\n{server.log.read_text()}")
+        left = deadline - time.monotonic()
         try:
-            requests.get(server.url, timeout=5)
+            requests.get(server.url, timeout=max(0.1, min(10.0, left)))
             return
-        except requests.RequestException:
-            # Not listening yet, or a loaded machine answers late: ask again.
+        except requests.RequestException as error:
+            last = error
             time.sleep(0.05)
-    raise RuntimeError(f"gunicorn did not start:\n{server.log.read_text()}")
+    raise RuntimeError(
+        f"gunicorn did not answer in {START_TIMEOUT} s ({last!r}):\n"
+        f"{server.log.read_text()}"
+    )

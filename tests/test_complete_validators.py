@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from flask import Flask
 
 from mpuflask.errors import ApiError
@@ -17,7 +18,7 @@ from mpuflask.hooks import CompleteInfo
 
 from .conftest import MIN_PART
 from .conftest import Flow
-from .conftest import md5
+from .oracle import md5
 
 LIMIT = 10_000
 SMALL = b"s" * MIN_PART
@@ -40,8 +41,6 @@ def test_validator_sees_the_listed_etags_not_the_part_numbers(
     """
     app = make_app()
     flow = Flow(app.test_client())
-    upload_id = flow.create()
-    flow.part(upload_id, 1, SMALL)
     raced: list[int] = []
 
     def racer(done: CompleteInfo) -> None:
@@ -60,6 +59,8 @@ def test_validator_sees_the_listed_etags_not_the_part_numbers(
     mpu = app.extensions["mpuflask"]
     mpu.validate_complete(racer)
     mpu.validate_complete(_limit)
+    upload_id = flow.create()
+    flow.part(upload_id, 1, SMALL)
     response = flow.complete_raw(upload_id, [{"partNumber": 1, "etag": md5(BIG)}])
     assert response.status_code in (400, 413), response.text
     got = flow.get()
@@ -70,16 +71,16 @@ def test_validator_gets_the_parts_matched_by_number_and_etag(
     make_app: Callable[..., Flask],
 ) -> None:
     app = make_app()
-    flow = Flow(app.test_client())
-    upload_id = flow.create()
-    first = flow.part(upload_id, 1, SMALL)
-    last = flow.part(upload_id, 2, b"tail")
     seen: list[tuple[tuple[int, str, int], ...]] = []
     app.extensions["mpuflask"].validate_complete(
         lambda done: seen.append(
             tuple((p.part_number, p.etag, p.size) for p in done.parts)
         )
     )
+    flow = Flow(app.test_client())
+    upload_id = flow.create()
+    first = flow.part(upload_id, 1, SMALL)
+    last = flow.part(upload_id, 2, b"tail")
     flow.complete(upload_id, [first, last])
     assert seen == [((1, md5(SMALL), MIN_PART), (2, md5(b"tail"), 4))]
 
@@ -102,3 +103,35 @@ def test_size_limit_refuses_an_overwritten_big_part(
     )
     assert flow.get().status_code == 404
     assert stored_state() == before
+
+
+# -- the built-in limits ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "status", "text"),
+    [
+        (
+            {"MPUFLASK_MAX_PARTS": 1},
+            400,
+            "completeMultipartUpload: The object would have 2 parts; the limit is 1. (max_parts)",
+        ),
+        (
+            {"MPUFLASK_MAX_OBJECT_SIZE": MIN_PART},
+            413,
+            f"completeMultipartUpload: The object would be {MIN_PART + 1} bytes; the limit is {MIN_PART}. (max_object_size)",
+        ),
+    ],
+)
+def test_completion_validators(
+    make_app: Any, stored_state, settings, status, text
+) -> None:
+    flow = Flow(make_app(**settings).test_client())
+    upload_id = flow.create()
+    listed = [flow.part(upload_id, 1, b"a" * MIN_PART), flow.part(upload_id, 2, b"b")]
+    before = stored_state()
+    response = flow.complete_raw(upload_id, listed)
+    assert (response.status_code, response.text) == (status, text)
+    assert stored_state() == before
+    assert flow.get().status_code == 404
+    flow.complete(upload_id, listed[:1])

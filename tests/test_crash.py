@@ -1,6 +1,6 @@
 """The crash harness, short form: SIGKILLed workers and masters lose and tear nothing.
 
-The harness (``tests/crash_harness.py``, which explains every check) runs real
+The harness (``tests/crash/``, whose docstring explains every check) runs real
 gunicorn with three workers, six clients uploading, overwriting, deleting and
 reading four shared keys, and kills a worker or the master after a seeded
 number of acknowledged requests (no sleeps: progress decides). The long form
@@ -27,9 +27,11 @@ from mpuflask.storage import diskio
 from mpuflask.storage.base import HttpMetadata
 from mpuflask.storage.filesystem import FilesystemBucket
 
-from .crash_harness import INVARIANTS
-from .crash_harness import HarnessConfig
-from .crash_harness import run_harness
+from .crash.driver import Driver
+from .crash.harness import run_harness
+from .crash.report import INVARIANTS
+from .crash.report import Findings
+from .crash.report import HarnessConfig
 
 
 @pytest.mark.e2e
@@ -60,14 +62,39 @@ def test_kills_lose_and_tear_nothing(tmp_path: Path) -> None:
     assert counts["reads_verified"] > 0 and counts["checked_keys"] > 0, text
 
 
+def test_a_worker_that_failed_to_boot_is_reported_with_its_traceback(
+    tmp_path: Path,
+) -> None:
+    """gunicorn logs the traceback as the record's exc_info: the report shows it."""
+    config = HarnessConfig(workdir=tmp_path)
+    findings = Findings()
+    driver = Driver(config, 8000, findings)
+    trace = 'Traceback (most recent call last):\n  File "x.py"\nOSError: stale'
+    records = [
+        {"level": "INFO", "logger": "gunicorn.error", "message": "Booting worker"},
+        {
+            "level": "ERROR",
+            "logger": "gunicorn.error",
+            "message": "Exception in worker process",
+            "exc_info": trace,
+        },
+        {"level": "ERROR", "logger": "gunicorn.error", "message": "was sent SIGKILL"},
+    ]
+    driver.log_path().write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert "OSError: stale" in driver.log_tail()
+    driver.collect_log()
+    assert findings.log_errors == [f"Exception in worker process\n{trace}"]
+    text = findings.report(config, 1.0).format()
+    assert "  Exception in worker process\n    Traceback" in text
+    assert "\n    OSError: stale\n" in text
+
+
 # -- races found by the long form ---------------------------------------------------
 
 
 def _bucket(root: Path) -> FilesystemBucket:
     """The store as one gunicorn worker opens it (another instance: another worker)."""
-    return FilesystemBucket(
-        root, min_part_size=1, max_part_size=1 << 20, upload_ttl=timedelta(days=7)
-    )
+    return FilesystemBucket(root, min_part_size=1, upload_ttl=timedelta(days=7))
 
 
 def _publish(bucket: FilesystemBucket, key: str) -> None:

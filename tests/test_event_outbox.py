@@ -78,7 +78,7 @@ class Store:
 
     def __init__(self, root: Path) -> None:
         self.bucket = FilesystemBucket(
-            root, min_part_size=1, max_part_size=1 << 20, upload_ttl=timedelta(days=1)
+            root, min_part_size=1, upload_ttl=timedelta(days=1)
         )
         self.recorded: list[Event] = []
         self.bucket.events.configure(
@@ -323,8 +323,8 @@ class S3Store(Store):
         bucket.events.intent_grace = timedelta(0)
 
     def intents(self) -> list[str]:
-        prefix = f"{self.bucket.state_prefix}events/intents/"
-        return [item["Key"] for item in self.bucket.list_objects(prefix, "test")]
+        prefix = f"{self.bucket.store.prefix}events/intents/"
+        return [item.key for item in self.bucket.engine.list_objects(prefix, "test")]
 
 
 @pytest.fixture
@@ -348,26 +348,39 @@ def s3_store(s3_engine: Any, s3_bucket: str, spool_dir: Path) -> S3Store:
 
 @pytest.mark.parametrize("after_commit", [False, True])
 def test_s3_a_complete_killed_mid_step(s3_store: S3Store, after_commit: bool) -> None:
+    """Killed holding its claim: undecided until the claim is taken over (by
+    the sweep, once its lease ran out), which releases it (killed before the
+    close) or finishes the publish (killed after)."""
+    from datetime import UTC
+    from datetime import datetime
+
     from mpuflask.storage.s3events import S3Outbox
 
     upload_id, ref = s3_store.start("k")
     patch = (
         (S3Outbox, "_make_ready", die)
         if after_commit
-        else (S3Outbox, "put", _dying_after_first(S3Outbox.put))
+        else (S3Outbox, "_write_intent", _dying_after_first(S3Outbox._write_intent))
     )
     in_child_killed(lambda: s3_store.complete("k", upload_id, ref), [patch])
     assert len(s3_store.intents()) == 1
+    assert s3_store.delivered() == []  # the record still holds the claim
+    assert len(s3_store.intents()) == 1
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    s3_store.bucket.clock = lambda: later  # the claim's lease has run out
+    s3_store.bucket.sweep()
     delivered = s3_store.delivered()
     assert s3_store.intents() == []
+    published = (
+        "object-published",
+        upload_event_id("object-published", "k", upload_id),
+    )
     if after_commit:
-        assert delivered == [
-            ("object-published", upload_event_id("object-published", "k", upload_id))
-        ]
+        assert delivered == [published]
     else:
         assert delivered == []
-        s3_store.complete("k", upload_id, ref)  # the upload is still open
-        assert [t for t, _ in s3_store.delivered()] == ["object-published"]
+        s3_store.complete("k", upload_id, ref)  # the upload is open again
+        assert s3_store.delivered() == [published]
 
 
 @pytest.mark.parametrize("after_commit", [False, True])
@@ -378,7 +391,7 @@ def test_s3_an_abort_killed_mid_step(s3_store: S3Store, after_commit: bool) -> N
     patch = (
         (S3Outbox, "_make_ready", die)
         if after_commit
-        else (S3Outbox, "put", _dying_after_first(S3Outbox.put))
+        else (S3Outbox, "_write_intent", _dying_after_first(S3Outbox._write_intent))
     )
     in_child_killed(lambda: s3_store.abort("k", upload_id), [patch])
     expected = [("upload-aborted", upload_event_id("upload-aborted", "k", upload_id))]
@@ -396,7 +409,7 @@ def test_s3_a_delete_killed_mid_step(s3_store: S3Store, after_commit: bool) -> N
     patch = (
         (S3Outbox, "_make_ready", die)
         if after_commit
-        else (S3Outbox, "put", _dying_after_first(S3Outbox.put))
+        else (S3Outbox, "_write_intent", _dying_after_first(S3Outbox._write_intent))
     )
     in_child_killed(lambda: s3_store.bucket.delete("k"), [patch])
     delivered = s3_store.delivered()
@@ -432,7 +445,7 @@ def test_s3_the_lease_is_one_holder_s_until_released_or_expired(
 
 
 def _dying_after_first(real: Any) -> Any:
-    """A ``put`` that writes the first object (the intent), then dies."""
+    """A ``_write_intent`` that writes the intent, then dies."""
 
     def put(self: Any, *args: Any, **kwargs: Any) -> None:
         real(self, *args, **kwargs)
@@ -521,7 +534,7 @@ def test_workers_starting_together_all_see_the_outbox_whole(tmp_path: Path) -> N
     import threading
 
     root = tmp_path / "data"
-    FilesystemBucket(root, min_part_size=1, max_part_size=1, upload_ttl=timedelta(1))
+    FilesystemBucket(root, min_part_size=1, upload_ttl=timedelta(1))
     errors: list[BaseException] = []
 
     def start(outbox: FilesystemOutbox, barrier: threading.Barrier, make: bool) -> None:
@@ -537,9 +550,7 @@ def test_workers_starting_together_all_see_the_outbox_whole(tmp_path: Path) -> N
     for _ in range(20):
         shutil.rmtree(root / "events", ignore_errors=True)
         outboxes = [
-            FilesystemBucket(
-                root, min_part_size=1, max_part_size=1, upload_ttl=timedelta(1)
-            ).events
+            FilesystemBucket(root, min_part_size=1, upload_ttl=timedelta(1)).events
             for _ in range(6)
         ]
         barrier = threading.Barrier(len(outboxes))

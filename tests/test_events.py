@@ -339,6 +339,10 @@ def test_event_settings_are_checked_at_start(
     assert str(raised.value) == line
 
 
+@pytest.mark.filesystem_only(
+    "on S3 the first app holds the bucket's sweep lease: the second one's "
+    "start-up sweep is skipped"
+)
 def test_the_start_up_sweep_s_expiries_are_events(
     make_app: Callable[..., Flask],
 ) -> None:

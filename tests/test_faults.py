@@ -15,12 +15,12 @@ from mpuflask.storage import diskio
 
 from .conftest import MIN_PART
 from .conftest import Flow
-from .conftest import md5
 from .conftest import stored_files
 from .fstree import failing_write
 from .fstree import leave_free_inodes
 from .fstree import mounted_tmpfs
 from .fstree import tree
+from .oracle import md5
 
 FULL = (
     "uploadPart: There is not enough free space on the server to store this "

@@ -418,8 +418,9 @@ def test_fuse_mount_keeps_what_was_synced_and_forgets_the_rest(
     (mnt / "lost").write_bytes(b"x")
     stats = mounted.cut()
     assert stats["dropped_changes"] == 2  # the rename and the create of lost
-    with pytest.raises(OSError):
+    with pytest.raises(OSError) as off:
         os.listdir(mnt)  # the power is off until the remount
+    assert off.value.errno == errno.EIO
     mounted.remount()
     assert tree(mnt) == {"d": "/", "d/kept": b"synced", "d/empty": b""}
 

@@ -8,8 +8,8 @@ import pytest
 
 from .conftest import MIN_PART
 from .conftest import Flow
-from .conftest import multipart_etag
 from .conftest import stored_files
+from .oracle import multipart_etag
 
 PARTS = [
     b"0123456789" * (MIN_PART // 10 + 1),

@@ -8,7 +8,9 @@ found in the store, replayed in one process; then the harness's short form
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +24,7 @@ from mpuflask.storage.base import HttpMetadata
 from mpuflask.storage.filesystem import FilesystemBucket
 from mpuflask.storage.fspublish import object_name
 
-from .crash_harness import INVARIANTS
+from .crash.report import INVARIANTS
 from .powerloss.fusefs import LazyMount
 from .powerloss.fusefs import lazy_mount_unavailable
 from .powerloss.harness import PowerConfig
@@ -49,7 +51,6 @@ def bucket_at(root: Path, durable: bool = True) -> FilesystemBucket:
     return FilesystemBucket(
         root,
         min_part_size=1,
-        max_part_size=1 << 20,
         upload_ttl=timedelta(days=7),
         durable=durable,
     )
@@ -187,6 +188,38 @@ def test_two_sweeps_reclaiming_one_trash_entry_both_succeed(
     assert os.listdir(data / "trash") == []
 
 
+def test_two_sweeps_of_one_stale_owner_entry_both_succeed(
+    lazy: LazyMount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers booting sweep the same owner index; on FUSE the loser got ESTALE.
+
+    An entry of owners/ whose upload is gone (an abort cut after its upload
+    left uploads/) is removed by the first sweep; the second had opened it a
+    moment before, and its fstat answered ESTALE where a local disk stats the
+    unlinked file: the worker failed to boot and gunicorn's master stopped.
+    """
+    data = lazy.mountpoint / "data"
+    booting, other_worker = bucket_at(data), bucket_at(data)
+    upload = booting.create_multipart_upload("k", HttpMetadata({}))
+    shutil.rmtree(data / "uploads" / upload.upload_id)
+    [entry] = (data / "owners").glob(f"*/*.{upload.upload_id}")
+    real_open = os.open
+    interleaved: list[int] = []
+
+    def open_then_other_sweeps(path: Any, flags: int, *args: Any, **kw: Any) -> int:
+        fd = real_open(path, flags, *args, **kw)
+        # The sweep opens owner entries by name, relative to their directory.
+        if str(path) == entry.name and not interleaved:
+            interleaved.append(0)
+            interleaved[0] = other_worker.sweep()  # removes the stale entry
+        return fd
+
+    monkeypatch.setattr(os, "open", open_then_other_sweeps)
+    booting.sweep()  # raised OSError(ESTALE) before the fix
+    assert interleaved == [1]
+    assert list((data / "owners").glob("*/*")) == []
+
+
 def test_parts_a_complete_left_out_stay_deleted(lazy: LazyMount) -> None:
     """R2 deletes the parts a complete does not list; after a cut they were back,
     invisible and never reclaimed while the object lives (a space leak)."""
@@ -217,6 +250,35 @@ def test_make_dirs_fsyncs_the_parent_of_each_directory(
     assert synced == [str(tmp_path / "a" / "b")]  # it may be someone's new mkdir
     diskio.make_dirs(str(tmp_path / "x"), durable=False)
     assert synced == [str(tmp_path / "a" / "b")]
+
+
+def test_a_file_deleted_as_it_is_opened_is_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FUSE and NFS answer ESTALE to fstat of a file another process deleted."""
+    (tmp_path / "record").write_bytes(b"{}")
+    opened: list[int] = []
+    real_open = os.open
+
+    def remember(path: Any, flags: int, *args: Any, **kw: Any) -> int:
+        opened.append(real_open(path, flags, *args, **kw))
+        return opened[-1]
+
+    def fstat_stale(fd: int) -> os.stat_result:
+        raise OSError(errno.ESTALE, os.strerror(errno.ESTALE))
+
+    dir_fd = os.open(tmp_path, os.O_RDONLY)
+    monkeypatch.setattr(os, "open", remember)
+    monkeypatch.setattr(os, "fstat", fstat_stale)
+    try:
+        with pytest.raises(FileNotFoundError):
+            diskio.open_file("record", dir_fd)
+    finally:
+        monkeypatch.undo()
+        os.close(dir_fd)
+    with pytest.raises(OSError) as closed:
+        os.fstat(opened[0])
+    assert closed.value.errno == errno.EBADF  # the descriptor was not leaked
 
 
 def test_without_durability_a_cut_loses_acknowledged_parts(lazy: LazyMount) -> None:

@@ -15,12 +15,15 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from mpuflask import create_app
+from mpuflask.errors import EntityTooSmall
+from mpuflask.errors import PartSizesDiffer
 from mpuflask.rules import check_part_sizes
 from mpuflask.rules import multipart_etag
 
+from . import oracle
 from .conftest import MIN_PART
 from .conftest import Flow
-from .conftest import md5
+from .oracle import md5
 
 SETTINGS = settings(
     max_examples=150,
@@ -184,24 +187,26 @@ def test_part_numbers(world, number) -> None:
 
 @given(sizes=st.lists(st.integers(0, 3 * MIN_PART), max_size=6))
 def test_size_rules_match_r2(sizes) -> None:
+    """Accepted exactly when R2 accepts; refused with R2's error for the rule
+    broken (10011 when a leading part is too small, else 10048)."""
+    refusal: type[Exception] | None = None
     try:
         check_part_sizes(sizes, MIN_PART)
-        accepted = True
-    except Exception:
-        accepted = False
+    except (EntityTooSmall, PartSizesDiffer) as error:
+        refusal = type(error)
     leading = sizes[:-1]
-    expected = len(sizes) < 2 or (
-        all(s >= MIN_PART for s in leading)
-        and len(set(leading)) == 1
-        and sizes[-1] <= leading[0]
-    )
-    assert accepted == expected
+    if len(sizes) < 2:
+        expected = None
+    elif any(s < MIN_PART for s in leading):
+        expected = EntityTooSmall
+    elif len(set(leading)) != 1 or sizes[-1] > leading[0]:
+        expected = PartSizesDiffer
+    else:
+        expected = None
+    assert refusal is expected
 
 
 @given(parts=st.lists(st.binary(max_size=30), max_size=5))
 def test_multipart_etag_is_md5_of_md5s(parts) -> None:
-    import hashlib
-
-    digests = [hashlib.md5(p).hexdigest() for p in parts]
-    joined = b"".join(hashlib.md5(p).digest() for p in parts)
-    assert multipart_etag(digests) == f"{hashlib.md5(joined).hexdigest()}-{len(parts)}"
+    """The server's etag arithmetic agrees with the tests' oracle."""
+    assert multipart_etag([md5(p) for p in parts]) == oracle.multipart_etag(parts)

@@ -130,9 +130,7 @@ def test_open_uploads_counts_by_owner(make_app: Any) -> None:
 
 def _bucket(root: Path) -> FilesystemBucket:
     """The store as one gunicorn worker opens it (another instance: another worker)."""
-    return FilesystemBucket(
-        root, min_part_size=1, max_part_size=1 << 20, upload_ttl=timedelta(days=7)
-    )
+    return FilesystemBucket(root, min_part_size=1, upload_ttl=timedelta(days=7))
 
 
 def test_workers_share_the_count(tmp_path: Path) -> None:

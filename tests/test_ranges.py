@@ -22,7 +22,7 @@ from mpuflask.ranges import requested_ranges
 
 from .conftest import MIN_PART
 from .conftest import Flow
-from .conftest import multipart_etag
+from .oracle import multipart_etag
 
 PARTS = [b"a" * MIN_PART, b"b" * MIN_PART, b"tail"]
 

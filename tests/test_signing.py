@@ -733,7 +733,7 @@ def test_tokens_are_compared_as_digests(monkeypatch: pytest.MonkeyPatch) -> None
         return real(a, b)
 
     monkeypatch.setattr(auth.hmac, "compare_digest", spy)
-    hook = auth.BearerTokens(parse_tokens("short,a-much-longer-token"))
+    hook = auth.bearer_tokens(parse_tokens("short,a-much-longer-token"))
     from werkzeug.datastructures import Headers
 
     req = RequestInfo(

@@ -21,8 +21,8 @@ import pytest
 
 from .conftest import MIN_PART
 from .conftest import Flow
-from .conftest import md5
 from .fstree import tree
+from .oracle import md5
 
 pytestmark = pytest.mark.filesystem_only("plants entries in the data directory")
 

@@ -16,8 +16,8 @@ import pytest
 
 from .conftest import MIN_PART
 from .conftest import Flow
-from .conftest import md5
-from .conftest import multipart_etag
+from .oracle import md5
+from .oracle import multipart_etag
 
 PARTS = [b"a" * MIN_PART, b"b" * MIN_PART, b"tail"]
 

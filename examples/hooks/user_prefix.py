@@ -20,7 +20,7 @@ from typing import Any
 from flask import Flask
 
 from mpuflask import create_app
-from mpuflask.auth import BearerTokens
+from mpuflask.auth import bearer_tokens
 from mpuflask.errors import Forbidden
 from mpuflask.errors import Unauthorized
 from mpuflask.hooks import RequestInfo
@@ -36,7 +36,7 @@ def make_app(config: Mapping[str, Any] | None = None) -> Flask:
     """An mpuflask app where each user owns the keys under its name."""
     app = create_app(config)
     mpu = app.extensions["mpuflask"]
-    tokens = BearerTokens(list(parse_tokens(TOKENS)))
+    tokens = bearer_tokens(parse_tokens(TOKENS))
 
     @mpu.authenticate
     def token_and_prefix(req: RequestInfo) -> str:

@@ -7,7 +7,8 @@ JSON; refusals are exceptions rendered by :mod:`mpuflask.errors`.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Response
@@ -15,29 +16,27 @@ from flask import current_app
 from flask import g
 from flask import request
 
-from ..auth import check_owner
-from ..auth import current_identity
-from ..bodies import body_chunks
 from ..bodies import declared_length
 from ..bodies import has_body
+from ..bodies import part_body
 from ..bodies import read_json_body
+from ..current import bucket
+from ..current import current_identity
+from ..current import current_request_info
+from ..current import mpuflask
 from ..errors import ApiError
-from ..errors import EntityTooLarge
+from ..errors import Forbidden
 from ..errors import NoSuchUpload
 from ..errors import TooManyUploads
-from ..extension import bucket
-from ..extension import mpuflask
-from ..hooks import CompleteInfo
 from ..hooks import PartInfo
+from ..hooks import StreamCheck
 from ..hooks import checked_chunks
-from ..hooks import refusals_counted_as
 from ..routing import ActionBlueprint
 from ..rules import check_key
 from ..rules import parse_complete_body
 from ..rules import parse_part_number
 from ..storage import HttpMetadata
 from ..storage import MultipartUpload
-from ..storage import UploadedPart
 
 bp = ActionBlueprint("multipart", __name__)
 
@@ -56,9 +55,18 @@ def _empty(status: int, **headers: str) -> Response:
 
 
 def _open_upload(key: str, upload_id: str, operation: str) -> MultipartUpload:
-    """The upload, if it exists for ``key`` and the caller may touch it (403)."""
+    """The upload, if it exists for ``key`` and the caller may touch it.
+
+    Ownership: an upload created by one identity is continued only by it
+    (403); one created anonymously, by anyone.
+    """
     upload = bucket().resume_multipart_upload(key, upload_id)
-    check_owner(upload.info(operation).owner, operation)
+    owner = upload.info(operation).owner
+    if owner is not None and owner != current_identity():
+        g.hook_refused = "ownership"
+        raise Forbidden(
+            f"{operation}: Forbidden: this upload belongs to another identity"
+        )
     return upload
 
 
@@ -69,7 +77,7 @@ def _upload_id() -> str:
     return upload_id
 
 
-@bp.action("POST", "mpu-create")
+@bp.action("mpu-create", methods=["POST"])
 def mpu_create(key: str) -> Response:
     """``POST /<key>?action=mpu-create``: start an upload.
 
@@ -105,19 +113,29 @@ def _check_open_uploads(owner: str | None) -> None:
         raise TooManyUploads("createMultipartUpload", limit)
 
 
-@bp.action("PUT", "mpu-uploadpart")
-def mpu_uploadpart(key: str) -> Response:
-    """``PUT /<key>?action=mpu-uploadpart&uploadId=U&partNumber=N``: store a part.
+@dataclass(frozen=True)
+class _Part:
+    """A part whose headers passed :func:`check_part_headers`: what its view needs."""
 
-    The body streams to the store in bounded chunks. 200 ``{"partNumber",
-    "etag"}`` (etag: the part's hex MD5; ``Content-Length: 0`` is a 0-byte
-    part); 400 ``Missing partNumber or uploadId``, ``Missing request body``
-    (neither Content-Length nor Transfer-Encoding), a part number outside
-    1..10000, 10024 for an unknown upload, 100100 for a part over the maximum
-    size; 501 for a transfer coding other than chunked (``gzip``...).
-    The etag is also in the ``ETag`` header, quoted, as S3 answers a part.
-    Worker: ``case "mpu-uploadpart"`` -> ``multipartUpload.uploadPart(n, body)``.
+    upload: MultipartUpload
+    number: int
+    body: Iterator[bytes]
+    checks: list[StreamCheck]
+
+
+@bp.before_request
+def check_part_headers() -> None:
+    """Before mpu-uploadpart reads a byte of its body: refuse it on its headers.
+
+    In order: the Worker's ``Missing partNumber or uploadId`` and ``Missing
+    request body``; then ours: the part number (1..10000), the key, the size
+    limit on Content-Length (:func:`~mpuflask.bodies.part_body`), the upload
+    and its owner (10024, 403), and every part validator's header stage
+    (``@mpu.validate_part``). The part goes to the view as ``g.mpuflask_part``.
+    Runs for the multipart blueprint's other actions too, and passes them by.
     """
+    if request.endpoint is None or not request.endpoint.endswith(".mpu_uploadpart"):
+        return
     upload_id = request.args.get("uploadId")
     part_number_text = request.args.get("partNumber")
     if part_number_text is None or upload_id is None:
@@ -125,33 +143,45 @@ def mpu_uploadpart(key: str) -> Response:
     if not has_body():
         raise ApiError("Missing request body")
     part_number = parse_part_number(part_number_text)
-    check_key(key, "uploadPart")
+    key = check_key((request.view_args or {})["key"], "uploadPart")
     config = current_app.config
-    declared = request.content_length
-    if declared is not None and declared > config["MPUFLASK_MAX_PART_SIZE"]:
-        raise EntityTooLarge("uploadPart")
+    body = part_body(config["MPUFLASK_MAX_PART_SIZE"], config["MPUFLASK_CHUNK_SIZE"])
     upload = _open_upload(key, upload_id, "uploadPart")
     info = PartInfo(
-        request=g.mpuflask_request,
+        request=current_request_info(),
         identity=current_identity(),
         upload_id=upload_id,
         part_number=part_number,
-        content_length=declared,
+        content_length=request.content_length,
         content_type=request.content_type,
     )
-    # Header stage of every validator first: refuse before reading a byte.
-    with refusals_counted_as("validate_part"):
-        checks = [check for v in mpuflask().part_validators if (check := v(info))]
-    body = body_chunks(config["MPUFLASK_CHUNK_SIZE"])
-    chunks = checked_chunks(body, checks)
-    part = upload.upload_part(part_number, chunks, declared_length())
-    response = _json({"partNumber": part.part_number, "etag": part.etag})
+    checks = mpuflask().part_checks(info)
+    g.mpuflask_part = _Part(upload, part_number, body, checks)
+
+
+@bp.action("mpu-uploadpart", methods=["PUT"])
+def mpu_uploadpart(key: str) -> Response:
+    """``PUT /<key>?action=mpu-uploadpart&uploadId=U&partNumber=N``: store a part.
+
+    The body streams to the store in bounded chunks, each seen by the stream
+    checks the part validators returned. 200 ``{"partNumber", "etag"}``
+    (etag: the part's hex MD5; ``Content-Length: 0`` is a 0-byte part); the
+    refusals on headers are :func:`check_part_headers`'s; a body over the
+    maximum part size is refused as it passes it (100100), one that a stream
+    check refuses with that check's error, and nothing is stored.
+    The etag is also in the ``ETag`` header, quoted, as S3 answers a part.
+    Worker: ``case "mpu-uploadpart"`` -> ``multipartUpload.uploadPart(n, body)``.
+    """
+    part: _Part = g.mpuflask_part
+    chunks = checked_chunks(part.body, part.checks)
+    stored = part.upload.upload_part(part.number, chunks, declared_length())
+    response = _json({"partNumber": stored.part_number, "etag": stored.etag})
     # Also as S3's UploadPart answers it: Uppy's S3 plugin reads only this.
-    response.headers["ETag"] = f'"{part.etag}"'
+    response.headers["ETag"] = f'"{stored.etag}"'
     return response
 
 
-@bp.action("POST", "mpu-complete")
+@bp.action("mpu-complete", methods=["POST"])
 def mpu_complete(key: str) -> Response:
     """``POST /<key>?action=mpu-complete&uploadId=U``: publish the object.
 
@@ -167,23 +197,12 @@ def mpu_complete(key: str) -> Response:
     )
     check_key(key, "completeMultipartUpload")
     upload = _open_upload(key, upload_id, "completeMultipartUpload")
-    validators = mpuflask().complete_validators
-    request_info = g.mpuflask_request
-    identity = current_identity()
-
-    def run_validators(chosen: Sequence[UploadedPart]) -> None:
-        # Called by the store inside its critical section, with exactly the
-        # parts it is about to publish: a racing part upload cannot slip by.
-        done = CompleteInfo(request_info, identity, upload_id, tuple(chosen))
-        with refusals_counted_as("validate_complete"):
-            for validator in validators:
-                validator(done)
-
-    published = upload.complete(parts, run_validators if validators else None)
+    # The completion validators run inside the store's critical section.
+    published = upload.complete(parts, mpuflask().publish_check(upload_id))
     return _empty(200, etag=published.http_etag)
 
 
-@bp.action("DELETE", "mpu-abort")
+@bp.action("mpu-abort", methods=["DELETE"])
 def mpu_abort(key: str) -> Response:
     """``DELETE /<key>?action=mpu-abort&uploadId=U``: discard an upload.
 
@@ -201,7 +220,7 @@ def mpu_abort(key: str) -> Response:
     return _empty(204)
 
 
-@bp.action("GET", "mpu-listparts")
+@bp.action("mpu-listparts", methods=["GET"])
 def mpu_listparts(key: str) -> Response:
     """``GET /<key>?action=mpu-listparts&uploadId=U``: the parts stored so far.
 

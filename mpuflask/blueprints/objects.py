@@ -13,8 +13,8 @@ from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.wsgi import FileWrapper
 
 from ..content_safety import safety_headers
+from ..current import bucket
 from ..errors import ObjectNotFound
-from ..extension import bucket
 from ..preconditions import evaluate_preconditions
 from ..ranges import if_range_holds
 from ..ranges import multipart_byteranges
@@ -27,8 +27,7 @@ from ..storage import ObjectBody
 bp = ActionBlueprint("objects", __name__)
 
 
-@bp.action("HEAD", "get")
-@bp.action("GET", "get")
+@bp.action("get", methods=["GET", "HEAD"])
 def get(key: str) -> Response:
     """``GET /<key>?action=get``: the object's bytes (HEAD: its headers).
 
@@ -101,7 +100,7 @@ def _object_response(body: ObjectBody, chunk_size: int) -> Response:
     return response
 
 
-@bp.action("DELETE", "delete")
+@bp.action("delete", methods=["DELETE"])
 def delete(key: str) -> Response:
     """``DELETE /<key>?action=delete``: remove the object; 204 present or not.
 

@@ -25,7 +25,6 @@ def open_bucket(config: Mapping[str, Any]) -> Bucket:
         return FilesystemBucket(
             config["MPUFLASK_DATA_DIR"],
             min_part_size=config["MPUFLASK_MIN_PART_SIZE"],
-            max_part_size=config["MPUFLASK_MAX_PART_SIZE"],
             upload_ttl=timedelta(seconds=config["MPUFLASK_UPLOAD_TTL"]),
             durable=config["MPUFLASK_DURABLE"],
         )
@@ -48,6 +47,9 @@ def open_bucket(config: Mapping[str, Any]) -> Bucket:
             spool_dir=config["MPUFLASK_S3_SPOOL_DIR"],
             max_connections=config["MPUFLASK_S3_MAX_CONNECTIONS"],
             max_attempts=config["MPUFLASK_S3_MAX_ATTEMPTS"],
+            orphan_grace=timedelta(seconds=config["MPUFLASK_S3_ORPHAN_GRACE"]),
+            complete_lease=timedelta(seconds=config["MPUFLASK_S3_COMPLETE_LEASE"]),
+            sweep_lease=_sweep_lease(config["MPUFLASK_SWEEP_INTERVAL"]),
         )
     raise ValueError(f"MPUFLASK_STORE={kind!r}: unknown store (known: filesystem, s3)")
 
@@ -55,3 +57,9 @@ def open_bucket(config: Mapping[str, Any]) -> Bucket:
 def _auto(value: Any) -> bool | None:
     """``"auto"`` (let the store find out) as None, else the boolean."""
     return None if value == "auto" else bool(value)
+
+
+def _sweep_lease(interval: float) -> timedelta:
+    """How long one sweeper keeps the others away: one and a half intervals,
+    so the holder renews it on its next sweep (five minutes if none runs)."""
+    return timedelta(seconds=1.5 * interval if interval > 0 else 300)

@@ -132,7 +132,8 @@ class MultipartUpload(Protocol):
         ``length`` is the body's declared length (None: unknown until the end,
         a chunked body); the chunks add up to exactly that or raise. The part
         becomes visible only whole; if ``chunks`` raises, nothing is stored and
-        the exception propagates.
+        the exception propagates. The caller bounds the part's size: the app
+        reads bodies through :func:`mpuflask.bodies.part_body`.
         """
         ...
 

@@ -129,8 +129,8 @@ def open_dir(name: str, dir_fd: int | None = None) -> int:
 def open_file(name: str, dir_fd: int | None) -> int:
     """Open a regular file of the store for reading, never through a symlink.
 
-    FileNotFoundError if it is absent; CorruptEntry if ``name`` is a symlink,
-    a directory, a device or a FIFO.
+    FileNotFoundError if it is absent (or deleted as we open it); CorruptEntry
+    if ``name`` is a symlink, a directory, a device or a FIFO.
     """
     try:
         fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
@@ -138,7 +138,16 @@ def open_file(name: str, dir_fd: int | None) -> int:
         if error.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
             raise CorruptEntry(f"{name}: not a file of the store") from None
         raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError as error:
+        os.close(fd)
+        if error.errno == errno.ESTALE:
+            # Deleted by another process since our open (two sweeps of one
+            # leftover): FUSE and NFS cannot stat it any more. It is absent.
+            raise FileNotFoundError(errno.ENOENT, "deleted meanwhile", name) from None
+        raise
+    if not stat.S_ISREG(mode):
         os.close(fd)
         raise CorruptEntry(f"{name}: not a file of the store")
     return fd

@@ -67,7 +67,6 @@ from datetime import timedelta
 from typing import Any
 
 from ..errors import DataDirDamaged
-from ..errors import EntityTooLarge
 from ..errors import NoSuchUpload
 from ..rules import check_key
 from . import diskio
@@ -102,18 +101,20 @@ def _now() -> datetime:
 class FilesystemBucket:
     """A :class:`~mpuflask.storage.base.Bucket` in a directory on local disk."""
 
+    #: What :meth:`resume_multipart_upload` opens an upload as (a subclass in
+    #: ``bench/variants.py`` measures a change to ``upload_part``).
+    upload_class: type[FilesystemUpload] = FilesystemUpload
+
     def __init__(
         self,
         root: str | os.PathLike[str],
         *,
         min_part_size: int,
-        max_part_size: int,
         upload_ttl: timedelta,
         durable: bool = True,
     ) -> None:
         self.root = os.path.abspath(root)
         self.min_part_size = min_part_size
-        self.max_part_size = max_part_size
         self.upload_ttl = upload_ttl
         self.durable = durable
         #: The time source for creation and expiry (tests move it forward).
@@ -216,7 +217,7 @@ class FilesystemBucket:
             raise
 
     def resume_multipart_upload(self, key: str, upload_id: str) -> FilesystemUpload:
-        return FilesystemUpload(self, key, upload_id)
+        return self.upload_class(self, key, upload_id)
 
     def head(self, key: str) -> ObjectInfo | None:
         body = self.get(key)
@@ -414,8 +415,6 @@ class FilesystemBucket:
                 size = 0
                 for chunk in chunks:
                     size += len(chunk)
-                    if size > self.max_part_size:
-                        raise EntityTooLarge(operation)
                     digest.update(chunk)
                     diskio.write_all(fd, chunk)
                 if self.durable:

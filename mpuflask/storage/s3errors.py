@@ -63,14 +63,19 @@ class MetadataTooLarge(R2Error):
 
 
 class EngineUnavailable(R2Error):
-    """The engine is busy, down or unreachable: nothing changed, retry (503)."""
+    """The engine is busy, down or unreachable, or another request holds the
+    upload: retry after ``retry_after`` seconds (503)."""
 
     code = HTTPStatus.SERVICE_UNAVAILABLE
+
+    def __init__(self, operation: str, retry_after: int = 1) -> None:
+        super().__init__(operation)
+        self.retry_after = retry_after
 
     def get_headers(
         self, environ: Any = None, scope: Any = None
     ) -> list[tuple[str, str]]:
-        return [*super().get_headers(), ("Retry-After", "1")]
+        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
 
 
 class EngineFailed(R2Error):

@@ -7,30 +7,34 @@ Layout (prefix ``.mpuflask/`` by default; keys there are refused to clients)::
     <prefix>events/intents/d.<id>.json  a delete in progress
     <prefix>events/ready/<id>.json      events that happened, oldest first
                                         (by LastModified); deleted once delivered
-    <prefix>events/lease.json           who runs the delivery loop, until when
+    <prefix>events/lease.json           who runs the delivery loop (:mod:`.s3lease`)
 
 ``<h>`` is a hash of the upload id (engines' ids hold any printable ASCII).
 
 A step writes its intent (the whole event) before the engine call that
-commits it, then the ready object, then deletes the intent; if the engine call
-fails, the step judges its own outcome by the rules below. S3 has no lock that
-dies with a process, so an intent whose writer died is recognised by age: one
-older than :attr:`S3Outbox.intent_grace` (longer than any step takes) is
-judged by the delivery loop:
+commits it: a complete once it holds its claim (:mod:`.s3claim`), before the
+close; an abort or expiry before ``AbortMultipartUpload``; a delete before
+``DeleteObject``. Then it writes the ready object and deletes the intent; if
+the engine call fails, the step judges its own outcome by the rules below.
+S3 has no lock that dies with a process, so an intent whose writer died is
+recognised by age: one older than :attr:`S3Outbox.intent_grace` (longer than
+any step takes) is judged by the delivery loop:
 
-* publish: the engine still holds the upload (ListParts) - it did not happen;
-  else the key's object carries the intent's etag - it happened; else the
-  evidence is gone (overwritten or deleted since) and it is counted as
-  happened (at-least-once: a lost event is worse than a doubtful one). The
-  one false positive: a staged or empty complete killed between its two
-  engine calls (the upload closed, the key not yet written).
-* abort or expiry: the engine still holds the upload - it did not happen;
-  else it did (a complete that won a race with it and was then killed
-  before its ready write is the one case counted wrongly).
-* delete: the key still holds the etag seen before the delete - it did not
+* publish: while the upload's record still holds a claim, undecided (the
+  claim's holder, a later complete or the sweep finishes it); else the
+  engine still holds the upload (ListParts): it did not happen; else the
+  key's object carries the upload's token: it happened; else the evidence is
+  gone (overwritten or deleted since) and it counts as happened (at least
+  once: a doubtful event rather than a lost one). Counted wrongly: a
+  complete that lost a race with an abort of the same upload and was killed
+  before it cleaned up.
+* abort or expiry: the engine still holds the upload: it did not happen;
+  else it did.
+* delete: the key still has the etag seen before the delete: it did not
   happen; else it did (an overwrite in the same moment counts as a delete).
 
-The delivery loop's lease is an object too (:mod:`.s3lease`).
+A publish finished by another request or the sweep (a claim taken over) has
+its event from the dead holder's intent, judged as above once it is old.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import json
 import logging
 from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC
@@ -47,8 +52,6 @@ from datetime import datetime
 from datetime import timedelta
 from typing import TYPE_CHECKING
 from typing import Any
-
-from botocore.exceptions import ClientError
 
 from ..errors import NoSuchUpload
 from ..events.model import ABORTED
@@ -66,18 +69,25 @@ from ..events.model import upload_event_id
 from ..events.outbox import OutboxSwitch
 from ..events.outbox import Pending
 from .base import UploadedPart
-from .s3errors import engine_errors
-from .s3errors import is_not_found
 from .s3lease import S3Lease
+from .s3records import UPLOAD_META
 from .s3records import UploadRecord
+from .s3records import object_info
 
 if TYPE_CHECKING:
-    from .s3 import S3Bucket
+    from .s3store import S3Store
 
 log = logging.getLogger(__name__)
 
+EVENTS = "events"
 HAPPENED = "happened"
 NOT_HAPPENED = "not happened"
+UNDECIDED = "undecided"
+
+
+def now() -> datetime:
+    """Real time: an intent's age is against the engine's LastModified."""
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -87,12 +97,8 @@ class Step:
     happened: bool = True
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class S3Outbox(OutboxSwitch):
-    """The outbox of an :class:`~.s3.S3Bucket` (``bucket.events``)."""
+    """The outbox of an S3 store (``bucket.events``)."""
 
     #: The delivery loop lists ready events this often (a LIST request).
     poll_interval = 2.0
@@ -102,9 +108,9 @@ class S3Outbox(OutboxSwitch):
     #: every gateway does): a dead holder is replaced within this plus its TTL.
     lease_interval = 10.0
 
-    def __init__(self, bucket: S3Bucket) -> None:
+    def __init__(self, store: S3Store) -> None:
         super().__init__()
-        self.bucket = bucket
+        self.store = store
         #: An intent older than this is its dead writer's: judged by the rules.
         self.intent_grace = timedelta(minutes=5)
         self.lease_ttl = timedelta(seconds=30)
@@ -112,46 +118,44 @@ class S3Outbox(OutboxSwitch):
 
     @property
     def _prefix(self) -> str:
-        return f"{self.bucket.state_prefix}events/"
+        return f"{self.store.prefix}{EVENTS}/"
 
     # -- in the store's steps --------------------------------------------------------
 
     @contextmanager
     def publishing(
-        self, record: UploadRecord, listed: list[UploadedPart], etag: str
+        self, record: UploadRecord, parts: Sequence[UploadedPart], etag: str
     ) -> Iterator[None]:
-        """Record the publish of ``record``'s upload around its engine calls."""
+        """Record the publish of ``record``'s upload around its close."""
         info = record.info
         event = ObjectPublished(
             id=upload_event_id(PUBLISHED, info.key, info.upload_id),
             key=info.key,
-            time=self.bucket.clock(),
+            time=self.store.clock(),
             upload_id=info.upload_id,
             etag=etag,
-            size=sum(part.size for part in listed),
-            parts=len(listed),
+            size=sum(part.size for part in parts),
+            parts=len(parts),
             http_metadata=dict(info.http_metadata.headers),
             identity=self.identity(),
             owner=info.owner,
         )
-        check = {"engine_key": record.engine_key, "etag": etag}
+        check = {"engine_key": record.engine_key, "etag": etag, "token": record.token}
         with self._step(f"p.{_hash(info.upload_id)}", event, check):
             yield
 
     @contextmanager
-    def ending(self, record: UploadRecord | None) -> Iterator[Step]:
-        """Record an abort (or expiry) of ``record``'s upload; None: no event."""
-        if record is None:
-            yield Step()
-            return
+    def ending(self, record: UploadRecord) -> Iterator[Step]:
+        """Record an abort (or expiry, if ``record`` has expired) around its
+        ``AbortMultipartUpload``; the caller sets ``step.happened``."""
         info = record.info
-        now = self.bucket.clock()
+        moment = self.store.clock()
         event: Event
-        if info.expires <= now:
+        if info.expires <= moment:
             event = UploadExpired(
                 id=upload_event_id(EXPIRED, info.key, info.upload_id),
                 key=info.key,
-                time=now,
+                time=moment,
                 upload_id=info.upload_id,
                 owner=info.owner,
                 expires=info.expires,
@@ -160,7 +164,7 @@ class S3Outbox(OutboxSwitch):
             event = UploadAborted(
                 id=upload_event_id(ABORTED, info.key, info.upload_id),
                 key=info.key,
-                time=now,
+                time=moment,
                 upload_id=info.upload_id,
                 identity=self.identity(),
                 owner=info.owner,
@@ -178,18 +182,19 @@ class S3Outbox(OutboxSwitch):
         if not self.wanted(DELETED):
             delete()
             return
-        found = self.bucket.head(key)
+        found = self.store.engine.head(key, "delete")
         if found is None:
             return
+        version = object_info(key, found)[0]
         event = ObjectDeleted(
             id=new_event_id(),
             key=key,
-            time=self.bucket.clock(),
-            etag=found.etag,
-            size=found.size,
+            time=self.store.clock(),
+            etag=version.etag,
+            size=version.size,
             identity=self.identity(),
         )
-        with self._step(f"d.{event.id}", event, {"etag": found.etag}):
+        with self._step(f"d.{event.id}", event, {"etag": version.etag}):
             delete()
 
     @contextmanager
@@ -198,7 +203,7 @@ class S3Outbox(OutboxSwitch):
             yield Step()
             return
         intent = f"{self._prefix}intents/{name}.json"
-        self.put(intent, _record(event, check), "events")
+        self._write_intent(intent, event, check)
         step = Step()
         try:
             yield step
@@ -207,7 +212,7 @@ class S3Outbox(OutboxSwitch):
                 if self._judge(event, check, live=True) == HAPPENED:
                     self._make_ready(intent, event, check)
                 else:
-                    self.delete(intent)
+                    self.store.engine.delete(intent, "events")
             except Exception:  # the intent stays: judged later by age
                 log.exception("event %s left to be settled later", event.id)
             raise
@@ -215,159 +220,141 @@ class S3Outbox(OutboxSwitch):
             if step.happened:
                 self._make_ready(intent, event, check)
             else:
-                self.delete(intent)
+                self.store.engine.delete(intent, "events")
         except Exception:  # past the commit: never the client's answer
             log.exception("event %s left to be settled later", event.id)
 
     # -- the rules ---------------------------------------------------------------
 
     def _judge(self, event: Event, check: dict[str, Any], live: bool = False) -> str:
-        """Whether an intent's step happened (module rules).
+        """Whether an intent's step happened (the module's rules).
 
         ``live``: judged by the step itself, whose engine call raised; then a
         publish happened only if the key shows it (the engine's refusal is
         not doubted, only a lost answer is).
         """
+        engine = self.store.engine
         if event.type == DELETED:
-            found = self.bucket.head(event.key)
-            still = found is not None and found.etag == check.get("etag")
-            return NOT_HAPPENED if still else HAPPENED
-        upload_id = getattr(event, "upload_id", "")
+            found = engine.head(event.key, "events")
+            same = found is not None and object_info(event.key, found)[0].etag == (
+                check.get("etag")
+            )
+            return NOT_HAPPENED if same else HAPPENED
+        upload_id = str(getattr(event, "upload_id", ""))
+        if event.type == PUBLISHED and not live:
+            found_record = self.store.read_record(upload_id, "events")
+            if found_record is not None and found_record[0].claim is not None:
+                return UNDECIDED  # a claim in progress: its finisher decides
         if self._upload_open(str(check.get("engine_key", event.key)), upload_id):
             return NOT_HAPPENED
-        if event.type == PUBLISHED:
-            found = self.bucket.head(event.key)
-            if found is not None and found.etag == check.get("etag"):
-                return HAPPENED
-            if live:
-                return NOT_HAPPENED
-            log.warning(
-                "event %s: upload %s is gone and %s shows another version; "
-                "counted as published",
-                event.id,
-                upload_id,
-                event.key,
-            )
+        if event.type != PUBLISHED:
+            return HAPPENED
+        head = engine.head(event.key, "events")
+        token = check.get("token")
+        if (
+            token
+            and head is not None
+            and (head.get("Metadata", {}).get(UPLOAD_META) == token)
+        ):
+            return HAPPENED
+        if live:
+            return NOT_HAPPENED
+        log.warning(
+            "event %s: upload %s is closed and %s shows another version; "
+            "counted as published",
+            event.id,
+            upload_id,
+            event.key,
+        )
         return HAPPENED
 
     def _upload_open(self, engine_key: str, upload_id: str) -> bool:
         """Whether the engine still holds the upload (ListParts answers)."""
         try:
-            with engine_errors("events", upload=True):
-                self.bucket.client.list_parts(
-                    Bucket=self.bucket.bucket,
-                    Key=engine_key,
-                    UploadId=upload_id,
-                    MaxParts=1,
-                )
+            self.store.engine.list_parts(engine_key, upload_id, "events")
         except NoSuchUpload:
             return False
         return True
 
     def settle(self) -> int:
         settled = 0
-        cutoff = _now() - self.intent_grace
-        for item in self.bucket.list_objects(f"{self._prefix}intents/", "events"):
-            if item["LastModified"] >= cutoff:
+        cutoff = now() - self.intent_grace
+        for item in self.store.engine.list_objects(f"{self._prefix}intents/", "events"):
+            if item.modified >= cutoff:
                 continue  # its writer may still be at work
-            name = item["Key"]
-            data = self.get(name)
-            if data is None:
+            stored = self.store.engine.read(item.key, "events")
+            if stored is None:
                 continue
             try:
-                record = json.loads(data)
+                record = json.loads(stored.data)
                 event = event_from_json(record["event"])
                 check = dict(record["check"])
             except (KeyError, TypeError, ValueError) as error:
-                log.error("%s is not an intent: %s; removed", name, error)
-                self.delete(name)
+                log.error("%s is not an intent: %s; removed", item.key, error)
+                self.store.engine.delete(item.key, "events")
                 continue
-            if self._judge(event, check) == HAPPENED:
-                self._make_ready(name, event, check)
-            else:
-                self.delete(name)
-            settled += 1
+            verdict = self._judge(event, check)
+            if verdict == HAPPENED:
+                self._make_ready(item.key, event, check)
+            elif verdict == NOT_HAPPENED:
+                self.store.engine.delete(item.key, "events")
+            settled += verdict != UNDECIDED
         return settled
 
     # -- for the delivery loop ---------------------------------------------------
 
+    def prepare(self) -> None:
+        return None  # nothing to make: objects need no directories
+
     def ready(self, limit: int) -> list[Pending]:
-        items = list(self.bucket.list_objects(f"{self._prefix}ready/", "events"))
-        items.sort(key=lambda item: (item["LastModified"], item["Key"]))
+        engine = self.store.engine
+        items = list(engine.list_objects(f"{self._prefix}ready/", "events"))
+        items.sort(key=lambda item: (item.modified, item.key))
         found = []
         listed = set()
         for item in items[: min(limit, 200)]:
-            name = item["Key"]
-            listed.add(name)
-            pending = self._bodies.get(name)
+            listed.add(item.key)
+            pending = self._bodies.get(item.key)
             if pending is None:
-                data = self.get(name)
-                if data is None:
+                stored = engine.read(item.key, "events")
+                if stored is None:
                     continue
                 try:
-                    event_json = json.loads(data)["event"]
-                    pending = Pending(
-                        name, event_from_json(event_json), _body(event_json)
-                    )
+                    event_json = json.loads(stored.data)["event"]
+                    event = event_from_json(event_json)
                 except (KeyError, TypeError, ValueError) as error:
-                    log.error("%s cannot be delivered: %s; removed", name, error)
-                    self.delete(name)
+                    log.error("%s cannot be delivered: %s; removed", item.key, error)
+                    engine.delete(item.key, "events")
                     continue
-                self._bodies[name] = pending
+                pending = Pending(item.key, event, _body(event_json))
+                self._bodies[item.key] = pending
             found.append(pending)
         for name in [n for n in self._bodies if n not in listed]:
             del self._bodies[name]
         return found
 
     def done(self, pending: Pending) -> None:
-        self.delete(pending.name)
+        self.store.engine.delete(pending.name, "events")
         self._bodies.pop(pending.name, None)
 
     def pending_count(self) -> int:
         count = 0
         for area in ("intents/", "ready/"):
-            count += sum(
-                1 for _ in self.bucket.list_objects(self._prefix + area, "events")
-            )
+            listed = self.store.engine.list_objects(self._prefix + area, "events")
+            count += sum(1 for _ in listed)
         return count
 
     def lease(self) -> S3Lease:
-        return S3Lease(self, f"{self._prefix}lease.json")
+        return S3Lease(self.store, f"{self._prefix}lease.json", self)
 
-    # -- objects -----------------------------------------------------------------
+    def _write_intent(self, intent: str, event: Event, check: dict[str, Any]) -> None:
+        self.store.engine.write(intent, _record(event, check), "events")
 
     def _make_ready(self, intent: str, event: Event, check: dict[str, Any]) -> None:
-        self.put(
-            f"{self._prefix}ready/{event.id}.json", _record(event, check), "events"
-        )
-        self.delete(intent)
+        ready = f"{self._prefix}ready/{event.id}.json"
+        self.store.engine.write(ready, _record(event, check), "events")
+        self.store.engine.delete(intent, "events")
         self.recorded(event)
-
-    def put(self, name: str, data: bytes, operation: str) -> None:
-        with engine_errors(operation):
-            self.bucket.client.put_object(
-                Bucket=self.bucket.bucket,
-                Key=name,
-                Body=data,
-                ContentType="application/json",
-            )
-
-    def get(self, name: str) -> bytes | None:
-        with engine_errors("events"):
-            try:
-                answer = self.bucket.client.get_object(
-                    Bucket=self.bucket.bucket, Key=name
-                )
-            except ClientError as error:
-                if is_not_found(error):
-                    return None
-                raise
-            data: bytes = answer["Body"].read()
-            return data
-
-    def delete(self, name: str) -> None:
-        with engine_errors("events"):
-            self.bucket.client.delete_object(Bucket=self.bucket.bucket, Key=name)
 
 
 def _hash(upload_id: str) -> str:

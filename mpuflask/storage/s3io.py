@@ -213,21 +213,32 @@ class S3ObjectBody(ObjectBody):
         return self._position
 
     def readinto(self, buffer: Any) -> int:
-        if self._position >= self.info.size:
-            return 0
         view = memoryview(buffer).cast("B")
+        data = self._next(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` bytes, as the engine's stream hands them over (no
+        copy into a buffer: a GET reads 1 MiB at a time through here)."""
+        if size is None or size < 0:
+            return self.readall()
+        return self._next(size)
+
+    def _next(self, size: int) -> bytes:
+        if self._position >= self.info.size or size == 0:
+            return b""
         if self._stream is None or self._stream_position != self._position:
-            self._open_window(len(view))
-        want = min(len(view), self._stream_end - self._position)
-        data = self._stream.read(want)
+            self._open_window(size)
+        want = min(size, self._stream_end - self._position)
+        data: bytes = self._stream.read(want)
         if not data:
             raise ObjectChanged(f"{self.info.key}: the engine ended a range early")
-        view[: len(data)] = data
         self._position += len(data)
         self._stream_position = self._position
         if self._stream_position >= self._stream_end:
             self._close_stream()
-        return len(data)
+        return data
 
     def _open_window(self, wanted: int) -> None:
         sequential = self._stream_end == self._position and self._position > 0

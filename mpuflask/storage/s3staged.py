@@ -4,232 +4,168 @@ R2 (like AWS and MinIO) completes an upload with any ascending subset of its
 parts and drops the rest. Ceph's radosgw refuses: its complete must list every
 uploaded part, and every part but the highest-numbered must be at least its
 minimum size. The only way to read a part's bytes back is to complete. So on
-such engines (``S3Bucket.stage_uploads``) an upload is laid out so that
-completing all of it is always allowed, and the object's key is written by a
-copy:
+such engines (``S3Store.stages_uploads``) an upload's parts go to a multipart
+upload on a staging key, ``<prefix>staging/<token>``, and complete writes the
+object's key from there:
 
-* parts of at least the minimum size go to a multipart upload on a staging
-  key, ``<prefix>staging/<token>``; smaller ones (only a last part may be
-  small) are small objects beside it, ``<prefix>staging/<token>/<n>``. The
-  current part ``n`` is the small object if there is one, else the engine's.
-* complete, usual case (every part listed): the small last part, if any, is
-  copied into the staging upload as its highest part (a copy of under the
-  minimum part size), the staging upload is completed, and the result is
-  copied to the key with ``CopyObject``, which radosgw does by reference
-  (constant time, whatever the size).
-* complete with parts left out: the staging upload is completed whole, and
-  the listed parts are copied by byte range into a new upload of the key
-  (``UploadPartCopy``: a real copy, on this rare path only).
-
-Staging objects are deleted by complete and abort; sweep deletes those of
-uploads that are gone.
+* every part goes to the staging upload at its own number, so the engine
+  alone says which bytes are part ``n`` now (a later upload of ``n`` replaces
+  it), and its complete refuses if any part changed since it was listed;
+* a part under the minimum size is also kept as a small object,
+  ``<staging key>/<n>.<md5>``, written *before* the engine part (so it exists
+  whenever the engine holds such a part) and never overwritten (its name is its
+  content);
+* complete, usual case (every part listed, in order): completes the staging
+  upload with exactly those parts and copies the result to the key
+  (``CopyObject``, which radosgw does by reference: constant time);
+* complete leaving parts out: every small part that is not the highest is
+  overwritten by the filler part (:class:`~.s3records.Substitute`), the
+  staging upload is completed whole, and the listed parts are copied into a
+  new upload of the key: big ones as byte ranges of the staged object, a small
+  one from its small object (``UploadPartCopy``: a real copy, on this rare
+  path only).
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-from typing import Any
 
-from ..errors import NoSuchUpload
-from ..rules import normalize_etag
+from ..errors import InvalidPart
+from ..rules import PartRef
 from .base import UploadedPart
-from .s3errors import engine_errors
-from .s3records import ETAG_META
+from .s3errors import EngineFailed
+from .s3records import Claim
+from .s3records import Substitute
 from .s3records import UploadRecord
 from .s3records import object_arguments
-
-if TYPE_CHECKING:
-    from .s3 import S3Bucket
-
-log = logging.getLogger(__name__)
+from .s3store import S3Store
 
 COMPLETE = "completeMultipartUpload"
 
 
 @dataclass(frozen=True)
-class StagedPart:
-    """A current part of a staged upload, and where its bytes are."""
+class CurrentPart:
+    """Part ``n`` as the client sees it, and as the engine holds it."""
 
     part: UploadedPart
-    #: In the staging multipart upload (else: a small object).
-    in_engine: bool
+    engine: UploadedPart
+
+    @property
+    def substituted(self) -> bool:
+        """Whether the engine holds the filler in this part's place."""
+        return self.part.etag != self.engine.etag
 
 
-def small_part_key(engine_key: str, part_number: int) -> str:
-    """Where a small part of a staged upload lives."""
-    return f"{engine_key}/{part_number:05d}"
-
-
-def small_parts(bucket: S3Bucket, engine_key: str, operation: str) -> list[Any]:
-    """The small-part objects of a staged upload (ListObjectsV2 items)."""
-    return list(bucket.list_objects(f"{engine_key}/", operation))
+def small_key(engine_key: str, part_number: int, md5: str) -> str:
+    """Where the bytes of a small part of a staged upload are kept."""
+    return f"{engine_key}/{part_number:05d}.{md5}"
 
 
 def current_parts(
-    bucket: S3Bucket, engine_parts: list[UploadedPart], engine_key: str, operation: str
-) -> list[StagedPart]:
-    """The upload's parts as the client sees them: small objects win."""
-    current = {part.part_number: StagedPart(part, True) for part in engine_parts}
-    for item in small_parts(bucket, engine_key, operation):
-        number = int(item["Key"].rsplit("/", 1)[1])
-        etag = normalize_etag(item["ETag"])
-        current[number] = StagedPart(UploadedPart(number, etag, item["Size"]), False)
-    return [current[number] for number in sorted(current)]
+    record: UploadRecord, engine_parts: Sequence[UploadedPart]
+) -> list[CurrentPart]:
+    """The upload's parts: the engine's, with substitutes mapped back."""
+    current = []
+    for engine in engine_parts:
+        sub = record.subs.get(engine.part_number)
+        part = engine
+        if sub is not None and engine.etag == sub.filler:
+            part = UploadedPart(engine.part_number, sub.md5, sub.size)
+        current.append(CurrentPart(part, engine))
+    return current
 
 
-def delete_small_parts(bucket: S3Bucket, engine_key: str, operation: str) -> None:
-    for item in small_parts(bucket, engine_key, operation):
-        with engine_errors(operation):
-            bucket.client.delete_object(Bucket=bucket.bucket, Key=item["Key"])
+def choose(
+    parts: Sequence[PartRef], current: Sequence[CurrentPart]
+) -> list[CurrentPart]:
+    """The current parts the client listed, matched by number and etag."""
+    by_number = {found.part.part_number: found for found in current}
+    chosen = []
+    for ref in parts:
+        found = by_number.get(ref.part_number)
+        if found is None or found.part.etag != ref.etag:
+            raise InvalidPart(COMPLETE)
+        chosen.append(found)
+    return chosen
 
 
-def complete_staged(
-    bucket: S3Bucket,
-    record: UploadRecord,
-    listed: list[StagedPart],
-    current: list[StagedPart],
-    engine_parts: list[UploadedPart],
-    etag: str,
-) -> None:
-    """Publish ``listed`` at the record's key (see the module docstring)."""
-    client = bucket.client
-    engine_key = record.engine_key
-    arguments = object_arguments(record.info.http_metadata)
-    arguments["Metadata"][ETAG_META] = etag
-    engine_numbers = {part.part_number for part in engine_parts}
-    listed_numbers = [staged.part.part_number for staged in listed]
-    tail = listed[-1]
-    in_order = (
-        len(listed) == len(current)
-        and engine_numbers <= set(listed_numbers)
-        and all(staged.in_engine for staged in listed[:-1])
-    )
-    upload_id = record.info.upload_id
-    with engine_errors(COMPLETE, upload=True):
-        if in_order:
-            # Every part listed: complete the staging upload as the object.
-            parts = [staged.part for staged in listed[:-1]]
-            if tail.in_engine:
-                parts.append(tail.part)
-            else:
-                copied = client.upload_part_copy(
-                    Bucket=bucket.bucket,
-                    Key=engine_key,
-                    UploadId=upload_id,
-                    PartNumber=tail.part.part_number,
-                    CopySource={
-                        "Bucket": bucket.bucket,
-                        "Key": small_part_key(engine_key, tail.part.part_number),
-                    },
-                )
-                tail_etag = normalize_etag(copied["CopyPartResult"].get("ETag", ""))
-                parts.append(UploadedPart(tail.part.part_number, tail_etag, 0))
-            client.complete_multipart_upload(
-                Bucket=bucket.bucket,
-                Key=engine_key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": part_list(parts)},
+def plan_ranges(
+    current: Sequence[CurrentPart], min_part_size: int, filler: tuple[str, int]
+) -> tuple[tuple[UploadedPart, ...], dict[int, Substitute]]:
+    """How to complete a staging upload whole: the parts to list (small ones
+    but the highest replaced by the filler) and the substitutes that makes."""
+    filler_etag, filler_size = filler
+    layout, subs = [], {}
+    for index, found in enumerate(current):
+        engine = found.engine
+        if index < len(current) - 1 and engine.size < min_part_size:
+            subs[engine.part_number] = Substitute(
+                found.part.etag, found.part.size, filler_etag
             )
-        elif engine_parts:
-            # Every engine part is of the minimum size: completing all is allowed.
-            client.complete_multipart_upload(
-                Bucket=bucket.bucket,
-                Key=engine_key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": part_list(engine_parts)},
-            )
-        elif not bucket.abort_on_engine(engine_key, upload_id):
-            raise NoSuchUpload(COMPLETE)
-    # The upload is closed from here: a failure below loses it (10024 on a
-    # retry); sweep deletes whatever is left under the staging key.
-    try:
-        with engine_errors(COMPLETE):
-            if in_order:
-                client.copy_object(
-                    Bucket=bucket.bucket,
-                    Key=record.info.key,
-                    CopySource={"Bucket": bucket.bucket, "Key": engine_key},
-                    MetadataDirective="REPLACE",
-                    **arguments,
-                )
-            else:
-                _copy_ranges(bucket, record, listed, engine_parts, arguments)
-    finally:
-        delete_staging(bucket, engine_key)
+            engine = UploadedPart(engine.part_number, filler_etag, filler_size)
+        layout.append(engine)
+    return tuple(layout), subs
 
 
-def delete_staging(bucket: S3Bucket, engine_key: str) -> None:
-    """Delete a closed staged upload's objects (best effort: sweep retries)."""
-    try:
-        with engine_errors(COMPLETE):
-            bucket.client.delete_object(Bucket=bucket.bucket, Key=engine_key)
-            delete_small_parts(bucket, engine_key, COMPLETE)
-    except Exception:
-        log.warning("staging objects under %s left for sweep", engine_key)
-
-
-def _copy_ranges(
-    bucket: S3Bucket,
-    record: UploadRecord,
-    listed: list[StagedPart],
-    engine_parts: list[UploadedPart],
-    arguments: dict[str, Any],
-) -> None:
-    """Write the key from the listed parts: byte ranges of the completed
-    staging object, and small-part objects, copied into a new upload."""
-    client = bucket.client
-    engine_key = record.engine_key
+def copy_sources(
+    record: UploadRecord, claim: Claim
+) -> list[tuple[int, str, tuple[int, int] | None]]:
+    """Where each listed part's bytes are once the staging upload is complete:
+    (part number, source key, byte span or None for the whole object)."""
     offsets, offset = {}, 0
-    for part in engine_parts:
-        offsets[part.part_number] = offset
-        offset += part.size
-    sources = [staged for staged in listed if staged.part.size > 0]
+    for engine in claim.layout:
+        offsets[engine.part_number] = (offset, engine.etag)
+        offset += engine.size
+    sources: list[tuple[int, str, tuple[int, int] | None]] = []
+    for part in claim.parts:
+        if part.size == 0:
+            continue
+        start, engine_etag = offsets[part.part_number]
+        sub = record.subs.get(part.part_number)
+        if sub is not None and engine_etag == sub.filler:
+            source = small_key(record.engine_key, part.part_number, part.etag)
+            sources.append((part.part_number, source, None))
+        else:
+            span = (start, start + part.size)
+            sources.append((part.part_number, record.engine_key, span))
+    return sources
+
+
+def publish_ranges(store: S3Store, record: UploadRecord, claim: Claim) -> None:
+    """Write the key from the listed parts of a completed staging upload, as a
+    new upload of the key: one ``UploadPartCopy`` per part."""
+    engine = store.engine
     key = record.info.key
+    arguments = object_arguments(record.info.http_metadata, record.token, claim.etag)
+    sources = copy_sources(record, claim)
     if not sources:
-        client.put_object(Bucket=bucket.bucket, Key=key, Body=b"", **arguments)
+        engine.put(key, b"", COMPLETE, arguments)
         return
-    upload_id = client.create_multipart_upload(
-        Bucket=bucket.bucket, Key=key, **arguments
-    )["UploadId"]
+    upload_id = engine.create_upload(key, COMPLETE, arguments)
     try:
         copied = []
-        for staged in sources:
-            number = staged.part.part_number
-            if staged.in_engine:
-                source = {"Bucket": bucket.bucket, "Key": engine_key}
-                start = offsets[number]
-                span = f"bytes={start}-{start + staged.part.size - 1}"
-            else:
-                source = {
-                    "Bucket": bucket.bucket,
-                    "Key": small_part_key(engine_key, number),
-                }
-                span = f"bytes=0-{staged.part.size - 1}"
-            answer = client.upload_part_copy(
-                Bucket=bucket.bucket,
-                Key=key,
-                UploadId=upload_id,
-                PartNumber=number,
-                CopySource=source,  # type: ignore[arg-type]
-                CopySourceRange=span,
-            )
-            etag = normalize_etag(answer["CopyPartResult"].get("ETag", ""))
-            copied.append(UploadedPart(number, etag, staged.part.size))
-        client.complete_multipart_upload(
-            Bucket=bucket.bucket,
-            Key=key,
-            UploadId=upload_id,
-            MultipartUpload={"Parts": part_list(copied)},
-        )
-    except BaseException:
-        bucket.abort_on_engine(key, upload_id)
+        for number, source, span in sources:
+            etag = engine.copy_part(key, upload_id, number, source, span, COMPLETE)
+            copied.append((number, etag))
+        engine.complete_upload(key, upload_id, copied, COMPLETE)
+    except Exception:
+        try:
+            engine.abort_upload(key, upload_id, COMPLETE)
+        except Exception:
+            pass  # sweep aborts it once it is older than the grace
         raise
 
 
-def part_list(parts: list[UploadedPart]) -> Any:
-    """CompleteMultipartUpload's part list."""
-    return [
-        {"PartNumber": part.part_number, "ETag": f'"{part.etag}"'} for part in parts
-    ]
+def substitute(
+    store: S3Store, record: UploadRecord, upload_id: str, subs: dict[int, Substitute]
+) -> None:
+    """Overwrite each part in ``subs`` with the filler (the record says so
+    already, so a crash here leaves every part readable)."""
+    filler_key, filler_etag = store.filler(COMPLETE)
+    for number in sorted(subs):
+        etag = store.engine.copy_part(
+            record.engine_key, upload_id, number, filler_key, None, COMPLETE
+        )
+        if etag != filler_etag:
+            raise EngineFailed(COMPLETE, f"filler copied as {etag}, not {filler_etag}")

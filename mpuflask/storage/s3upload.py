@@ -7,294 +7,248 @@ engine key the parts live. Then:
 * uploadPart streams the request body into ``UploadPart`` (:mod:`.s3io`). The
   etag we answer is the MD5 we computed on the way; the engine's part etag
   must equal it (true of S3 for all but SSE-KMS/SSE-C), else complete could
-  never match it and the part is refused as the engine's failure.
-* complete applies R2's rules itself, from ``ListParts`` (sizes, equal sizes,
-  etags), so every engine answers alike, then publishes: in place (R2, AWS,
-  MinIO) with ``CompleteMultipartUpload`` of the listed parts, which drops the
-  others and copies nothing; staged (Ceph) as :mod:`.s3staged` explains. The
-  empty list, which S3 refuses, becomes an empty ``PutObject`` carrying R2's
-  ``-0`` etag in its metadata. The key changes at one instant in every case:
-  S3 publishes a completed upload, a copy or a put atomically.
-* abort aborts on the engine, then deletes the record.
+  never match it and the part is refused as the engine's failure. On a staged
+  upload a part under the minimum size is spooled and also kept as a small
+  object (:mod:`.s3staged`). The part is answered 200 only once the engine
+  holds it and the record shows no complete under way (:meth:`_confirm`):
+  a complete that closes the upload later must list it.
+* complete: :mod:`.s3complete`.
+* abort aborts on the engine (only one of an abort and a complete can win
+  there), then deletes the small objects and the record.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+import time
 from collections.abc import Iterable
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-from typing import Any
+from datetime import timedelta
+from typing import IO
 
 from botocore.exceptions import BotoCoreError
 
 from ..errors import EntityTooLarge
-from ..errors import InvalidPart
 from ..errors import NoSuchUpload
 from ..rules import PartRef
-from ..rules import check_part_order
-from ..rules import check_part_sizes
-from ..rules import multipart_etag
-from ..rules import normalize_etag
 from .base import ObjectInfo
 from .base import PublishCheck
 from .base import UploadedPart
 from .base import UploadInfo
+from .s3complete import complete
+from .s3complete import settle
 from .s3errors import EngineFailed
+from .s3errors import EngineUnavailable
 from .s3errors import engine_errors
+from .s3io import BodyLengthMismatch
 from .s3io import PartStream
 from .s3io import spool_part
-from .s3records import ETAG_META
 from .s3records import UploadRecord
-from .s3records import object_arguments
-from .s3staged import StagedPart
-from .s3staged import complete_staged
 from .s3staged import current_parts
-from .s3staged import delete_staging
-from .s3staged import part_list
-from .s3staged import small_part_key
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-
-    from .s3 import S3Bucket
+from .s3staged import small_key
+from .s3store import S3Store
 
 log = logging.getLogger(__name__)
 
-COMPLETE = "completeMultipartUpload"
+ABORT = "abortMultipartUpload"
 
 
 class S3Upload:
-    """One upload of :class:`~.s3.S3Bucket` (a ``MultipartUpload``)."""
+    """One upload of an S3 store (a ``MultipartUpload``).
 
-    def __init__(self, bucket: S3Bucket, key: str, upload_id: str) -> None:
-        self.bucket = bucket
+    A handle lives for one request: the views ask for ``info()`` and then act,
+    so the record is read once per handle.
+    """
+
+    def __init__(self, store: S3Store, key: str, upload_id: str) -> None:
+        self.store = store
         self.key = key
         self.upload_id = upload_id
-        self._record: UploadRecord | None = None
+        self._opened: tuple[UploadRecord, str] | None = None
 
     def info(self, operation: str = "listParts") -> UploadInfo:
         return self._open(operation).info
 
     def _open(self, operation: str) -> UploadRecord:
-        """The record, read once per handle (a handle lives for one request:
-        the views ask for ``info()`` and then act). Expiry is checked on every
-        call; an upload finished meanwhile is refused by the engine (10024)."""
-        record = self._record
-        if record is None or record.info.expires <= self.bucket.clock():
-            record = self.bucket.open_record(self.key, self.upload_id, operation)
-            self._record = record
-        return record
+        """The record (expiry checked on every call; an upload finished
+        meanwhile is refused by the engine, 10024)."""
+        opened = self._opened
+        if opened is None or (
+            opened[0].claim is None and opened[0].info.expires <= self.store.clock()
+        ):
+            opened = self.store.open_record(self.key, self.upload_id, operation)
+            self._opened = opened
+        return opened[0]
 
     def upload_part(
         self, part_number: int, chunks: Iterable[bytes], length: int | None = None
     ) -> UploadedPart:
         operation = "uploadPart"
-        bucket = self.bucket
+        store = self.store
+        if length is not None and length > store.max_part_size:
+            raise EntityTooLarge(operation)
         # Refuse before reading a byte of the body if the upload is not there.
         record = self._open(operation)
-        if length is not None:
-            if length > bucket.max_part_size:
-                raise EntityTooLarge(operation)
-            stream = PartStream(chunks, length, operation)
-            with engine_errors(operation, upload=True):
-                try:
-                    answer = self._send_part(
-                        bucket.stream_client, record, part_number, stream, length, None
-                    )
-                except BotoCoreError:
-                    stream.raise_failure()  # the request's fault, not the engine's
-                    raise
-            md5, size = stream.md5.hexdigest(), length
+        if length is not None and (not record.staged or length >= store.min_part_size):
+            part = self._stream_part(record, part_number, chunks, length)
         else:
             spool, md5, size = spool_part(
-                chunks, bucket.max_part_size, bucket.spool_dir, operation
+                chunks, store.max_part_size, store.spool_dir, operation
             )
-            with spool, engine_errors(operation, upload=True):
-                # Known before sending this time: the engine checks the bytes.
-                answer = self._send_part(
-                    bucket.client, record, part_number, spool, size, _base64(md5)
-                )
-        if normalize_etag(answer) != md5:
-            raise EngineFailed(
-                operation,
-                f"engine part etag {answer} is not the MD5 {md5} "
-                "(SSE-KMS or SSE-C on the bucket?)",
-            )
-        if record.staged and size >= bucket.min_part_size:
-            # A small part n sent earlier is no longer the current part n.
-            with engine_errors(operation):
-                bucket.client.delete_object(
-                    Bucket=bucket.bucket,
-                    Key=small_part_key(record.engine_key, part_number),
-                )
-        return UploadedPart(part_number, md5, size)
+            with spool:
+                if length is not None and size != length:
+                    raise BodyLengthMismatch(operation)
+                if record.staged and size < store.min_part_size:
+                    # Kept first: whenever the engine holds a small part n,
+                    # its bytes can be read back from here (.s3staged).
+                    store.engine.put(
+                        small_key(record.engine_key, part_number, md5),
+                        spool,
+                        operation,
+                        {"ContentMD5": _base64(md5), "ContentLength": size},
+                    )
+                    spool.seek(0)
+                part = self._send_spooled(record, part_number, spool, md5, size)
+        self._confirm(operation)
+        return part
 
-    def _send_part(
+    def _confirm(self, operation: str) -> None:
+        """Answer 200 only if no complete can have closed the upload without
+        this part.
+
+        The engine's answer is not enough: radosgw answers an UploadPart that
+        races a CompleteMultipartUpload 200 and publishes without it (26 times
+        in 40 tries here). A complete claims the record before it closes. So:
+        no claim now, and any close comes later and sees the part; a claim,
+        and we wait, as for the filesystem store's lock, until it is released
+        (the upload is open, with the part) or done (10024).
+        """
+        store = self.store
+        deadline = time.monotonic() + store.complete_lease.total_seconds()
+        delay = 0.02
+        while True:
+            found = store.read_record(self.upload_id, operation)
+            if found is None or found[0].info.key != self.key:
+                raise NoSuchUpload(operation)
+            claim = found[0].claim
+            if claim is None:
+                return
+            left = claim.until - store.clock()
+            if left <= timedelta(0):
+                if not settle(store, *found).released:
+                    raise NoSuchUpload(operation)
+                continue
+            if time.monotonic() >= deadline:
+                raise EngineUnavailable(operation, int(left.total_seconds()) + 1)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    def _stream_part(
+        self, record: UploadRecord, part_number: int, chunks: Iterable[bytes], size: int
+    ) -> UploadedPart:
+        """Straight from the request to the engine, hashed on the way."""
+        operation = "uploadPart"
+        stream = PartStream(chunks, size, operation)
+        with engine_errors(operation, upload=True):
+            try:
+                etag = self.store.engine.upload_part(
+                    record.engine_key,
+                    self.upload_id,
+                    part_number,
+                    stream,
+                    size,
+                    None,
+                    once=True,
+                )
+            except BotoCoreError:
+                stream.raise_failure()  # the request's fault, not the engine's
+                raise
+        return _checked(part_number, etag, stream.md5.hexdigest(), size)
+
+    def _send_spooled(
         self,
-        client: S3Client,
         record: UploadRecord,
         part_number: int,
-        body: Any,
+        spool: IO[bytes],
+        md5: str,
         size: int,
-        content_md5: str | None,
-    ) -> str:
-        """Send one part's body; return the engine's etag for it.
-
-        A staged upload keeps parts under the minimum size out of its engine
-        upload, as small objects (:mod:`.s3staged`).
-        """
-        bucket = self.bucket
-        checksum: dict[str, Any] = {}
-        if content_md5 is not None:
-            checksum["ContentMD5"] = content_md5
-        if record.staged and size < bucket.min_part_size:
-            return client.put_object(
-                Bucket=bucket.bucket,
-                Key=small_part_key(record.engine_key, part_number),
-                Body=body,
-                ContentLength=size,
-                **checksum,
-            )["ETag"]
-        return client.upload_part(
-            Bucket=bucket.bucket,
-            Key=record.engine_key,
-            UploadId=self.upload_id,
-            PartNumber=part_number,
-            Body=body,
-            ContentLength=size,
-            **checksum,
-        )["ETag"]
+    ) -> UploadedPart:
+        """From the spool file: known before sending, so the engine checks it."""
+        with engine_errors("uploadPart", upload=True):
+            etag = self.store.engine.upload_part(
+                record.engine_key,
+                self.upload_id,
+                part_number,
+                spool,
+                size,
+                _base64(md5),
+                once=False,
+            )
+        return _checked(part_number, etag, md5, size)
 
     def list_parts(self) -> list[UploadedPart]:
         record = self._open("listParts")
-        return [staged.part for staged in self._current_parts(record, "listParts")]
-
-    def _current_parts(
-        self,
-        record: UploadRecord,
-        operation: str,
-        engine_parts: list[UploadedPart] | None = None,
-    ) -> list[StagedPart]:
-        if engine_parts is None:
-            engine_parts = self._engine_parts(record, operation)
-        if not record.staged:
-            return [StagedPart(part, True) for part in engine_parts]
-        return current_parts(self.bucket, engine_parts, record.engine_key, operation)
+        engine_parts = self.store.engine.list_parts(
+            record.engine_key, self.upload_id, "listParts"
+        )
+        return [found.part for found in current_parts(record, engine_parts)]
 
     def complete(
         self, parts: Sequence[PartRef], check: PublishCheck | None = None
     ) -> ObjectInfo:
-        check_part_order(parts)
-        bucket = self.bucket
-        record = self._open(COMPLETE)
-        engine_parts = self._engine_parts(record, COMPLETE)
-        current = self._current_parts(record, COMPLETE, engine_parts)
-        by_number = {staged.part.part_number: staged for staged in current}
-        chosen = []
-        for ref in parts:
-            staged = by_number.get(ref.part_number)
-            if staged is None or staged.part.etag != ref.etag:
-                raise InvalidPart(COMPLETE)
-            chosen.append(staged)
-        listed = [staged.part for staged in chosen]
-        check_part_sizes([part.size for part in listed], bucket.min_part_size)
-        if check is not None:
-            # The engine publishes exactly these etags or refuses (InvalidPart):
-            # a part overwritten after this check cannot slip in.
-            check(listed)
-        etag = multipart_etag([part.etag for part in listed])
-        with bucket.events.publishing(record, listed, etag):
-            if not listed:
-                self._complete_empty(record, etag)
-            elif record.staged:
-                complete_staged(bucket, record, chosen, current, engine_parts, etag)
-            else:
-                self._complete_in_place(listed)
-        try:
-            bucket.delete_record(self.upload_id)
-        except Exception:
-            # Published all the same; sweep deletes the record later.
-            log.warning("%s: record of %s left for sweep", COMPLETE, self.upload_id)
-        return ObjectInfo(
-            key=self.key,
-            size=sum(part.size for part in listed),
-            etag=etag,
-            uploaded=bucket.clock(),
-            http_metadata=record.info.http_metadata,
-            version=etag,
-        )
+        self._open("completeMultipartUpload")
+        opened, self._opened = self._opened, None
+        return complete(self.store, self.key, self.upload_id, opened, parts, check)
 
     def abort(self) -> None:
-        """Abort on the engine, then drop the record.
+        """Abort on the engine, then delete what the upload kept.
 
         Unknown and finished uploads are left alone, quietly (R2's abort is
         idempotent); an upload of another key is never touched (its record
-        names its key); an expired one is aborted like an open one.
+        names its key); an expired one is aborted like an open one. An upload
+        a complete has closed is that complete's to publish (it won).
         """
-        bucket = self.bucket
-        record = bucket.fetch_record(self.upload_id, "abortMultipartUpload")
-        if record is not None and record.info.key != self.key:
+        store = self.store
+        found = self._opened or store.read_record(self.upload_id, ABORT)
+        if found is None:
+            # Without a record, an upload of this very key is a crash leftover
+            # of create: aborting it is safe (S3 aborts only if the key matches).
+            store.engine.abort_upload(self.key, self.upload_id, ABORT)
             return
-        # Without a record, an upload of this very key is a crash leftover of
-        # create: aborting it is safe (S3 aborts only if the key matches).
-        engine_key = self.key if record is None else record.engine_key
-        with bucket.events.ending(record) as step:
-            step.happened = bucket.abort_on_engine(engine_key, self.upload_id)
-        if record is not None:
-            if record.staged:
-                delete_staging(bucket, record.engine_key)
-            bucket.delete_record(self.upload_id)
-
-    # -- publishing ---------------------------------------------------------------
-
-    def _complete_in_place(self, listed: list[UploadedPart]) -> None:
-        bucket = self.bucket
-        with engine_errors(COMPLETE, upload=True):
-            bucket.client.complete_multipart_upload(
-                Bucket=bucket.bucket,
-                Key=self.key,
-                UploadId=self.upload_id,
-                MultipartUpload={"Parts": part_list(listed)},
+        record = found[0]
+        if record.info.key != self.key:
+            return
+        with store.events.ending(record) as step:
+            aborted = store.engine.abort_upload(
+                record.engine_key, self.upload_id, ABORT
             )
+            step.happened = aborted
+        if not aborted and record.claim is not None:
+            return
+        discard(store, record)
 
-    def _complete_empty(self, record: UploadRecord, etag: str) -> None:
-        """R2 completes an empty list as an empty object; S3 refuses it.
 
-        The upload is aborted first (only one complete or abort can win that),
-        then the empty object is written with R2's etag in its metadata.
-        """
-        bucket = self.bucket
-        if not bucket.abort_on_engine(record.engine_key, self.upload_id):
-            raise NoSuchUpload(COMPLETE)
-        if record.staged:
-            delete_staging(bucket, record.engine_key)
-        arguments = object_arguments(record.info.http_metadata)
-        arguments["Metadata"][ETAG_META] = etag
-        with engine_errors(COMPLETE):
-            bucket.client.put_object(
-                Bucket=bucket.bucket, Key=self.key, Body=b"", **arguments
-            )
+def discard(store: S3Store, record: UploadRecord) -> None:
+    """Delete an aborted upload's small objects, then its record."""
+    keys = []
+    if record.staged:
+        prefix = f"{record.engine_key}/"
+        keys = [item.key for item in store.engine.list_objects(prefix, ABORT)]
+    name = store.record_key(record.info.upload_id)
+    if name is not None:
+        keys.append(name)
+    store.engine.delete_many(keys, ABORT)
 
-    def _engine_parts(self, record: UploadRecord, operation: str) -> list[UploadedPart]:
-        """Every part the engine holds, by part number (ListParts, paginated)."""
-        bucket = self.bucket
-        parts = []
-        with engine_errors(operation, upload=True):
-            paginator = bucket.client.get_paginator("list_parts")
-            for page in paginator.paginate(
-                Bucket=bucket.bucket, Key=record.engine_key, UploadId=self.upload_id
-            ):
-                for part in page.get("Parts", []):
-                    parts.append(
-                        UploadedPart(
-                            part["PartNumber"],
-                            normalize_etag(part["ETag"]),
-                            part["Size"],
-                        )
-                    )
-        return sorted(parts, key=lambda part: part.part_number)
+
+def _checked(part_number: int, etag: str, md5: str, size: int) -> UploadedPart:
+    if etag != md5:
+        raise EngineFailed(
+            "uploadPart",
+            f"engine part etag {etag} is not the MD5 {md5} "
+            "(SSE-KMS or SSE-C on the bucket?)",
+        )
+    return UploadedPart(part_number, md5, size)
 
 
 def _base64(md5_hex: str) -> str:

@@ -7,7 +7,6 @@ from npm, and examples/signing_endpoint.py mounted at ``/signer``.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,8 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.wrappers import Request
 from werkzeug.wrappers import Response
 
+from tests.oracle import multipart_etag
+from tests.oracle import split
 from tests.servers import Server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,6 +158,4 @@ def created_id(page: Any, name: str) -> str:
 
 def etag_of(data: bytes, part_size: int) -> str:
     """R2's object etag for ``data`` cut in parts of ``part_size``: quoted."""
-    parts = [data[i : i + part_size] for i in range(0, len(data), part_size)] or [b""]
-    joined = b"".join(hashlib.md5(p).digest() for p in parts)
-    return f'"{hashlib.md5(joined).hexdigest()}-{len(parts)}"'
+    return f'"{multipart_etag(split(data, part_size))}"'

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from pathlib import Path
 
@@ -17,7 +16,8 @@ from mpuflask.client.fileslice import FileSlice
 from mpuflask.client.fileslice import md5_of_range
 from mpuflask.client.hashing import PartHasher
 from mpuflask.client.hashing import etag_check
-from tests.conftest import multipart_etag
+from tests.oracle import md5
+from tests.oracle import multipart_etag
 
 DATA = bytes(range(256)) * 40
 
@@ -38,7 +38,7 @@ def test_reads_exactly_its_range_in_bounded_blocks(source: Path) -> None:
     assert b"".join(blocks) == DATA[1000:4000]
     assert max(len(b) for b in blocks) == 512
     assert sum(seen) == 3000
-    assert part.md5_hex() == hashlib.md5(DATA[1000:4000]).hexdigest()
+    assert part.md5_hex() == md5(DATA[1000:4000])
 
 
 def test_requests_sends_the_slice_length_not_the_file_size(source: Path) -> None:
@@ -47,7 +47,7 @@ def test_requests_sends_the_slice_length_not_the_file_size(source: Path) -> None
 
 
 def test_md5_of_range(source: Path) -> None:
-    assert md5_of_range(source, 5, 10) == hashlib.md5(DATA[5:15]).hexdigest()
+    assert md5_of_range(source, 5, 10) == md5(DATA[5:15])
 
 
 def test_cancel_stops_the_body_mid_stream(source: Path) -> None:
@@ -80,13 +80,13 @@ def test_part_hasher_cuts_where_the_parts_end(
         hasher.update(data[position : position + size])
         position += size
     parts = [data[i : i + part_size] for i in range(0, len(data), part_size)]
-    assert hasher.digests() == [hashlib.md5(p).hexdigest() for p in parts]
+    assert hasher.digests() == [md5(p) for p in parts]
 
 
 @pytest.mark.parametrize(
     ("etag", "size", "part_size", "expected"),
     [
-        (hashlib.md5(b"x").hexdigest(), 1, None, (1, False)),
+        (md5(b"x"), 1, None, (1, False)),
         (multipart_etag([]), 0, None, (1, True)),
         (multipart_etag([b"abc"]), 3, None, (3, True)),
         ("0" * 32 + "-3", 12 * 1024 * 1024, None, (5 * 1024 * 1024, True)),

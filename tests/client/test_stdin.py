@@ -28,7 +28,7 @@ from tests.client.conftest import URL
 from tests.client.middleware import RefusePart
 from tests.client.wsgi_adapter import WsgiAdapter
 from tests.conftest import MIN_PART
-from tests.conftest import multipart_etag
+from tests.oracle import multipart_etag
 
 SIZES = {"part_size": PART, "min_part_size": MIN_PART}
 CLI_SIZES = ["--part-size", str(PART), "--min-part-size", str(MIN_PART)]

@@ -28,7 +28,7 @@ from tests.client.middleware import answer
 from tests.client.middleware import query
 from tests.client.wsgi_adapter import BASE
 from tests.client.wsgi_adapter import WsgiAdapter
-from tests.conftest import multipart_etag
+from tests.oracle import multipart_etag
 
 SIZE = 10 * PART + 123  # 11 parts, the last short
 

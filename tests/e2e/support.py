@@ -14,7 +14,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from collections.abc import Iterable
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +24,8 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from tests.oracle import md5
+from tests.oracle import multipart_etag
 from tests.servers import Server
 from tests.servers import gunicorn_server
 
@@ -53,16 +54,6 @@ def address(server: Server) -> tuple[str, int]:
     parts = urlsplit(server.url)
     assert parts.hostname is not None and parts.port is not None
     return parts.hostname, parts.port
-
-
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
-def multipart_etag(parts: Iterable[bytes]) -> str:
-    """R2's object etag: MD5 of the parts' binary MD5s, ``-`` and their count."""
-    digests = [hashlib.md5(part).digest() for part in parts]
-    return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
 
 
 def regular_files(root: Path) -> dict[str, int]:

@@ -11,10 +11,10 @@ import pytest
 
 from tests.servers import Server
 
+from ..oracle import md5
 from .support import MIB
 from .support import Api
 from .support import address
-from .support import md5
 from .support import serve
 from .support import wait_for
 

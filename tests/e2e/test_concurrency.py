@@ -17,11 +17,11 @@ import pytest
 
 from tests.servers import Server
 
+from ..oracle import md5
+from ..oracle import multipart_etag
 from .support import NO_SUCH_UPLOAD
 from .support import Api
 from .support import address
-from .support import md5
-from .support import multipart_etag
 from .support import serve
 from .support import stored_files
 from .support import wait_for

@@ -15,10 +15,10 @@ import pytest
 
 from tests.servers import Server
 
+from ..oracle import md5
+from ..oracle import multipart_etag
 from .support import NO_SUCH_UPLOAD
 from .support import SWEEP_LOCK
-from .support import md5
-from .support import multipart_etag
 from .support import raw_request
 from .support import serve
 

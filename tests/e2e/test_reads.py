@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from ..oracle import multipart_etag
 from .support import MIB
 from .support import Api
-from .support import multipart_etag
 from .support import serve
 from .support import stored_files
 from .support import wait_for

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from ..oracle import multipart_etag
 from .support import MIB
 from .support import SEED_CLIENT
 from .support import Api
-from .support import multipart_etag
 from .support import serve
 
 #: The seed client's part size (10 MB in its words, 10 MiB in its code).

@@ -5,5 +5,5 @@
   records, and the durable tree built at a cut);
 * ``fusefs``: that model mounted with FUSE, a daemon per mount, cut on command;
 * ``harness``: gunicorn on the mount, clients, power cuts, and the crash
-  harness's checks (``tests/crash_harness.py``) after every restart.
+  harness's checks (``tests/crash/``) after every restart.
 """

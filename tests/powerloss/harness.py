@@ -3,9 +3,8 @@
 Used by ``tests/test_power.py`` (a short run in the suite) and by
 ``bench/power_harness.py`` (the long run: hundreds of cuts, figures printed).
 
-It is the crash harness (``tests/crash_harness.py``: its clients, its record
-of every request and answer, its checks after each restart) with a different
-crash. The data directory is on a lazy disk (``lazyfs``, mounted by
+It is the crash harness (``tests/crash/``: its clients, its record of every
+request and answer, its checks after each restart) with a different crash. The data directory is on a lazy disk (``lazyfs``, mounted by
 ``fusefs.LazyMount``); every crash is a power cut:
 
 1. after a seeded number of acknowledged requests (and a random delay), the
@@ -42,13 +41,14 @@ from pathlib import Path
 
 from mpuflask.storage.filesystem import UPLOAD_RECORD
 from mpuflask.storage.fsobject import MANIFEST
-from tests.crash_harness import NOT_HAPPENED
-from tests.crash_harness import UNKNOWN
-from tests.crash_harness import CrashHarness
-from tests.crash_harness import HarnessConfig
-from tests.crash_harness import Job
-from tests.crash_harness import Reply
-from tests.crash_harness import Report
+from tests.crash.checker import Checker
+from tests.crash.harness import CrashHarness
+from tests.crash.model import NOT_HAPPENED
+from tests.crash.model import UNKNOWN
+from tests.crash.model import Job
+from tests.crash.model import Reply
+from tests.crash.report import HarnessConfig
+from tests.crash.report import Report
 
 from .fusefs import LazyMount
 
@@ -120,41 +120,8 @@ class PowerReport(Report):
         return "\n".join(lines + crash)
 
 
-class PowerHarness(CrashHarness):
-    """Runs one :class:`PowerConfig`; :meth:`run` returns a :class:`PowerReport`."""
-
-    cfg: PowerConfig
-
-    def __init__(self, config: PowerConfig) -> None:
-        super().__init__(config)
-        self.env["MPUFLASK_DURABLE"] = "true" if config.durable else "false"
-        self.cut_rng = random.Random(f"mpuflask-power:{config.seed}:cuts")
-        self.mount = LazyMount(config.workdir / "store", config.workdir / "mnt")
-
-    def run(self) -> PowerReport:
-        with self.mount:
-            report = super().run()
-        return PowerReport(
-            report.config,
-            report.counts,
-            report.violations,
-            report.log_errors,
-            report.elapsed,
-        )
-
-    def while_down(self) -> None:
-        """Cut the power, come back on what the disk kept, then as after a crash."""
-        seed = None
-        if self.cut_rng.random() < self.cfg.writeback:
-            seed = self.cut_rng.getrandbits(32)
-        stats = self.mount.cut(seed)
-        self.count("cuts_drop" if seed is None else "cuts_writeback")
-        for name in CUT_FIGURES:
-            self.count(f"cut_{name}", stats.get(name, 0))
-        self.mount.remount()
-        super().while_down()
-
-    # -- checks: the crash harness's, with a power cut's own allowances -----------
+class PowerChecker(Checker):
+    """The crash harness's checks, with a power cut's own allowances and figures."""
 
     def check_after_restart(self) -> None:
         super().check_after_restart()
@@ -162,40 +129,42 @@ class PowerHarness(CrashHarness):
 
     def check_parts(self, job: Job, reply: Reply) -> None:
         super().check_parts(job, reply)
-        self.count("checked_parts", sum(slot.must_exist for slot in job.slots))
+        self.findings.count("checked_parts", sum(slot.must_exist for slot in job.slots))
 
     def check_keys(self) -> None:
-        verified, absent = self.counts["reads_verified"], self.counts["reads_absent"]
+        counts = self.findings.counts
+        verified, absent = counts["reads_verified"], counts["reads_absent"]
         super().check_keys()  # nothing else runs now: the deltas are its reads
-        self.count("checked_objects", self.counts["reads_verified"] - verified)
-        self.count("checked_absent", self.counts["reads_absent"] - absent)
+        self.findings.count("checked_objects", counts["reads_verified"] - verified)
+        self.findings.count("checked_absent", counts["reads_absent"] - absent)
 
     def judge_observations(self) -> None:
         """Reads during the run; one may have seen a write the cut then undid."""
-        observations, self.observations = self.observations, []
+        model = self.model
+        observations, model.observations = model.observations, []
         for seen in observations:
-            if self.may_see(seen.key, seen.vid, seen.start, seen.end):
+            if model.may_see(seen.key, seen.vid, seen.start, seen.end):
                 continue
             if self.may_have_seen_before_the_cut(
                 seen.key, seen.vid, seen.start, seen.end
             ):
-                self.count("reads_of_undone_writes")
+                self.findings.count("reads_of_undone_writes")
                 continue
-            self.violation(
+            self.findings.violation(
                 "stale reads",
                 f"{seen.what} saw {'absent' if seen.vid is None else seen.vid}; "
-                f"recent writes: {self.explain(seen.key)}",
+                f"recent writes: {model.explain(seen.key)}",
             )
 
     def may_have_seen_before_the_cut(
         self, key: str, vid: int | None, start: float, end: float
     ) -> bool:
         """``may_see``, where a write cut by the power and undone may have shown."""
-        undone = [w for w in self.writes[key] if w.state == NOT_HAPPENED]
+        undone = [w for w in self.model.writes[key] if w.state == NOT_HAPPENED]
         for write in undone:
             write.state = UNKNOWN
         try:
-            return self.may_see(key, vid, start, end)
+            return self.model.may_see(key, vid, start, end)
         finally:
             for write in undone:
                 write.state = NOT_HAPPENED
@@ -216,13 +185,49 @@ class PowerHarness(CrashHarness):
                 keep.update(part["file"] for part in manifest["parts"])
                 extra = set(os.listdir(version.path)) - keep
                 links = {name for name in extra if PART_LINK.fullmatch(name)}
-                self.count("litter_links", len(links))
+                self.findings.count("litter_links", len(links))
                 if extra - links:
-                    self.violation(
+                    self.findings.violation(
                         "leftover temp files after restart",
                         f"object {manifest['key']} {manifest['upload_id']} keeps "
                         f"{sorted(extra - links)}",
                     )
+
+
+class PowerHarness(CrashHarness):
+    """Runs one :class:`PowerConfig`; :meth:`run` returns a :class:`PowerReport`."""
+
+    cfg: PowerConfig
+    checker_class = PowerChecker
+
+    def __init__(self, config: PowerConfig) -> None:
+        super().__init__(config)
+        self.driver.env["MPUFLASK_DURABLE"] = "true" if config.durable else "false"
+        self.cut_rng = random.Random(f"mpuflask-power:{config.seed}:cuts")
+        self.mount = LazyMount(config.workdir / "store", config.workdir / "mnt")
+
+    def run(self) -> PowerReport:
+        with self.mount:
+            report = super().run()
+        return PowerReport(
+            report.config,
+            report.counts,
+            report.violations,
+            report.log_errors,
+            report.elapsed,
+        )
+
+    def while_down(self) -> None:
+        """Cut the power, come back on what the disk kept, then as after a crash."""
+        seed = None
+        if self.cut_rng.random() < self.cfg.writeback:
+            seed = self.cut_rng.getrandbits(32)
+        stats = self.mount.cut(seed)
+        self.findings.count("cuts_drop" if seed is None else "cuts_writeback")
+        for name in CUT_FIGURES:
+            self.findings.count(f"cut_{name}", stats.get(name, 0))
+        self.mount.remount()
+        super().while_down()
 
 
 def run_power_harness(config: PowerConfig) -> PowerReport:

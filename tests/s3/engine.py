@@ -72,14 +72,28 @@ class Engine:
         )
         return [item for page in pages for item in page.get("Parts", [])]
 
+    def leftovers(self, bucket: str) -> list[str]:
+        """Every object and open upload, but the store's bookkeeping: what an
+        upload that is finished, aborted or swept must not leave behind."""
+        found = [
+            item["Key"]
+            for item in self.objects(bucket)
+            if not is_bookkeeping(item["Key"])
+        ]
+        found += [f"upload {item['Key']}" for item in self.uploads(bucket)]
+        return sorted(found)
+
     def state(self, bucket: str) -> dict[str, bytes]:
         """Everything the bucket holds: objects (bytes), uploads and parts.
 
         S3 cannot read back the bytes of a part, so a part is shown as
-        :func:`part_entry` (its MD5 and size).
+        :func:`part_entry` (its MD5 and size). The store's bookkeeping (sweep
+        lease, staging decision, filler part) is left out: it is no upload's.
         """
         found: dict[str, bytes] = {}
         for item in self.objects(bucket):
+            if is_bookkeeping(item["Key"]):
+                continue
             body = self.client.get_object(Bucket=bucket, Key=item["Key"])["Body"]
             found[f"objects/{item['Key']}"] = body.read()
         for upload in self.uploads(bucket):
@@ -91,6 +105,14 @@ class Engine:
                     etag, part["Size"]
                 )
         return found
+
+
+def is_bookkeeping(key: str) -> bool:
+    """The store's own objects, one per bucket: the staging decision, the
+    sweep lease and the filler part."""
+    return key in (".mpuflask/engine.json", ".mpuflask/sweep.json") or (
+        key.startswith(".mpuflask/filler-")
+    )
 
 
 def part_entry(md5_hex: str, size: int) -> bytes:
@@ -123,10 +145,13 @@ def connect(endpoint: str = ENDPOINT) -> Engine:
 
 def probe(min_part: int) -> Engine | str:
     """The engine, or why the s3 tests cannot run against it."""
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError
+
     try:
         engine = connect()
         engine.client.list_buckets()
-    except Exception as error:
+    except (BotoCoreError, ClientError) as error:  # no answer, or refused us
         return (
             f"no S3 engine answers at {ENDPOINT} ({type(error).__name__}: {error}); "
             "start one with shared/ceph-rgw.sh as .ci/run does, or set "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -28,33 +27,14 @@ from mpuflask.storage.s3io import PartStream
 
 from ..conftest import MIN_PART
 from ..conftest import Flow
-from ..conftest import md5
-from ..conftest import multipart_etag
-
-Gateway = Callable[..., Flask]
-
-
-@pytest.fixture
-def gateway(s3_engine: Any, s3_bucket: str, spool_dir: Path) -> Gateway:
-    """Build a gateway app on the test's bucket (call twice: two gateways)."""
-
-    def make(**settings: Any) -> Flask:
-        return create_app(
-            {
-                "TESTING": True,
-                **s3_engine.settings(s3_bucket),
-                "MPUFLASK_MIN_PART_SIZE": MIN_PART,
-                "MPUFLASK_S3_SPOOL_DIR": str(spool_dir),
-                **settings,
-            }
-        )
-
-    return make
+from ..oracle import md5
+from ..oracle import multipart_etag
+from .conftest import Gateway
+from .conftest import s3_bucket_of
 
 
 def store(app: Flask) -> S3Bucket:
-    bucket: S3Bucket = app.extensions["mpuflask"].bucket
-    return bucket
+    return s3_bucket_of(app)
 
 
 def test_uploads_are_shared_by_gateways(gateway: Gateway) -> None:
@@ -91,8 +71,7 @@ def test_record_lives_beside_the_upload(
     assert record["upload_id"] == upload_id
     assert datetime.fromisoformat(record["expires"]) > datetime.now(UTC)
     flow.abort(upload_id, key="k")
-    assert s3_engine.objects(s3_bucket) == []
-    assert s3_engine.uploads(s3_bucket) == []
+    assert s3_engine.leftovers(s3_bucket) == []
 
 
 @pytest.mark.parametrize("key", [".mpuflask/uploads/x.json", "nul\x00byte"])
@@ -116,7 +95,7 @@ def test_reader_fails_cleanly_when_the_key_changes(gateway: Gateway) -> None:
     """S3 cannot pin an old version: a reader gets its version or an error."""
     app = gateway()
     bucket = store(app)
-    bucket.read_window = 1024
+    bucket.store.read_window = 1024
     flow = Flow(app.test_client())
     data = bytes(range(256)) * 40
     flow.upload(_split(data), key="obj")
@@ -134,7 +113,7 @@ def test_reader_fails_cleanly_when_the_key_changes(gateway: Gateway) -> None:
 
 def test_reads_go_by_growing_windows(gateway: Gateway) -> None:
     app = gateway()
-    store(app).read_window = 1000
+    store(app).store.read_window = 1000
     flow = Flow(app.test_client())
     data = bytes(range(251)) * 100
     flow.upload(_split(data), key="big")
@@ -161,7 +140,7 @@ def test_both_ways_of_completing(gateway: Gateway, s3_engine: Any, staged) -> No
     head = s3_engine.client.head_object(Bucket=store(app).bucket, Key="k")
     assert head["ContentType"] == "text/plain"
     # Nothing is left but the object.
-    assert [o["Key"] for o in s3_engine.objects(store(app).bucket)] == ["k"]
+    assert s3_engine.leftovers(store(app).bucket) == ["k"]
 
 
 def test_engine_that_cannot_drop_parts_is_probed(gateway: Gateway) -> None:
@@ -182,8 +161,7 @@ def test_staged_complete_leaving_parts_out(gateway: Gateway, s3_engine: Any) -> 
     assert etag == f'"{multipart_etag([b"1" * MIN_PART, b"3"])}"'
     got = flow.get("k")
     assert (got.data, got.headers["etag"]) == (b"1" * MIN_PART + b"3", etag)
-    assert [o["Key"] for o in s3_engine.objects(store(app).bucket)] == ["k"]
-    assert s3_engine.uploads(store(app).bucket) == []
+    assert s3_engine.leftovers(store(app).bucket) == ["k"]
 
 
 def test_staged_part_replaced_by_a_smaller_one(gateway: Gateway) -> None:
@@ -280,12 +258,15 @@ def test_sweep_removes_expired_and_orphaned(
     assert bucket.sweep() == 0  # nothing is old enough to be a leftover yet
     bucket.clock = lambda: datetime.now(UTC) + timedelta(seconds=3601)
     fresh = flow.create("fresh")
-    bucket.orphan_grace = timedelta(0)
+    bucket.store.orphan_grace = timedelta(0)
     assert bucket.sweep() == 5  # old, kept (expired), orphan, record, probe
     # Only the fresh upload is left: its engine upload and its record.
-    assert [u["UploadId"] for u in s3_engine.uploads(s3_bucket)] == [fresh]
-    keys = sorted(o["Key"] for o in s3_engine.objects(s3_bucket))
-    assert keys == [f".mpuflask/uploads/{fresh}.json"]
+    [upload] = s3_engine.uploads(s3_bucket)
+    assert upload["UploadId"] == fresh
+    assert s3_engine.leftovers(s3_bucket) == [
+        f".mpuflask/uploads/{fresh}.json",
+        f"upload {upload['Key']}",
+    ]
     for upload_id, key in (
         (old, "old"),
         (kept, "kept"),
@@ -347,3 +328,30 @@ def test_engine_unreachable_is_503(tmp_path: Path) -> None:
 def test_bad_s3_settings_fail_at_start(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         create_app({"MPUFLASK_STORE": "s3", **settings})
+
+
+def test_engine_refusing_the_same_parts_twice_is_answered_as_it_said(
+    gateway: Gateway, s3_engine: Any, s3_bucket: str
+) -> None:
+    """A gateway configured below the engine's minimum part size (1 KiB
+    here): the engine refuses the close (EntityTooSmall), and says so again
+    with the same parts: that is its answer, not a race to retry."""
+    flow = Flow(
+        gateway(
+            MPUFLASK_S3_STAGE_UPLOADS=True, MPUFLASK_MIN_PART_SIZE=512
+        ).test_client()
+    )
+    upload_id = flow.create("k")
+    parts = [
+        flow.part(upload_id, 1, b"a" * 600, "k"),
+        flow.part(upload_id, 2, b"b", "k"),
+    ]
+    refused = flow.complete_raw(upload_id, parts, "k")
+    assert (refused.status_code, refused.text) == (
+        400,
+        "completeMultipartUpload: Your proposed upload is smaller than the minimum allowed object size. (10011)",
+    )
+    assert flow.get("k").status_code == 404
+    # The upload is still open and whole.
+    listed = flow.client.get(f"/k?action=mpu-listparts&uploadId={upload_id}").json
+    assert [p["size"] for p in listed["parts"]] == [600, 1]
