@@ -81,6 +81,8 @@ class Receiver:
         self.stall_seconds = stall_seconds
         #: Answer every delivery with this status (None: decide by the odds).
         self.answer: int | None = None
+        #: Seconds to take before answering any delivery (a slow receiver).
+        self.answer_delay = 0.0
         self.deliveries: list[Delivery] = []
         #: How many deliveries it stalled.
         self.stalls = 0
@@ -142,6 +144,8 @@ class Receiver:
                 signature = "ok"
             except InvalidSignature as error:
                 signature = str(error)
+        if self.answer_delay:
+            time.sleep(self.answer_delay)
         with self._lock:
             roll = self._random.random()
             status = self.answer
