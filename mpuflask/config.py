@@ -33,6 +33,7 @@ from typing import Any
 from flask import Flask
 
 from . import setting_types as types
+from .events.model import EVENT_TYPES
 from .rules import DEFAULT_MAX_PART_SIZE
 from .rules import DEFAULT_MIN_PART_SIZE
 from .rules import MIB
@@ -130,6 +131,22 @@ SETTINGS: tuple[Setting, ...] = (
             "0 = no limit"),
     Setting("MPUFLASK_MAX_PARTS", _ints(0, 10_000), 0,
             "refuse a complete of more parts; 0 = no limit (R2: 10,000)"),
+    # -- events (docs/hooks.md) --
+    Setting("MPUFLASK_EVENT_HOOKS", types.HOOKS, (),
+            "event hooks, comma-separated `package.module:function`, each "
+            "called with every event, after the fact, at least once"),
+    Setting("MPUFLASK_WEBHOOK_URL", types.optional(types.URL), None,
+            "POST every event here as JSON, at least once; unset: no webhook"),
+    Setting("MPUFLASK_WEBHOOK_SECRET", types.optional(types.SECRET), None,
+            "HMAC-SHA256 key of the webhook's X-Mpuflask-Signature; unset: "
+            "events go unsigned (logged at start-up)"),
+    Setting("MPUFLASK_WEBHOOK_EVENTS", types.some_of(*EVENT_TYPES), EVENT_TYPES,
+            "the event types the webhook gets"),
+    Setting("MPUFLASK_WEBHOOK_TIMEOUT", types.seconds(0.1), 10,
+            "seconds the webhook waits for the receiver's answer"),
+    Setting("MPUFLASK_EVENT_RETRY_MAX", types.seconds(1), 300,
+            "seconds; the longest wait between two tries of an event's "
+            "delivery (events are never dropped)"),
     # -- browsers --
     Setting("MPUFLASK_WEB_UI", types.BOOLEAN, False,
             "serve the upload page at GET / (docs/browser.md)"),

@@ -48,6 +48,18 @@ from .current import current_request_info
 from .deadlines import install_deadlines
 from .errors import Unauthorized
 from .errors import register_error_handlers
+from .events.install import install_events
+from .events.model import ABORTED
+from .events.model import DELETED
+from .events.model import EVENT_TYPES
+from .events.model import EXPIRED
+from .events.model import PUBLISHED
+from .events.moments import AbortedHookT
+from .events.moments import DeletedHookT
+from .events.moments import EventHooks
+from .events.moments import EventHookT
+from .events.moments import ExpiredHookT
+from .events.moments import PublishedHookT
 from .hooks import AuthHook
 from .hooks import AuthHookT
 from .hooks import CompleteInfo
@@ -100,9 +112,9 @@ class MpuFlask:
         self.auth_hooks: list[AuthHook] = []
         self.part_validators: list[PartValidator] = []
         self.complete_validators: list[CompleteValidator] = []
-        # -- Event moments (after an object is published, an upload aborted,
-        #    an object deleted) belong here, beside the three above: a list,
-        #    a decorator that adds to it, a runner, a setting that loads it.
+        #: Hooks called after the fact, from the event outbox (docs/hooks.md);
+        #: run by the delivery loop (mpuflask/events/), loaded by install_events.
+        self.event_hooks = EventHooks()
         #: Refuse requests for which no auth hook returned an identity (401).
         #: None: yes as soon as any auth hook is registered.
         self.auth_required: bool | None = None
@@ -125,10 +137,11 @@ class MpuFlask:
         load_app_config(app)
         self.app = app
         self.bucket = open_bucket(app.config)
-        if app.config["MPUFLASK_SWEEP_ON_START"]:
-            self.bucket.sweep()
         self.metrics = make_metrics(self.bucket)
         self._load_hooks(app.config)
+        install_events(app, self)
+        if app.config["MPUFLASK_SWEEP_ON_START"]:
+            self.bucket.sweep()  # after install_events: expiries it finds are events
         app.extensions["mpuflask"] = self
         install_action_routing(app)
         install_observability(app, self.metrics)
@@ -183,6 +196,43 @@ class MpuFlask:
         self._check_setup_finished("validate_complete")
         self.complete_validators.append(validator)
         return validator
+
+    # -- events: after the fact, at least once (mpuflask.events) --------------
+
+    def after_publish(self, hook: PublishedHookT) -> PublishedHookT:
+        """Register a hook called with each :class:`~mpuflask.events.ObjectPublished`.
+
+        Runs after the object is published, in the server's delivery loop,
+        not in the request: it cannot change the client's answer. If it
+        raises, it is called again later with the same event (same ``id``);
+        make it idempotent. Example::
+
+            @mpu.after_publish
+            def index(event):
+                db.upsert(event.key, etag=event.etag, size=event.size)
+        """
+        self._check_setup_finished("after_publish")
+        return self.event_hooks.add((PUBLISHED,), hook)
+
+    def after_abort(self, hook: AbortedHookT) -> AbortedHookT:
+        """Register a hook called with each :class:`~mpuflask.events.UploadAborted`."""
+        self._check_setup_finished("after_abort")
+        return self.event_hooks.add((ABORTED,), hook)
+
+    def after_expire(self, hook: ExpiredHookT) -> ExpiredHookT:
+        """Register a hook called with each :class:`~mpuflask.events.UploadExpired`."""
+        self._check_setup_finished("after_expire")
+        return self.event_hooks.add((EXPIRED,), hook)
+
+    def after_delete(self, hook: DeletedHookT) -> DeletedHookT:
+        """Register a hook called with each :class:`~mpuflask.events.ObjectDeleted`."""
+        self._check_setup_finished("after_delete")
+        return self.event_hooks.add((DELETED,), hook)
+
+    def after_event(self, hook: EventHookT) -> EventHookT:
+        """Register a hook called with every event, whatever its type."""
+        self._check_setup_finished("after_event")
+        return self.event_hooks.add(EVENT_TYPES, hook)
 
     def _check_setup_finished(self, name: str) -> None:
         """Refuse a hook once the app has served a request, as Flask does.

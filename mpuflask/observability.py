@@ -20,6 +20,7 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 from flask import Flask
@@ -113,6 +114,8 @@ class Metrics:
     rejections: Counter
     sweeps: Counter
     swept: Counter
+    #: Collectors read at scrape time, added by features (events' pending gauge).
+    collectors: list[Any] = field(default_factory=list)
 
 
 class ProcessId:
@@ -210,6 +213,8 @@ def scrape(metrics: Metrics) -> Response:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         registry.register(_OpenUploads(metrics.bucket))
+        for collector in metrics.collectors:
+            registry.register(collector)
         data = generate_latest(registry)
     else:
         data = generate_latest(metrics.registry)

@@ -310,3 +310,38 @@ def _hooks(value: Any) -> tuple[Callable[..., Any], ...]:
 
 
 HOOKS = Kind("`module:callable` list", _hooks)
+
+
+_URL = re.compile(r"https?://[^/\s?#]+(/[^\s]*)?")
+
+
+def _url(value: Any) -> str:
+    text = _text(value)
+    if not _URL.fullmatch(text):
+        raise ValueError(
+            f"must be an http:// or https:// URL with a host, not {shown(value)}"
+        )
+    return text
+
+
+#: An http(s) URL (a webhook's).
+URL = Kind("http(s) URL", _url)
+
+
+def some_of(*options: str) -> Kind:
+    """A comma-separated selection of a few words (at least one, no repeats)."""
+
+    def parse(value: Any) -> tuple[str, ...]:
+        listed = [
+            item.strip() if isinstance(item, str) else item for item in items(value)
+        ]
+        for item in listed:
+            if item not in options:
+                raise ValueError(
+                    f"has {shown(item)}, which is not one of {', '.join(options)}"
+                )
+        if len(set(listed)) != len(listed):
+            raise ValueError("names a value twice")
+        return tuple(listed)
+
+    return Kind("list of " + ", ".join(f"`{o}`" for o in options), parse, ",".join)

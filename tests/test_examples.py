@@ -79,3 +79,40 @@ def test_uppy_snippet_in_the_docs_is_the_example_file() -> None:
         r"^```js\n(.*?)^```$", (root / "docs" / "browser.md").read_text(), re.M | re.S
     )
     assert blocks == [snippet]
+
+
+def test_webhook_receiver_example_checks_signatures_and_drops_duplicates(
+    tmp_path: Path, capsys: Any
+) -> None:
+    from examples.webhook_receiver import create_app as make_receiver
+    from mpuflask.events import sign_webhook
+
+    receiver = make_receiver("s3cret", str(tmp_path / "events.sqlite3")).test_client()
+    body = json.dumps(
+        {"id": "e1", "type": "object-published", "key": "k", "etag": "abc-1"}
+    ).encode()
+    headers = {"X-Mpuflask-Signature": sign_webhook(body, "s3cret")}
+    for _ in range(2):  # the same event delivered twice: handled once
+        answer = receiver.post("/hooks/mpuflask", data=body, headers=headers)
+        assert answer.status_code == 204
+    assert capsys.readouterr().out == "object-published k abc-1\n"
+    forged = receiver.post(
+        "/hooks/mpuflask",
+        data=body.replace(b"abc-1", b"abc-2"),
+        headers=headers,
+    )
+    assert (forged.status_code, forged.text) == (
+        400,
+        "refused: no v1 signature matches the body and the secret\n",
+    )
+    assert capsys.readouterr().out == ""
+
+
+def test_webhook_receiver_example_in_the_docs_is_the_example_file() -> None:
+    root = Path(__file__).resolve().parent.parent
+    example = (root / "examples" / "webhook_receiver.py").read_text()
+    code = example.split('"""', 2)[2].lstrip("\n")
+    blocks = re.findall(
+        r"^```python\n(.*?)^```$", (root / "docs" / "hooks.md").read_text(), re.M | re.S
+    )
+    assert code in blocks, "docs/hooks.md must show examples/webhook_receiver.py"

@@ -231,16 +231,21 @@ def when_ready(server: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """Start the periodic sweep of expired uploads in this worker.
+    """Start the periodic sweep of expired uploads in this worker, and its
+    event delivery loop.
 
     Each worker runs the timer; a lock in the data directory lets only one
-    of them sweep at a time (mpuflask/sweeper.py).
+    of them sweep at a time (mpuflask/sweeper.py). Likewise each worker runs
+    a delivery loop, and only the holder of the outbox's lease delivers
+    (mpuflask/events/delivery.py).
     """
+    from mpuflask.events import start_event_delivery
     from mpuflask.sweeper import start_periodic_sweep
 
     app = getattr(worker, "wsgi", None)
     if app is not None and "mpuflask" in getattr(app, "extensions", {}):
         start_periodic_sweep(app)
+        start_event_delivery(app)
 
 
 def child_exit(server: Any, worker: Any) -> None:

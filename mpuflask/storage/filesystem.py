@@ -82,6 +82,7 @@ from .base import UploadInfo
 from .base import UploadListing
 from .base import UploadPosition
 from .diskio import CorruptEntry
+from .fsevents import FilesystemOutbox
 from .fsindex import ObjectIndex
 from .fslisting import scan_objects
 from .fslisting import uploads_of
@@ -130,6 +131,8 @@ class FilesystemBucket:
         self.clock: Callable[[], datetime] = _now
         #: Threads that hash and write part bodies while they stream in.
         self.helpers = Helpers()
+        #: Events recorded in the same steps (off until the app wants some).
+        self.events = FilesystemOutbox(self)
         diskio.make_dirs(self.root, durable)
         for area in _AREAS:
             os.makedirs(self._area(area), exist_ok=True)
@@ -271,12 +274,17 @@ class FilesystemBucket:
                 log.error("corrupt entry objects/%s: %s", shard, error)
                 return
             try:
-                with self.index.changing(key, operation):
-                    os.rename(name, trash, src_dir_fd=shard_fd, dst_dir_fd=trash_fd)
-                    # The rename removed an entry from objects/<hh>: that
-                    # directory must reach the disk for the delete to survive
-                    # a power cut (before the index says it is gone).
-                    self.sync_dirs(shard_fd, trash_fd)
+                with (
+                    self.index.changing(key, operation),
+                    self.events.deleting(
+                        key, shard_fd, name, trash_fd, trash, operation
+                    ) as (to_fd, to_name),
+                ):
+                    os.rename(name, to_name, src_dir_fd=shard_fd, dst_dir_fd=to_fd)
+                    # The rename removed an entry from objects/<hh>: that directory
+                    # must reach the disk for the delete to survive a power cut
+                    # (before the index says it is gone).
+                    self.sync_dirs(shard_fd, to_fd)
             except FileNotFoundError:
                 return
             finally:

@@ -182,7 +182,10 @@ class FilesystemUpload:
                 staging_fd,
                 owners_fd,
             ):
-                with bucket.index.changing(self.key, operation):
+                with (
+                    bucket.index.changing(self.key, operation),
+                    bucket.events.upload_ending(record, manifest, operation),
+                ):
                     replaced = self._publish(dir_fd, uploads_fd, staging_fd, manifest)
                 # Published: what follows is clean-up, never answered.
                 fsowners.remove(owners_fd, record)
@@ -264,13 +267,14 @@ class FilesystemUpload:
                     _,
                     record,
                 ):
-                    os.rename(
-                        self.upload_id,
-                        trash,
-                        src_dir_fd=uploads_fd,
-                        dst_dir_fd=trash_fd,
-                    )
-                    bucket.sync_dirs(uploads_fd)
+                    with bucket.events.upload_ending(record, None, operation):
+                        os.rename(
+                            self.upload_id,
+                            trash,
+                            src_dir_fd=uploads_fd,
+                            dst_dir_fd=trash_fd,
+                        )
+                        bucket.sync_dirs(uploads_fd)
                     fsowners.remove(owners_fd, record)
             except NoSuchUpload:
                 return

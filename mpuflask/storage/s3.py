@@ -49,6 +49,7 @@ from .base import UploadPosition
 from .s3engine import S3Engine
 from .s3errors import EngineFailed
 from .s3errors import EngineUnavailable
+from .s3events import S3Outbox
 from .s3io import S3ObjectBody
 from .s3records import UploadRecord
 from .s3records import object_arguments
@@ -144,6 +145,11 @@ class S3Bucket:
     def clock(self, clock: Callable[[], datetime]) -> None:
         self.store.clock = clock
 
+    @property
+    def events(self) -> S3Outbox:
+        """Events recorded in the same steps (mpuflask/storage/s3events.py)."""
+        return self.store.events
+
     def stages_uploads(self) -> bool:
         """Whether new uploads go to a staging key (decided once per bucket)."""
         return self.store.stages_uploads()
@@ -202,7 +208,7 @@ class S3Bucket:
 
     def delete(self, key: str) -> None:
         self.check_key(key, "delete")
-        self.engine.delete(key, "delete")
+        self.events.deleting(key, lambda: self.engine.delete(key, "delete"))
 
     def sweep(self) -> int:
         """Expired and record-less uploads, stalled completes and leftovers

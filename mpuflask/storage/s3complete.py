@@ -107,7 +107,8 @@ def complete(
         except WriteConflict:
             continue  # another complete (or an abort) got there first
         try:
-            with holder.holding():
+            claim = holder.claim
+            with holder.holding(), store.events.publishing(record, listed, claim.etag):
                 holder.close()
                 holder.publish()
         except PartsChanged as changed:

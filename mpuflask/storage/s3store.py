@@ -25,6 +25,7 @@ from dataclasses import field
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
@@ -38,6 +39,9 @@ from .s3records import UploadRecord
 from .s3records import decode_record
 from .s3records import encode_record
 from .s3records import record_key
+
+if TYPE_CHECKING:
+    from .s3events import S3Outbox
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,14 @@ class S3Store:
     #: The first ranged GET of a read; tests lower it to see windows turn.
     read_window: int = MIB
     _filler: tuple[str, str] | None = field(default=None, repr=False)
+    #: Events recorded in the steps that make them (off until the app wants
+    #: some): mpuflask/storage/s3events.py.
+    events: S3Outbox = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from .s3events import S3Outbox  # it reads records through this store
+
+        self.events = S3Outbox(self)
 
     # -- names ----------------------------------------------------------------
 

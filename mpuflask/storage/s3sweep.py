@@ -107,7 +107,9 @@ class Sweeper:
             record = found[0]
         if record.info.expires > store.clock():
             return 0
-        if store.engine.abort_upload(engine_key, upload_id, SWEEP):
+        with store.events.ending(record) as step:
+            step.happened = store.engine.abort_upload(engine_key, upload_id, SWEEP)
+        if step.happened:
             discard(store, record)
         return 1
 

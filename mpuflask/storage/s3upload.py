@@ -219,7 +219,11 @@ class S3Upload:
         record = found[0]
         if record.info.key != self.key:
             return
-        aborted = store.engine.abort_upload(record.engine_key, self.upload_id, ABORT)
+        with store.events.ending(record) as step:
+            aborted = store.engine.abort_upload(
+                record.engine_key, self.upload_id, ABORT
+            )
+            step.happened = aborted
         if not aborted and record.claim is not None:
             return
         discard(store, record)

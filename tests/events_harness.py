@@ -1,0 +1,619 @@
+"""The events crash harness: SIGKILLs lose no event, duplicates keep their id.
+
+Used by ``tests/test_events_crash.py`` (a short run in the suite) and by
+``bench/events_crash.py`` (the long run: 100+ kills, figures printed).
+
+What it does
+------------
+It runs gunicorn (our ``gunicorn.conf.py``, durable) with the webhook on,
+pointed at a receiver in this process (:mod:`tests.webhook_receiver`) that
+answers 500 to some deliveries, stalls past the webhook's timeout on others,
+and is stopped and started again now and then. Client threads, each on keys
+of its own, loop over: upload and complete (a publish, or an overwrite), upload
+and abort, delete. A coordinator waits for a seeded number of acknowledged
+requests, then SIGKILLs one worker (gunicorn respawns it) or the master with
+all its workers, whatever they are doing, and restarts gunicorn on the same
+data directory and port.
+
+A request ends acknowledged (a whole answer), refused (no connection: it never
+reached a server; retried), or cut (the connection died: it may or may not have
+happened). Cut completes and aborts are resolved after the run with
+mpu-listparts: the upload still open means the step did not happen; gone
+means it did (each client works on its own uploads, and nothing expires).
+Uploads left open are aborted at the end.
+
+Then, with the last server running, it waits (bounded) for the receiver to
+have everything, and checks:
+
+* lost events: every acknowledged or resolved publish has an
+  ``object-published`` event with the upload's id and the etag answered;
+  every upload that was aborted has ``upload-aborted``; and the events of each
+  key, in time order, end in the key's final state (its last publish with the
+  etag a GET shows, or a delete if it holds nothing): a delete lost would
+  leave a publish last;
+* false events: no publish event for an upload whose complete was refused or
+  did not happen, and no upload with two kinds of ending;
+* duplicates: every delivery of one event (same type and upload, or same id)
+  has the same id and the very same body;
+* signatures: every delivery verifies with the secret;
+* the outbox is empty at the end (``mpuflask_events_pending 0``).
+
+Everything is bounded: requests time out, waits have deadlines, the run has a
+time budget; traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from collections import defaultdict
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.crash.driver import _wait_gone
+from tests.crash.driver import kill_master
+from tests.crash.driver import listening
+from tests.servers import Server
+from tests.servers import free_port
+from tests.servers import gunicorn_server
+from tests.webhook_receiver import Receiver
+
+SECRET = "events-harness-secret"  # noqa: S105 (a test secret)
+MIN_PART = 4096
+
+#: What must never happen; each is a count of 0 in a passing run.
+INVARIANTS = (
+    "lost events",
+    "false events",
+    "duplicates with another id or body",
+    "bad signatures",
+    "server errors (5xx)",
+    "events left pending",
+    "harness errors",
+)
+
+OK, REFUSED, CUT = "ok", "refused", "cut"
+
+
+@dataclass
+class EventsHarnessConfig:
+    workdir: Path
+    seed: int = 1
+    kills: int = 10
+    #: Every this-many-th kill is the master's (with all its workers).
+    master_every: int = 3
+    workers: int = 3
+    threads: int = 4
+    clients: int = 4
+    keys_per_client: int = 2
+    #: Acknowledged requests between two kills: a seeded count in this range.
+    progress: tuple[int, int] = (3, 12)
+    #: The receiver: odds of a 500, of a stall past the webhook's timeout.
+    fail_rate: float = 0.2
+    stall_rate: float = 0.05
+    #: The receiver restarts at every this-many-th kill.
+    receiver_restart_every: int = 4
+    webhook_timeout: float = 0.5
+    retry_max: float = 2.0
+    #: Time budget for the kills, seconds.
+    duration: float = 600.0
+    #: How long the last server gets to deliver everything.
+    delivery_wait: float = 90.0
+    request_timeout: float = 20.0
+
+
+@dataclass
+class Upload:
+    key: str
+    upload_id: str
+    etag: str = ""
+    #: "published", "not published", "unknown", or "" (no complete tried).
+    complete: str = ""
+    #: An abort was tried (acknowledged or cut).
+    abort: bool = False
+
+
+@dataclass
+class Report:
+    config: EventsHarnessConfig
+    counts: Counter[str]
+    violations: dict[str, list[str]]
+    elapsed: float
+
+    def violation_count(self, name: str) -> int:
+        return len(self.violations.get(name, []))
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.violations.values())
+
+    def format(self, details: int = 5) -> str:
+        c, cfg = self.counts, self.config
+        lines = [
+            f"events crash harness: seed {cfg.seed}, gunicorn {cfg.workers} workers x "
+            f"{cfg.threads} threads, {cfg.clients} clients x {cfg.keys_per_client} "
+            f"keys, receiver failing {cfg.fail_rate:.0%}, stalling "
+            f"{cfg.stall_rate:.0%}, restarted every {cfg.receiver_restart_every} kills",
+            f"kills: {c['kills_worker'] + c['kills_master']} (workers "
+            f"{c['kills_worker']}, master {c['kills_master']}); server restarts "
+            f"{c['restarts']}; receiver restarts {c['receiver_restarts']}",
+            f"acknowledged: completes {c['ack_complete']}, aborts {c['ack_abort']}, "
+            f"deletes {c['ack_delete']}; cut by kills: completes "
+            f"{c['cut_complete']} (published {c['resolved_published']}, not "
+            f"{c['resolved_not_published']}), aborts {c['cut_abort']}, deletes "
+            f"{c['cut_delete']}",
+            f"expected events: published {c['expected_published']}, aborted "
+            f"{c['expected_aborted']}, key histories checked {c['keys_checked']}",
+            f"receiver: {c['deliveries']} deliveries, {c['accepted']} accepted "
+            f"({c['distinct_events']} distinct events, {c['duplicates']} "
+            f"duplicates), {c['answered_500']} answered 500, {c['stalled']} stalled",
+            f"elapsed {self.elapsed:.1f} s",
+        ]
+        for name in INVARIANTS:
+            found = self.violations.get(name, [])
+            lines.append(f"{name}: {len(found)}")
+            lines.extend(f"    {detail}" for detail in found[:details])
+        return "\n".join(lines)
+
+
+class EventsHarness:
+    def __init__(self, config: EventsHarnessConfig) -> None:
+        self.cfg = config
+        self.counts: Counter[str] = Counter()
+        self.violations: dict[str, list[str]] = defaultdict(list)
+        self.port = free_port()
+        self.receiver = Receiver(
+            SECRET,
+            fail_rate=config.fail_rate,
+            stall_rate=config.stall_rate,
+            stall_seconds=config.webhook_timeout * 2,
+            seed=config.seed,
+        )
+        self.env = {
+            "MPUFLASK_WEBHOOK_SECRET": SECRET,
+            "MPUFLASK_WEBHOOK_TIMEOUT": str(config.webhook_timeout),
+            "MPUFLASK_EVENT_RETRY_MAX": str(config.retry_max),
+            "MPUFLASK_MIN_PART_SIZE": str(MIN_PART),
+            "MPUFLASK_SWEEP_INTERVAL": "1",
+            "MPUFLASK_LOG_FORMAT": "text",
+            "GUNICORN_LOGLEVEL": "warning",
+            "GUNICORN_GRACEFUL_TIMEOUT": "5",
+        }
+        self.uploads: list[Upload] = []
+        self.lock = threading.Lock()
+        self.acked = 0
+        self.progress = threading.Condition(self.lock)
+        self.stopping = threading.Event()
+        self.server: Server | None = None
+        self.stack = ExitStack()
+        self.killed_workers: list[int] = []
+
+    # -- bookkeeping ----------------------------------------------------------
+
+    def count(self, name: str, by: int = 1) -> None:
+        with self.lock:
+            self.counts[name] += by
+
+    def violation(self, name: str, detail: str) -> None:
+        with self.lock:
+            self.violations[name].append(detail)
+
+    def acknowledged(self, name: str) -> None:
+        with self.progress:
+            self.counts[name] += 1
+            self.acked += 1
+            self.progress.notify_all()
+
+    # -- requests -------------------------------------------------------------
+
+    def call(self, method: str, key: str, **params: str) -> tuple[str, Any]:
+        """One request on a fresh connection; retried while refused (no server).
+
+        A fresh connection per request: a request refused at connect never
+        reached a server, so it is safe to send again.
+        """
+        url = f"http://127.0.0.1:{self.port}/{key}"
+        data: bytes | None = params.pop("_data", None)  # type: ignore[assignment]
+        json_body = params.pop("_json", None)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                response = requests.request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    json=json_body,
+                    headers={"Connection": "close"},
+                    timeout=self.cfg.request_timeout,
+                )
+                if response.status_code >= 500:
+                    self.violation(
+                        "server errors (5xx)",
+                        f"{method} {key} {params}: {response.status_code} "
+                        f"{response.text[:200]} (request "
+                        f"{response.headers.get('X-Request-Id')})",
+                    )
+                return OK, response
+            except requests.ConnectionError as error:
+                if "refused" not in str(error).lower():
+                    return CUT, error
+            except requests.RequestException as error:
+                return CUT, error
+            if self.stopping.is_set() or time.monotonic() > deadline:
+                return REFUSED, None
+            time.sleep(0.05)  # the server is being restarted: try again
+
+    # -- clients --------------------------------------------------------------
+
+    def client(self, number: int) -> None:
+        rng = random.Random(self.cfg.seed * 1000 + number)
+        keys = [f"c{number}/k{j}" for j in range(self.cfg.keys_per_client)]
+        try:
+            while not self.stopping.is_set():
+                key = rng.choice(keys)
+                roll = rng.random()
+                if roll < 0.55:
+                    self.upload(key, rng, complete=True)
+                elif roll < 0.75:
+                    self.upload(key, rng, complete=False)
+                else:
+                    self.delete(key)
+        except Exception as error:  # a harness bug: say so, never hang
+            self.violation("harness errors", f"client {number}: {error!r}")
+
+    def upload(self, key: str, rng: random.Random, complete: bool) -> None:
+        outcome, reply = self.call("POST", key, action="mpu-create")
+        if outcome != OK or reply.status_code != 200:
+            return  # cut: an orphan upload nobody knows, which never ends
+        upload = Upload(key, reply.json()["uploadId"])
+        with self.lock:
+            self.uploads.append(upload)
+        sizes = [MIN_PART, rng.randint(1, MIN_PART)][: rng.randint(1, 2)]
+        parts = []
+        for number, size in enumerate(sizes, 1):
+            data = os.urandom(size)
+            outcome, reply = self.call(
+                "PUT",
+                key,
+                action="mpu-uploadpart",
+                uploadId=upload.upload_id,
+                partNumber=str(number),
+                _data=data,  # type: ignore[arg-type]
+            )
+            if outcome != OK or reply.status_code != 200:
+                complete = False
+                break
+            parts.append({"partNumber": number, "etag": reply.json()["etag"]})
+        if complete:
+            self.complete(upload, parts)
+        else:
+            self.abort(upload)
+
+    def complete(self, upload: Upload, parts: list[dict[str, Any]]) -> None:
+        outcome, reply = self.call(
+            "POST",
+            upload.key,
+            action="mpu-complete",
+            uploadId=upload.upload_id,
+            _json={"parts": parts},  # type: ignore[arg-type]
+        )
+        if outcome == OK and reply.status_code == 200:
+            upload.etag = reply.headers["etag"].strip('"')
+            upload.complete = "published"
+            self.acknowledged("ack_complete")
+        elif outcome == OK:
+            upload.complete = "not published"
+            self.count("refused_complete")
+        elif outcome == CUT:
+            upload.complete = "unknown"
+            self.count("cut_complete")
+        # REFUSED: only when stopping; the upload stays open (aborted at the end)
+
+    def abort(self, upload: Upload) -> None:
+        outcome, reply = self.call(
+            "DELETE", upload.key, action="mpu-abort", uploadId=upload.upload_id
+        )
+        if outcome == OK and reply.status_code == 204:
+            upload.abort = True
+            self.acknowledged("ack_abort")
+        elif outcome == CUT:
+            upload.abort = True  # resolved at the end
+            self.count("cut_abort")
+
+    def delete(self, key: str) -> None:
+        outcome, reply = self.call("DELETE", key, action="delete")
+        if outcome == OK and reply.status_code == 204:
+            self.acknowledged("ack_delete")
+        elif outcome == CUT:
+            self.count("cut_delete")
+
+    # -- the run --------------------------------------------------------------
+
+    def run(self) -> Report:
+        started = time.monotonic()
+        rng = random.Random(self.cfg.seed)
+        self.receiver.start()
+        self.env["MPUFLASK_WEBHOOK_URL"] = self.receiver.url
+        clients = [
+            threading.Thread(target=self.client, args=(n,), daemon=True)
+            for n in range(self.cfg.clients)
+        ]
+        try:
+            self.start_server()
+            for thread in clients:
+                thread.start()
+            kills = 0
+            while kills < self.cfg.kills:
+                if time.monotonic() - started > self.cfg.duration:
+                    break
+                self.wait_progress(rng.randint(*self.cfg.progress))
+                kills += 1
+                master = kills % self.cfg.master_every == 0
+                if master:
+                    self.kill_master()
+                else:
+                    self.kill_worker(rng)
+                if kills % self.cfg.receiver_restart_every == 0:
+                    self.receiver.restart()
+                    self.count("receiver_restarts")
+            self.stopping.set()
+            for thread in clients:
+                thread.join(self.cfg.request_timeout * 2)
+            self.receiver.fail_rate = self.receiver.stall_rate = 0.0
+            self.resolve()
+            self.wait_delivered()
+            self.check()
+        except Exception as error:
+            self.violation("harness errors", repr(error))
+        finally:
+            self.stopping.set()
+            self.stop_server()
+            self.keep_log()
+            self.receiver.stop()
+        return Report(
+            self.cfg, self.counts, dict(self.violations), time.monotonic() - started
+        )
+
+    def wait_progress(self, count: int) -> None:
+        with self.progress:
+            target = self.acked + count
+            deadline = time.monotonic() + 60
+            while self.acked < target and time.monotonic() < deadline:
+                self.progress.wait(1)
+
+    def kill_worker(self, rng: random.Random) -> None:
+        assert self.server is not None
+        workers = self.server.worker_pids()
+        if workers:
+            victim = rng.choice(workers)
+            try:
+                os.kill(victim, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.count("kills_worker")
+
+    def kill_master(self) -> None:
+        assert self.server is not None
+        self.killed_workers = kill_master(self.server)
+        self.count("kills_master")
+        self.stop_server()
+        self.start_server()
+        self.count("restarts")
+
+    def keep_log(self) -> None:
+        """Append the last server's log to ``gunicorn-all.log`` (a restart
+        truncates it)."""
+        log = self.cfg.workdir / f"gunicorn-{self.port}.log"
+        if log.exists():
+            with (self.cfg.workdir / "gunicorn-all.log").open("ab") as kept:
+                kept.write(log.read_bytes())
+
+    def start_server(self) -> None:
+        for _ in range(5):
+            self.keep_log()
+            stack = ExitStack()
+            try:
+                self.server = stack.enter_context(
+                    gunicorn_server(
+                        self.cfg.workdir,
+                        workers=self.cfg.workers,
+                        threads=self.cfg.threads,
+                        env=self.env,
+                        data_dir=self.cfg.workdir / "data",
+                        port=self.port,
+                    )
+                )
+            except (RuntimeError, requests.RequestException):
+                stack.close()
+                self.count("slow_starts")
+                continue
+            self.stack = stack
+            return
+        raise RuntimeError("gunicorn would not start")
+
+    def stop_server(self) -> None:
+        server, self.server = self.server, None
+        killed, self.killed_workers = self.killed_workers, []
+        _wait_gone(killed)
+        self.stack.close()
+        if server is not None and server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
+        deadline = time.monotonic() + 20
+        while listening(self.port) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    # -- after the run --------------------------------------------------------
+
+    def resolve(self) -> None:
+        """Decide the cut steps with mpu-listparts; abort what is left open."""
+        for upload in self.uploads:
+            if upload.complete == "published":
+                continue
+            still_open = self.is_open(upload)
+            if upload.complete == "unknown":
+                if not still_open:
+                    upload.complete = "published"
+                    upload.etag = ""  # never answered: any etag will do
+                    self.count("resolved_published")
+                    continue
+                upload.complete = "not published"
+                self.count("resolved_not_published")
+            if still_open:
+                outcome, reply = self.call(
+                    "DELETE", upload.key, action="mpu-abort", uploadId=upload.upload_id
+                )
+                if outcome != OK or reply.status_code != 204:
+                    raise RuntimeError(f"abort at the end failed: {outcome}")
+                upload.abort = True
+            elif not upload.abort:
+                self.violation(
+                    "harness errors", f"{upload.upload_id} is gone, and nobody ended it"
+                )
+
+    def is_open(self, upload: Upload) -> bool:
+        outcome, reply = self.call(
+            "GET", upload.key, action="mpu-listparts", uploadId=upload.upload_id
+        )
+        if outcome != OK or reply.status_code not in (200, 400):
+            raise RuntimeError(f"listparts failed: {outcome} {reply}")
+        return bool(reply.status_code == 200)
+
+    def expected(self) -> tuple[dict[str, Upload], dict[str, Upload]]:
+        published = {u.upload_id: u for u in self.uploads if u.complete == "published"}
+        aborted = {
+            u.upload_id: u
+            for u in self.uploads
+            if u.abort and u.complete != "published"
+        }
+        return published, aborted
+
+    def wait_delivered(self) -> None:
+        published, aborted = self.expected()
+        deadline = time.monotonic() + self.cfg.delivery_wait
+        while time.monotonic() < deadline:
+            seen = {
+                (e["type"], e.get("uploadId")) for e in self.receiver.accepted_events()
+            }
+            missing = [u for u in published if ("object-published", u) not in seen]
+            missing += [u for u in aborted if ("upload-aborted", u) not in seen]
+            if not missing and self.pending() == 0:
+                return
+            time.sleep(0.2)
+
+    def pending(self) -> int:
+        outcome, reply = self.call("GET", "", action="metrics")
+        if outcome != OK:
+            return -1
+        for line in reply.text.splitlines():
+            if line.startswith("mpuflask_events_pending "):
+                return int(float(line.split()[1]))
+        return -1
+
+    def check(self) -> None:
+        published, aborted = self.expected()
+        self.counts["expected_published"] = len(published)
+        self.counts["expected_aborted"] = len(aborted)
+        deliveries = self.receiver.all()
+        self.counts["deliveries"] = len(deliveries)
+        self.counts["answered_500"] = sum(1 for d in deliveries if d.status == 500)
+        self.counts["stalled"] = self.receiver.stalls
+        for delivery in deliveries:
+            if delivery.signature != "ok":
+                self.violation("bad signatures", f"{delivery.signature}")
+        accepted = self.receiver.accepted()
+        self.counts["accepted"] = len(accepted)
+        by_id: dict[str, bytes] = {}
+        by_step: dict[tuple[str, str], str] = {}
+        endings: dict[str, set[str]] = defaultdict(set)
+        events: dict[str, dict[str, Any]] = {}
+        for delivery in deliveries:
+            if delivery.signature != "ok":
+                continue
+            event = delivery.event
+            if by_id.setdefault(event["id"], delivery.body) != delivery.body:
+                self.violation(
+                    "duplicates with another id or body", f"id {event['id']}: bodies"
+                )
+            if event["type"] != "object-deleted":
+                step = (event["type"], event["uploadId"])
+                if by_step.setdefault(step, event["id"]) != event["id"]:
+                    self.violation(
+                        "duplicates with another id or body", f"{step}: two ids"
+                    )
+                endings[event["uploadId"]].add(event["type"])
+        for delivery in accepted:
+            events[delivery.event["id"]] = delivery.event
+        self.counts["distinct_events"] = len(events)
+        self.counts["duplicates"] = len(accepted) - len(events)
+        received = {(e["type"], e.get("uploadId")): e for e in events.values()}
+        for upload_id, upload in published.items():
+            event = received.get(("object-published", upload_id))
+            if event is None:
+                self.violation("lost events", f"publish of {upload_id} ({upload.key})")
+            elif upload.etag and event["etag"] != upload.etag:
+                self.violation("false events", f"publish of {upload_id}: wrong etag")
+        for upload_id, upload in aborted.items():
+            if ("upload-aborted", upload_id) not in received:
+                self.violation("lost events", f"abort of {upload_id} ({upload.key})")
+        for upload in self.uploads:
+            if upload.complete == "not published":
+                if ("object-published", upload.upload_id) in received:
+                    self.violation(
+                        "false events", f"publish of {upload.upload_id}, not published"
+                    )
+        for upload_id, kinds in endings.items():
+            if len(kinds) > 1:
+                self.violation("false events", f"{upload_id} ended as {sorted(kinds)}")
+        self.check_keys(list(events.values()))
+        left = self.pending()
+        if left != 0:
+            self.violation("events left pending", f"mpuflask_events_pending {left}")
+
+    def check_keys(self, events: list[dict[str, Any]]) -> None:
+        """Each key's events, in time order, end in the key's state now."""
+        keys = {u.key for u in self.uploads}
+        by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for event in events:
+            if event["type"] in ("object-published", "object-deleted"):
+                by_key[event["key"]].append(event)
+        for key in sorted(keys):
+            outcome, reply = self.call("HEAD", key, action="get")
+            if outcome != OK:
+                raise RuntimeError(f"HEAD {key} failed")
+            history = sorted(by_key[key], key=lambda e: e["time"])
+            last = history[-1] if history else None
+            if reply.status_code == 200:
+                etag = reply.headers["etag"].strip('"')
+                if (
+                    last is None
+                    or last["type"] != "object-published"
+                    or (last["etag"] != etag)
+                ):
+                    self.violation(
+                        "lost events", f"{key} holds {etag}; last event {_brief(last)}"
+                    )
+            elif last is not None and last["type"] != "object-deleted":
+                self.violation(
+                    "lost events", f"{key} holds nothing; last event {_brief(last)}"
+                )
+            self.counts["keys_checked"] += 1
+
+
+def _brief(event: dict[str, Any] | None) -> str:
+    if event is None:
+        return "none"
+    return f"{event['type']} {event.get('etag')} at {event['time']}"
+
+
+def run_events_harness(config: EventsHarnessConfig) -> Report:
+    return EventsHarness(config).run()
