@@ -47,7 +47,7 @@ RUNNABLE = [(name, line, code) for name, line, code, fragment in BLOCKS if not f
 
 def test_the_docs_have_python_blocks() -> None:
     assert len(RUNNABLE) >= 4
-    assert [(n, f) for n, _, _, f in BLOCKS if f] == [("hooks.md", True)]
+    assert [(n, f) for n, _, _, f in BLOCKS if f] == [("hooks.md", True)] * 2
 
 
 @pytest.mark.parametrize(
@@ -102,7 +102,9 @@ def test_the_hooks_example_refuses_what_it_says(
 
 
 def test_the_hook_shapes_fragment_names_the_real_fields() -> None:
-    (shapes,) = [c for n, _, c, fragment in BLOCKS if fragment]
+    (shapes,) = [
+        c for n, _, c, fragment in BLOCKS if fragment and "class RequestInfo" in c
+    ]
     documented: dict[str, list[str]] = {}
     current = ""
     for line in shapes.splitlines():
@@ -118,3 +120,22 @@ def test_the_hook_shapes_fragment_names_the_real_fields() -> None:
         assert all(
             isinstance(getattr(getattr(hooks, name), f), property) for f in properties
         )
+
+
+def test_the_event_shapes_fragment_names_the_real_fields() -> None:
+    from mpuflask import events
+
+    (shapes,) = [c for n, _, c, fragment in BLOCKS if fragment and "class Event" in c]
+    documented: dict[str, list[str]] = {}
+    current = ""
+    for line in shapes.splitlines():
+        if match := re.match(r"class (\w+)[(:]", line):
+            current = match.group(1)
+            documented[current] = []
+        elif match := re.match(r"    (\w+): ", line):
+            documented[current].append(match.group(1))
+    assert set(documented) >= {"Event", "ObjectPublished", "ObjectDeleted"}
+    for name, fields in documented.items():
+        cls = getattr(events, name)
+        real = {field.name for field in dataclasses.fields(cls)} | {"type"}
+        assert set(fields) <= real, (name, set(fields) - real)
