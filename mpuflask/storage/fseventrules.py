@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING
 
 from ..events.model import PUBLISHED
 from ..events.model import Event
 from ..events.model import event_from_json
 from . import diskio
 from .diskio import CorruptEntry
+from .fsbase import Areas
 from .fsoutbox import exists
 from .fsoutbox import same_file
 from .fsrecords import MANIFEST
 from .fsrecords import load_object
-
-if TYPE_CHECKING:
-    from .filesystem import FilesystemBucket
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +30,7 @@ STILL_OPEN = "still open"
 UNDECIDED = "undecided"
 
 
-def upload_outcome(bucket: FilesystemBucket, upload_id: str, event_type: str) -> str:
+def upload_outcome(bucket: Areas, upload_id: str, event_type: str) -> str:
     """Whether the step an intent of upload U names happened (fsevents' rules).
 
     ``staging/`` is looked at before ``uploads/``: the only move from
@@ -69,7 +66,7 @@ def upload_outcome(bucket: FilesystemBucket, upload_id: str, event_type: str) ->
 
 
 def drop_under_lock(
-    bucket: FilesystemBucket, intents_fd: int, name: str, fd: int, upload_id: str
+    bucket: Areas, intents_fd: int, name: str, fd: int, upload_id: str
 ) -> int:
     """Drop a dead intent of an upload that is still open, holding its lock.
 

@@ -49,7 +49,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING
 from typing import Any
 
 from ..events.model import ABORTED
@@ -68,6 +67,7 @@ from ..events.outbox import OutboxSwitch
 from ..events.outbox import Pending
 from . import diskio
 from .diskio import CorruptEntry
+from .fsbase import DataDir
 from .fseventrules import HAPPENED
 from .fseventrules import NOT_HAPPENED
 from .fseventrules import STILL_OPEN
@@ -92,16 +92,13 @@ from .fsrecords import UPLOAD_ID
 from .fsrecords import load_object
 from .fssweep import TEMP_GRACE_SECONDS
 
-if TYPE_CHECKING:
-    from .filesystem import FilesystemBucket
-
 log = logging.getLogger(__name__)
 
 
 class FilesystemOutbox(OutboxSwitch):
     """The outbox of a :class:`~.filesystem.FilesystemBucket` (``bucket.events``)."""
 
-    def __init__(self, bucket: FilesystemBucket) -> None:
+    def __init__(self, bucket: DataDir) -> None:
         super().__init__()
         self.bucket = bucket
         self.root = os.path.join(bucket.root, EVENTS)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from ..errors import InvalidObjectName
 from ..rules import check_key
@@ -21,18 +20,16 @@ from .base import ObjectInfo
 from .base import UploadListing
 from .base import UploadPosition
 from .diskio import CorruptEntry
+from .fsbase import DataDir
 from .fsobject import open_version
 from .fspublish import object_name
 from .fsrecords import upload_info
 from .listing import uploads_page
 
-if TYPE_CHECKING:
-    from .filesystem import FilesystemBucket
-
 log = logging.getLogger(__name__)
 
 
-def scan_objects(bucket: FilesystemBucket) -> Iterator[ObjectInfo]:
+def scan_objects(bucket: DataDir) -> Iterator[ObjectInfo]:
     """Every object the directories hold, as GET would find it (slow: all).
 
     A version filed under another key's name (a manifest moved by hand) is
@@ -69,7 +66,7 @@ def _filed_right(key: str, shard: str, name: str) -> bool:
 
 
 def uploads_of(
-    bucket: FilesystemBucket,
+    bucket: DataDir,
     owner: str | None,
     prefix: str,
     start: UploadPosition | None,

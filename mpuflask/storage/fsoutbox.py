@@ -14,7 +14,6 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 from typing import Any
 
 from ..errors import DataDirDamaged
@@ -23,10 +22,8 @@ from ..events.model import event_from_json
 from ..events.outbox import Pending
 from . import diskio
 from .diskio import CorruptEntry
+from .fsbase import DataDir
 from .fsrecords import load_object
-
-if TYPE_CHECKING:
-    from .filesystem import FilesystemBucket
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +34,7 @@ NEW = ".new."
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def make_whole(bucket: FilesystemBucket, operation: str) -> None:
+def make_whole(bucket: DataDir, operation: str) -> None:
     """Make ``events/`` whole, at one instant: built in ``tmp/`` and renamed
     in, so no process ever sees it without its subdirectories (workers
     starting together all try; one rename wins, the others' are swept)."""

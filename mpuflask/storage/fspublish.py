@@ -15,14 +15,11 @@ import hashlib
 import logging
 import os
 import secrets
-from typing import TYPE_CHECKING
 
 from . import diskio
 from .diskio import CorruptEntry
+from .fsbase import DataDir
 from .fsrecords import MANIFEST
-
-if TYPE_CHECKING:
-    from .filesystem import FilesystemBucket
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +31,7 @@ def object_name(key: str) -> tuple[str, str]:
 
 
 def publish(
-    bucket: FilesystemBucket, staging_fd: int, name: str, key: str, operation: str
+    bucket: DataDir, staging_fd: int, name: str, key: str, operation: str
 ) -> bool:
     """Make ``staging/<name>`` the key's object at one instant.
 
@@ -61,7 +58,7 @@ def publish(
 
 
 def _swap_in(
-    bucket: FilesystemBucket, staging_fd: int, name: str, shard_fd: int, target: str
+    bucket: DataDir, staging_fd: int, name: str, shard_fd: int, target: str
 ) -> bool | None:
     """One try at publishing; None if the shard changed under us (try again)."""
     if diskio.can_exchange():
@@ -112,7 +109,7 @@ def _shard(objects_fd: int, trash_fd: int, shard: str) -> tuple[int, bool]:
     raise RuntimeError(f"objects/{shard} kept disappearing")
 
 
-def retire(bucket: FilesystemBucket, staging_fd: int, name: str) -> None:
+def retire(bucket: DataDir, staging_fd: int, name: str) -> None:
     """Move a replaced version to the trash and delete it if nobody reads it."""
     trash = secrets.token_hex(16)
     with bucket.areas("completeMultipartUpload", "trash") as (trash_fd,):

@@ -13,13 +13,13 @@ import logging
 import os
 import stat
 import time
-from typing import TYPE_CHECKING
 
 from ..errors import DataDirDamaged
 from . import diskio
 from . import fsowners
 from . import fspublish
 from .diskio import CorruptEntry
+from .fsbase import UploadStore
 from .fsrecords import MANIFEST
 from .fsrecords import UPLOAD_ID
 from .fsrecords import UPLOAD_RECORD
@@ -27,16 +27,13 @@ from .fsrecords import check_record
 from .fsrecords import load_object
 from .fsupload import FilesystemUpload
 
-if TYPE_CHECKING:
-    from .filesystem import FilesystemBucket
-
 log = logging.getLogger(__name__)
 
 #: A temp file nobody holds a lock on and older than this is a crash leftover.
 TEMP_GRACE_SECONDS = 60.0
 
 
-def sweep(bucket: FilesystemBucket) -> int:
+def sweep(bucket: UploadStore) -> int:
     """Clean what crashes and expiry left; return how many items went."""
     with bucket.areas(
         "sweep", "tmp", "staging", "uploads", "trash", fsowners.OWNERS
@@ -85,7 +82,7 @@ def _sweep_tmp(tmp_fd: int) -> int:
     return removed
 
 
-def _sweep_staging(bucket: FilesystemBucket, staging_fd: int, uploads_fd: int) -> int:
+def _sweep_staging(bucket: UploadStore, staging_fd: int, uploads_fd: int) -> int:
     """Finish what a crash between close and publish left in ``staging/``."""
     removed = 0
     for upload_id in os.listdir(staging_fd):
@@ -134,7 +131,7 @@ def _sweep_staging(bucket: FilesystemBucket, staging_fd: int, uploads_fd: int) -
     return removed
 
 
-def _sweep_uploads(bucket: FilesystemBucket, uploads_fd: int, owners_fd: int) -> int:
+def _sweep_uploads(bucket: UploadStore, uploads_fd: int, owners_fd: int) -> int:
     """Abort expired uploads; give open ones their owner index entry."""
     removed = 0
     for upload_id in os.listdir(uploads_fd):

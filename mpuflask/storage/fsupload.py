@@ -14,7 +14,6 @@ import os
 import secrets
 from collections.abc import Iterable
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 from typing import Any
 
 from ..errors import InvalidPart
@@ -31,15 +30,13 @@ from .base import PublishCheck
 from .base import UploadedPart
 from .base import UploadInfo
 from .diskio import CorruptEntry
+from .fsbase import UploadStore
 from .fsobject import info_from_manifest
 from .fsrecords import MANIFEST
 from .fsrecords import PART_LINK
 from .fsrecords import UPLOAD_RECORD
 from .fsrecords import part_file
 from .fsrecords import upload_info
-
-if TYPE_CHECKING:
-    from .filesystem import FilesystemBucket
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +46,7 @@ _LINK_TEMP = ".link.tmp"
 class FilesystemUpload:
     """One upload of :class:`FilesystemBucket` (a ``MultipartUpload``)."""
 
-    def __init__(self, bucket: FilesystemBucket, key: str, upload_id: str) -> None:
+    def __init__(self, bucket: UploadStore, key: str, upload_id: str) -> None:
         self.bucket = bucket
         self.key = key
         self.upload_id = upload_id
