@@ -22,8 +22,8 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
 from typing import Any
+from typing import Protocol
 from typing import TypeVar
 
 from ..errors import InvalidObjectName
@@ -36,16 +36,29 @@ from .base import UploadListing
 from .base import UploadPosition
 from .listing import order
 from .listing import uploads_page
+from .s3engine import S3Engine
 from .s3errors import engine_errors
 from .s3records import UploadRecord
 from .s3records import records_prefix
 from .s3records import upload_id_of_record
-
-if TYPE_CHECKING:
-    from .s3 import S3Bucket
+from .s3store import S3Store
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class ListingBucket(Protocol):
+    """What listing uses of :class:`~.s3.S3Bucket` (typed here, not imported:
+    s3.py imports this module)."""
+
+    @property
+    def engine(self) -> S3Engine: ...
+
+    @property
+    def store(self) -> S3Store: ...
+
+    def head(self, key: str) -> ObjectInfo | None: ...
+
 
 #: Engine requests a listing page makes at once (HEADs, record GETs).
 PARALLEL = 32
@@ -54,7 +67,7 @@ _PREFIX = "prefix"
 
 
 def list_objects_page(
-    bucket: S3Bucket,
+    bucket: ListingBucket,
     prefix: str,
     delimiter: str | None,
     start: ListPosition | None,
@@ -81,7 +94,7 @@ def list_objects_page(
 
 
 def list_uploads_page(
-    bucket: S3Bucket,
+    bucket: ListingBucket,
     owner: str | None,
     prefix: str,
     start: UploadPosition | None,
@@ -105,12 +118,12 @@ def list_uploads_page(
     return uploads_page(found, prefix, start, limit)
 
 
-def _record(bucket: S3Bucket, upload_id: str) -> UploadRecord | None:
+def _record(bucket: ListingBucket, upload_id: str) -> UploadRecord | None:
     found = bucket.store.read_record(upload_id, "listMultipartUploads")
     return None if found is None else found[0]  # None: not a gateway's record
 
 
-def _head(bucket: S3Bucket, key: str) -> ObjectInfo | None:
+def _head(bucket: ListingBucket, key: str) -> ObjectInfo | None:
     try:
         return bucket.head(key)
     except InvalidObjectName:
@@ -126,7 +139,7 @@ def _parallel(work: Callable[[T], R], items: Sequence[T]) -> list[R]:
 
 
 def _entries(
-    bucket: S3Bucket,
+    bucket: ListingBucket,
     prefix: str,
     delimiter: str | None,
     start: ListPosition | None,
@@ -179,7 +192,7 @@ def _entries(
             return
 
 
-def _holds_other_keys(bucket: S3Bucket, folded: str) -> bool:
+def _holds_other_keys(bucket: ListingBucket, folded: str) -> bool:
     """Whether a key under ``folded`` lies outside the record prefix."""
     for start_after in (None, beyond(bucket.store.prefix)):
         arguments: dict[str, Any] = {
