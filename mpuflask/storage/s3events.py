@@ -50,8 +50,8 @@ from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
-from typing import TYPE_CHECKING
 from typing import Any
+from typing import Protocol
 
 from ..errors import NoSuchUpload
 from ..events.model import ABORTED
@@ -69,13 +69,11 @@ from ..events.model import upload_event_id
 from ..events.outbox import OutboxSwitch
 from ..events.outbox import Pending
 from .base import UploadedPart
+from .s3engine import S3Engine
 from .s3lease import S3Lease
 from .s3records import UPLOAD_META
 from .s3records import UploadRecord
 from .s3records import object_info
-
-if TYPE_CHECKING:
-    from .s3store import S3Store
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +86,24 @@ UNDECIDED = "undecided"
 def now() -> datetime:
     """Real time: an intent's age is against the engine's LastModified."""
     return datetime.now(UTC)
+
+
+class OutboxStore(Protocol):
+    """What the outbox uses of the :class:`~.s3store.S3Store` (typed here, not
+    imported: the store makes its outbox, so it imports this module)."""
+
+    @property
+    def engine(self) -> S3Engine: ...
+
+    @property
+    def prefix(self) -> str: ...
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+
+    def read_record(
+        self, upload_id: str, operation: str
+    ) -> tuple[UploadRecord, str] | None: ...
 
 
 @dataclass
@@ -108,7 +124,7 @@ class S3Outbox(OutboxSwitch):
     #: every gateway does): a dead holder is replaced within this plus its TTL.
     lease_interval = 10.0
 
-    def __init__(self, store: S3Store) -> None:
+    def __init__(self, store: OutboxStore) -> None:
         super().__init__()
         self.store = store
         #: An intent older than this is its dead writer's: judged by the rules.

@@ -13,24 +13,41 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from datetime import timedelta
+from typing import Protocol
 
+from .s3engine import S3Engine
 from .s3engine import WriteConflict
-
-if TYPE_CHECKING:
-    from .s3events import S3Outbox
-    from .s3store import S3Store
 
 log = logging.getLogger(__name__)
 
 OPERATION = "events"
 
 
+class LeaseStore(Protocol):
+    """What a lease uses of the :class:`~.s3store.S3Store` (typed here, not
+    imported: the store imports the outbox, which imports this module)."""
+
+    @property
+    def engine(self) -> S3Engine: ...
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+
+
+class LeaseTerm(Protocol):
+    """Where a lease reads its time to live at each try: the outbox's."""
+
+    @property
+    def lease_ttl(self) -> timedelta: ...
+
+
 class S3Lease:
     """The delivery loop's lease (see the module docstring)."""
 
-    def __init__(self, store: S3Store, name: str, outbox: S3Outbox) -> None:
+    def __init__(self, store: LeaseStore, name: str, outbox: LeaseTerm) -> None:
         self.store = store
         self.name = name
         self.outbox = outbox

@@ -25,7 +25,6 @@ from dataclasses import field
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
@@ -35,13 +34,11 @@ from .s3engine import WriteConflict
 from .s3errors import EngineFailed
 from .s3errors import engine_errors
 from .s3errors import error_code
+from .s3events import S3Outbox
 from .s3records import UploadRecord
 from .s3records import decode_record
 from .s3records import encode_record
 from .s3records import record_key
-
-if TYPE_CHECKING:
-    from .s3events import S3Outbox
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +79,7 @@ class S3Store:
     events: S3Outbox = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        from .s3events import S3Outbox  # it reads records through this store
-
-        self.events = S3Outbox(self)
+        self.events = S3Outbox(self)  # it reads records through this store
 
     # -- names ----------------------------------------------------------------
 
