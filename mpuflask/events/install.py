@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any
+from typing import Protocol
 
 from flask import Flask
 from flask import g
 from flask import has_request_context
+from prometheus_client import CollectorRegistry
 
 from .delivery import HOOK
 from .delivery import WEBHOOK
@@ -22,10 +24,9 @@ from .delivery import EventDelivery
 from .delivery import EventMetrics
 from .delivery import PendingEvents
 from .model import Event
+from .moments import EventHooks
+from .moments import EventHookT
 from .webhook import Webhook
-
-if TYPE_CHECKING:
-    from ..extension import MpuFlask
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,33 @@ log = logging.getLogger(__name__)
 EXTENSION = "mpuflask.events"
 
 
-def install_events(app: Flask, mpu: MpuFlask) -> None:
+class EventMetricsHost(Protocol):
+    """The app's metrics as :func:`install_events` adds to them."""
+
+    @property
+    def registry(self) -> CollectorRegistry: ...
+
+    @property
+    def collectors(self) -> list[Any]: ...
+
+
+class EventsHost(Protocol):
+    """What :func:`install_events` uses of :class:`~mpuflask.extension.MpuFlask`
+    (typed here, not imported: the extension imports this module)."""
+
+    @property
+    def bucket(self) -> object: ...
+
+    @property
+    def metrics(self) -> EventMetricsHost: ...
+
+    @property
+    def event_hooks(self) -> EventHooks: ...
+
+    def after_event(self, hook: EventHookT) -> EventHookT: ...
+
+
+def install_events(app: Flask, mpu: EventsHost) -> None:
     """Wire the configured webhook and event hooks to the store's outbox."""
     config = app.config
     for hook in config["MPUFLASK_EVENT_HOOKS"]:
