@@ -14,35 +14,22 @@ any request).
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from ..rules import normalize_etag
 from .base import UploadedPart
+from .s3clients import EngineClients
 from .s3errors import EngineFailed
 from .s3errors import engine_errors
 from .s3errors import error_code
 from .s3errors import http_status
 from .s3errors import is_not_found
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-
-#: One boto3 session per process, shared by every engine: a session loads the
-#: S3 service model (about 0.4 s), its clients then take milliseconds. Making
-#: clients from one session is not thread-safe, hence the lock.
-_session: boto3.session.Session | None = None
-_session_lock = threading.Lock()
 
 
 class WriteConflict(Exception):
@@ -67,95 +54,12 @@ class Listed:
     modified: datetime
 
 
-class S3Engine:
-    """One bucket of an S3 engine, through this process's boto3 clients.
+class S3Engine(EngineClients):
+    """One bucket of an S3 engine: every request the store makes, each a method.
 
-    ``client`` retries as botocore's standard mode does; ``stream_client``
-    never retries (a streamed part's bytes cannot be sent twice). Both are made
-    on first use and again after a fork: a socket pool shared by gunicorn's
-    workers would mix their requests.
+    The boto3 clients they go through (one that retries, one that never
+    does, made again after a fork) are its base's: :mod:`.s3clients`.
     """
-
-    def __init__(self, bucket: str, client_arguments: dict[str, Any]) -> None:
-        self.bucket = bucket
-        self._arguments = client_arguments
-        self._clients: tuple[Any, Any] | None = None
-        self._clients_pid = 0
-
-    @classmethod
-    def connect(
-        cls,
-        bucket: str,
-        *,
-        endpoint: str | None,
-        region: str | None,
-        access_key_id: str | None,
-        secret_access_key: str | None,
-        addressing_style: str,
-        max_connections: int,
-        max_attempts: int,
-    ) -> S3Engine:
-        """An engine with the store's client settings."""
-        config = Config(
-            signature_version="s3v4",
-            s3={  # type: ignore[arg-type]
-                "addressing_style": addressing_style,
-                # Parts stream: botocore must not read a body to hash it.
-                # Integrity: our MD5 against the engine's part etag.
-                "payload_signing_enabled": False,
-            },
-            # Engines other than AWS (Ceph, older MinIO, R2) do not all take
-            # the CRC trailers newer botocore adds by default.
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            retries={"mode": "standard", "max_attempts": max_attempts},
-            max_pool_connections=max_connections,
-            tcp_keepalive=True,
-        )
-        arguments = {
-            "endpoint_url": endpoint,
-            "region_name": region,
-            "aws_access_key_id": access_key_id,
-            "aws_secret_access_key": secret_access_key,
-            "config": config,
-        }
-        return cls(bucket, arguments)
-
-    @property
-    def client(self) -> S3Client:
-        """This process's boto3 client, with botocore's retries."""
-        client: S3Client = self._process_clients()[0]
-        return client
-
-    @property
-    def stream_client(self) -> S3Client:
-        """The client for streamed parts: never retries (their bytes are gone)."""
-        client: S3Client = self._process_clients()[1]
-        return client
-
-    def use_clients(self, client: Any, stream_client: Any) -> None:
-        """Send every request through these (tests: counting, failing clients)."""
-        self._clients, self._clients_pid = (client, stream_client), os.getpid()
-
-    def _process_clients(self) -> tuple[Any, Any]:
-        global _session
-        clients = self._clients
-        if clients is None or self._clients_pid != os.getpid():
-            with _session_lock:
-                clients = self._clients
-                if clients is None or self._clients_pid != os.getpid():
-                    if _session is None:
-                        _session = boto3.session.Session()
-                    arguments = self._arguments
-                    once = arguments["config"].merge(
-                        Config(retries={"mode": "standard", "total_max_attempts": 1})
-                    )
-                    clients = (
-                        _session.client("s3", **arguments),
-                        _session.client("s3", **{**arguments, "config": once}),
-                    )
-                    self._clients, self._clients_pid = clients, os.getpid()
-        return clients
 
     # -- small objects: records, leases, markers ---------------------------------
 
