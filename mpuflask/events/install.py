@@ -35,7 +35,8 @@ EXTENSION = "mpuflask.events"
 
 
 class EventMetricsHost(Protocol):
-    """The app's metrics as :func:`install_events` adds to them."""
+    """The app's metrics as :func:`install_events` adds to them (not imported:
+    :mod:`mpuflask.observability` imports the stores, which import this package)."""
 
     @property
     def registry(self) -> CollectorRegistry: ...

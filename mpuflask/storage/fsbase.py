@@ -21,7 +21,7 @@ from .fsindex import ObjectIndex
 
 
 class Areas(Protocol):
-    """The data directory's areas, opened safely (:mod:`.fseventrules`)."""
+    """The bucket as :mod:`.fseventrules` uses it, so it need not import it."""
 
     def areas(self, operation: str, *names: str) -> AbstractContextManager[list[int]]:
         """Open these areas; close them after the block (503 if damaged)."""
@@ -29,7 +29,7 @@ class Areas(Protocol):
 
 
 class DataDir(Areas, Protocol):
-    """A data directory and its clock: what publish, listing and events use."""
+    """The bucket as publish, listing and the outbox use it (not importing it)."""
 
     @property
     def root(self) -> str: ...
@@ -50,7 +50,8 @@ class DataDir(Areas, Protocol):
 
 
 class UploadEnding(Protocol):
-    """The outbox step an upload's complete or abort records its event in."""
+    """The outbox as an upload uses it: fsupload cannot import fsevents, whose
+    settling imports the sweep, which imports fsupload."""
 
     def upload_ending(
         self, record: dict[str, Any], manifest: dict[str, Any] | None, operation: str
@@ -60,7 +61,7 @@ class UploadEnding(Protocol):
 
 
 class UploadStore(DataDir, Protocol):
-    """What an upload (:mod:`.fsupload`) and the sweep use of the bucket."""
+    """The bucket as an upload and the sweep use it, so they need not import it."""
 
     @property
     def min_part_size(self) -> int: ...

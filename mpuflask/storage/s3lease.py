@@ -38,7 +38,8 @@ class LeaseStore(Protocol):
 
 
 class LeaseTerm(Protocol):
-    """Where a lease reads its time to live at each try: the outbox's."""
+    """The outbox as its lease uses it (``lease_ttl``, read at each try), typed
+    here: the outbox imports this module."""
 
     @property
     def lease_ttl(self) -> timedelta: ...
