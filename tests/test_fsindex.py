@@ -55,11 +55,11 @@ class DiesAfterTheRename:
         self.fired = False
         bucket.index.truth = self
 
-    def __call__(self, key: str) -> Any:
+    def __call__(self, key: str, checked_version: str | None) -> Any:
         if not self.fired:
             self.fired = True
             raise OSError("killed")
-        return self.truth(key)
+        return self.truth(key, checked_version)
 
 
 def test_a_crash_between_rename_and_row_is_fixed_by_the_sweep(

@@ -65,8 +65,10 @@ BUSY_TIMEOUT_SECONDS = 60.0
 _CORRUPT = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 
 
-#: The current version of a key, read from the object directories.
-Truth = Callable[[str], ObjectInfo | None]
+#: The current version of a key, read from the object directories. The
+#: second argument names a version whose part files the caller checked a
+#: moment ago, under its upload's lock: they need not be stat'ed again.
+Truth = Callable[[str, str | None], ObjectInfo | None]
 #: Every object the directories hold (for a build).
 Scan = Callable[[], Iterator[ObjectInfo]]
 
@@ -93,7 +95,9 @@ class ObjectIndex:
     # -- what the store calls ---------------------------------------------------
 
     @contextmanager
-    def changing(self, key: str, operation: str) -> Iterator[None]:
+    def changing(
+        self, key: str, operation: str, checked_version: str | None = None
+    ) -> Iterator[None]:
         """Around a rename that changes ``key``'s object: mark, then settle.
 
         The mark is committed before the block runs (a failure there refuses
@@ -107,7 +111,7 @@ class ObjectIndex:
         finally:
             try:
                 with self._write(operation) as conn:
-                    self._put_truth(conn, key)
+                    self._put_truth(conn, key, checked_version)
                     conn.execute("DELETE FROM marks WHERE id = ?", (mark,))
             except Exception as error:  # the sweep fixes the row from the mark
                 log.warning("index row of %r left to the sweep: %r", key, error)
@@ -226,9 +230,11 @@ class ObjectIndex:
         assert mark is not None
         return mark
 
-    def _put_truth(self, conn: sqlite3.Connection, key: str) -> None:
+    def _put_truth(
+        self, conn: sqlite3.Connection, key: str, checked_version: str | None = None
+    ) -> None:
         """Inside a write transaction: the key's row as the directories say."""
-        info = self.truth(key)
+        info = self.truth(key, checked_version)
         if info is None:
             conn.execute("DELETE FROM objects WHERE key = ?", (raw(key),))
         else:
