@@ -98,7 +98,8 @@ class ObjectIndex:
         os.makedirs(self.folder, exist_ok=True)
         try:
             self._ensure_built()
-        except (DataDirDamaged, sqlite3.Error) as error:
+            self._writers_here("sweep")  # write.lock exists before any write
+        except (DataDirDamaged, InsufficientStorage, sqlite3.Error) as error:
             # Listing and publishing answer 503 until it is repaired.
             log.error("index not usable: %r", error)
 
@@ -288,11 +289,12 @@ class ObjectIndex:
             if self._writers is None or self._writers[0] != pid:
                 flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
                 try:
-                    folder_fd = diskio.open_dir(self.folder)
-                    try:
-                        fd = os.open(WRITE_LOCK, flags, 0o644, dir_fd=folder_fd)
-                    finally:
-                        os.close(folder_fd)
+                    with diskio.disk_full_as_507(operation):
+                        folder_fd = diskio.open_dir(self.folder)
+                        try:
+                            fd = os.open(WRITE_LOCK, flags, 0o644, dir_fd=folder_fd)
+                        finally:
+                            os.close(folder_fd)
                 except (OSError, CorruptEntry) as error:
                     log.error("data directory damaged: %s: %s", INDEX_DIR, error)
                     raise DataDirDamaged(operation) from None
