@@ -8,6 +8,8 @@ crash harness (tests/test_crash.py) checks the same with real SIGKILLs.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import sqlite3
 import threading
@@ -55,11 +57,11 @@ class DiesAfterTheRename:
         self.fired = False
         bucket.index.truth = self
 
-    def __call__(self, key: str) -> Any:
+    def __call__(self, key: str, checked_version: str | None) -> Any:
         if not self.fired:
             self.fired = True
             raise OSError("killed")
-        return self.truth(key)
+        return self.truth(key, checked_version)
 
 
 def test_a_crash_between_rename_and_row_is_fixed_by_the_sweep(
@@ -123,6 +125,7 @@ def test_a_damaged_index_folder_is_refused_not_followed(
     part = flow.part(upload_id, 1, b"y", key="new")
     elsewhere = tmp_path / "elsewhere"
     shutil.move(data_dir / "index", elsewhere)
+    (elsewhere / fsindex.WRITE_LOCK).unlink()  # not made again through the link
     (data_dir / "index").symlink_to(elsewhere)
     app = make_app()  # starts, and says why listing will not work
     client = app.test_client()
@@ -139,6 +142,7 @@ def test_a_damaged_index_folder_is_refused_not_followed(
         client.get(f"/new?action=mpu-listparts&uploadId={upload_id}").status_code == 200
     )
     assert not any(elsewhere.glob("*/*"))  # nothing written through the link
+    assert not (elsewhere / fsindex.WRITE_LOCK).exists()
 
 
 def test_racing_completes_of_one_key_leave_the_winners_row(
@@ -187,3 +191,54 @@ def test_a_version_get_finds_corrupt_is_not_listed_after_a_rebuild(
     app = make_app()
     assert Flow(app.test_client()).get("bad").status_code == 404
     assert listed(app) == [("good", good)]
+
+
+def test_index_writers_queue_on_write_lock_not_sqlite_retries(
+    app: Flask, flow: Flow, data_dir: Path
+) -> None:
+    """A writer waits on ``index/write.lock`` (woken the moment it is free),
+    not in SQLite's busy handler (which sleeps up to 100 ms between tries);
+    a delete whose turn has not come has not started: its key is still there."""
+    flow.upload([b"x"], key="k")
+    holder = os.open(data_dir / "index" / fsindex.WRITE_LOCK, os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another process's writer, as it were
+    deleting = threading.Thread(target=_bucket(app).delete, args=("k",))
+    try:
+        deleting.start()
+        deleting.join(timeout=0.5)
+        assert deleting.is_alive()
+        assert flow.get("k").status_code == 200
+        assert marks(data_dir) == 0
+    finally:
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        os.close(holder)
+    deleting.join(timeout=120)
+    assert not deleting.is_alive()
+    assert flow.get("k").status_code == 404
+    assert listed(app) == []
+
+
+def test_only_the_mark_is_committed_with_a_full_fsync(app: Flask, flow: Flow) -> None:
+    """Settling may be lost to a power cut (its mark stays: the sweep settles
+    again), so it is committed without an fsync; every other write is full."""
+    index = _bucket(app).index
+    seen: list[int] = []
+    real_put_truth = index._put_truth
+
+    def put_truth(conn: sqlite3.Connection, *args: Any) -> None:
+        seen.append(conn.execute("PRAGMA synchronous").fetchone()[0])
+        real_put_truth(conn, *args)
+
+    index._put_truth = put_truth  # type: ignore[method-assign]
+    flow.upload([b"x"], key="k")
+    assert seen == [1]  # NORMAL: no fsync at commit in WAL mode
+    conn = index._connection("test")
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
+    assert marks_of(index) == 0
+
+
+def marks_of(index: fsindex.ObjectIndex) -> int:
+    count: int = (
+        index._connection("test").execute("SELECT COUNT(*) FROM marks").fetchone()[0]
+    )
+    return count

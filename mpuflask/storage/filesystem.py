@@ -126,7 +126,7 @@ class FilesystemBucket(Directories):
             diskio.fsync_path(self.root)
             diskio.fsync_path(self._area("objects"))
         self.index = ObjectIndex(
-            self.root, durable, self.head, lambda: scan_objects(self)
+            self.root, durable, self._indexed, lambda: scan_objects(self)
         )
 
     # -- the Bucket interface -------------------------------------------------
@@ -223,6 +223,19 @@ class FilesystemBucket(Directories):
             return body.info
 
     def get(self, key: str) -> ObjectBody | None:
+        return self._open_object(key)
+
+    def _indexed(self, key: str, checked_version: str | None) -> ObjectInfo | None:
+        """The index's truth: what GET finds (see :data:`.fsindex.Truth`)."""
+        body = self._open_object(key, checked_version)
+        if body is None:
+            return None
+        with body:
+            return body.info
+
+    def _open_object(
+        self, key: str, checked_version: str | None = None
+    ) -> ObjectBody | None:
         check_key(key, "get")
         shard, name = object_name(key)
         with self.areas("get", "objects") as (objects_fd,):
@@ -234,7 +247,7 @@ class FilesystemBucket(Directories):
                 log.error("corrupt entry objects/%s: %s", shard, error)
                 return None
             try:
-                return open_version(shard_fd, name)
+                return open_version(shard_fd, name, checked_version)
             finally:
                 os.close(shard_fd)
 

@@ -16,7 +16,13 @@ repaired, never trusted over them:
   row (or removes it), deleting the mark;
 * those write transactions are serialised by SQLite's write lock and each
   reads the truth inside it, so the last one always sees the last rename:
-  two completes of one key racing cannot leave the older version's row;
+  two completes of one key racing cannot leave the older version's row.
+  Writers queue for it on a lock of their own first (a thread lock, then an
+  flock of ``index/write.lock``): SQLite's own wait sleeps and retries, up
+  to 100 ms a time, which made a busy server's completes wait on each other;
+* a mark is committed with a full fsync; the settling transaction is not
+  (``synchronous=NORMAL``): if a power cut loses it, its mark is still there
+  and the sweep settles the key again;
 * a crash between the rename and that transaction leaves the mark:
   :meth:`ObjectIndex.reconcile` (in every sweep, so at start-up too) reads the
   truth for each marked key the same way. A mark younger than
@@ -58,6 +64,7 @@ log = logging.getLogger(__name__)
 INDEX_DIR = "index"
 INDEX_FILE = "objects.sqlite"
 BUILD_LOCK = "build.lock"
+WRITE_LOCK = "write.lock"
 #: A mark older than this belongs to a request that died (see the docstring).
 MARK_GRACE_SECONDS = 60.0
 #: How long a writer waits for another's transaction before giving up (503).
@@ -65,8 +72,10 @@ BUSY_TIMEOUT_SECONDS = 60.0
 _CORRUPT = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 
 
-#: The current version of a key, read from the object directories.
-Truth = Callable[[str], ObjectInfo | None]
+#: The current version of a key, read from the object directories. The
+#: second argument names a version whose part files the caller checked a
+#: moment ago, under its upload's lock: they need not be stat'ed again.
+Truth = Callable[[str, str | None], ObjectInfo | None]
 #: Every object the directories hold (for a build).
 Scan = Callable[[], Iterator[ObjectInfo]]
 
@@ -81,19 +90,25 @@ class ObjectIndex:
         self.truth = truth
         self.scan = scan
         self._local = threading.local()
+        #: Per process: the writers' thread lock and write.lock's descriptor.
+        self._writers: tuple[int, threading.Lock, int] | None = None
+        self._writers_made = threading.Lock()
         #: Connections a fork left behind: never used, never closed (SQLite).
         self._inherited: list[sqlite3.Connection] = []
         os.makedirs(self.folder, exist_ok=True)
         try:
             self._ensure_built()
-        except (DataDirDamaged, sqlite3.Error) as error:
+            self._writers_here("sweep")  # write.lock exists before any write
+        except (DataDirDamaged, InsufficientStorage, sqlite3.Error) as error:
             # Listing and publishing answer 503 until it is repaired.
             log.error("index not usable: %r", error)
 
     # -- what the store calls ---------------------------------------------------
 
     @contextmanager
-    def changing(self, key: str, operation: str) -> Iterator[None]:
+    def changing(
+        self, key: str, operation: str, checked_version: str | None = None
+    ) -> Iterator[None]:
         """Around a rename that changes ``key``'s object: mark, then settle.
 
         The mark is committed before the block runs (a failure there refuses
@@ -106,8 +121,8 @@ class ObjectIndex:
             yield
         finally:
             try:
-                with self._write(operation) as conn:
-                    self._put_truth(conn, key)
+                with self._write(operation, durable=False) as conn:
+                    self._put_truth(conn, key, checked_version)
                     conn.execute("DELETE FROM marks WHERE id = ?", (mark,))
             except Exception as error:  # the sweep fixes the row from the mark
                 log.warning("index row of %r left to the sweep: %r", key, error)
@@ -198,23 +213,54 @@ class ObjectIndex:
         return conn
 
     @contextmanager
-    def _write(self, operation: str) -> Iterator[sqlite3.Connection]:
+    def _write(
+        self, operation: str, durable: bool = True
+    ) -> Iterator[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE: the write lock at once).
 
-        A SQLite failure is answered: 507 when the disk is full, else 503.
+        ``durable=False``: committed without an fsync (what it writes must be
+        redone by the sweep if lost). A SQLite failure is answered: 507 when
+        the disk is full, else 503.
         """
-        try:
-            conn = self._connection(operation)
-            conn.execute("BEGIN IMMEDIATE")
+        with self._queued(operation):
             try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as error:
-            raise _refusal(error, operation) from None
+                conn = self._connection(operation)
+                relaxed = self.durable and not durable
+                if relaxed:
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield conn
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise
+                finally:
+                    if relaxed:
+                        conn.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error as error:
+                raise _refusal(error, operation) from None
+
+    @contextmanager
+    def _queued(self, operation: str) -> Iterator[None]:
+        """Wait for our turn to write: this process's writers first, then
+        the other processes' (503 after ``BUSY_TIMEOUT_SECONDS`` here)."""
+        _, turn, fd = self._writers_here(operation)
+        if not turn.acquire(timeout=BUSY_TIMEOUT_SECONDS):
+            log.error(
+                "index %s: no turn to write in %ss", operation, BUSY_TIMEOUT_SECONDS
+            )
+            raise DataDirDamaged(operation)
+        try:
+            diskio.lock(fd)
+            try:
+                yield
+            finally:
+                diskio.unlock(fd)
+        finally:
+            turn.release()
 
     def _mark(self, key: str, operation: str) -> int:
         with self._write(operation) as conn:
@@ -226,13 +272,35 @@ class ObjectIndex:
         assert mark is not None
         return mark
 
-    def _put_truth(self, conn: sqlite3.Connection, key: str) -> None:
+    def _put_truth(
+        self, conn: sqlite3.Connection, key: str, checked_version: str | None = None
+    ) -> None:
         """Inside a write transaction: the key's row as the directories say."""
-        info = self.truth(key)
+        info = self.truth(key, checked_version)
         if info is None:
             conn.execute("DELETE FROM objects WHERE key = ?", (raw(key),))
         else:
             put(conn, info)
+
+    def _writers_here(self, operation: str) -> tuple[int, threading.Lock, int]:
+        """This process's writers' lock and write.lock descriptor (made once)."""
+        pid = os.getpid()
+        with self._writers_made:
+            if self._writers is None or self._writers[0] != pid:
+                flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+                try:
+                    with diskio.disk_full_as_507(operation):
+                        folder_fd = diskio.open_dir(self.folder)
+                        try:
+                            fd = os.open(WRITE_LOCK, flags, 0o644, dir_fd=folder_fd)
+                        finally:
+                            os.close(folder_fd)
+                except (OSError, CorruptEntry) as error:
+                    log.error("data directory damaged: %s: %s", INDEX_DIR, error)
+                    raise DataDirDamaged(operation) from None
+                # A descriptor inherited from a parent stays open, unused.
+                self._writers = (pid, threading.Lock(), fd)
+            return self._writers
 
     # -- building --------------------------------------------------------------
 

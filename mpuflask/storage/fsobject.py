@@ -53,7 +53,9 @@ def info_from_manifest(manifest: dict[str, Any]) -> ObjectInfo:
     )
 
 
-def open_version(shard_fd: int, name: str) -> FilesystemObjectBody | None:
+def open_version(
+    shard_fd: int, name: str, checked_version: str | None = None
+) -> FilesystemObjectBody | None:
     """Open the version published as ``name`` in ``shard_fd`` and pin it.
 
     None if absent, or corrupt (logged). A version can be retired between our
@@ -83,7 +85,7 @@ def open_version(shard_fd: int, name: str) -> FilesystemObjectBody | None:
             os.close(dir_fd)
             continue
         try:
-            manifest = _checked(dir_fd, manifest_fd, name)
+            manifest = _checked(dir_fd, manifest_fd, name, checked_version)
         except CorruptEntry as error:
             os.close(manifest_fd)
             os.close(dir_fd)
@@ -93,11 +95,16 @@ def open_version(shard_fd: int, name: str) -> FilesystemObjectBody | None:
     raise RuntimeError(f"object {name} kept changing while being opened")
 
 
-def _checked(dir_fd: int, manifest_fd: int, name: str) -> dict[str, Any]:
-    """The pinned version's manifest, checked against its files."""
+def _checked(
+    dir_fd: int, manifest_fd: int, name: str, checked_version: str | None
+) -> dict[str, Any]:
+    """The pinned version's manifest, checked against its files (unless it is
+    ``checked_version``, whose files its publisher has just checked)."""
     manifest = check_manifest(
         load_object(diskio.read_metadata(manifest_fd), name), f"{MANIFEST} of {name}"
     )
+    if manifest["upload_id"] == checked_version:
+        return manifest
     for part in manifest["parts"]:
         try:
             found = os.stat(part["file"], dir_fd=dir_fd, follow_symlinks=False)

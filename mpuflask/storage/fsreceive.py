@@ -3,8 +3,9 @@ one is hashed and written.
 
 A part's bytes take three turns on one thread otherwise: the socket read,
 MD5, the write to the temp file. hashlib and ``os.write`` release the GIL, so
-a helper thread can hash and write chunk *n* while the request thread reads
-chunk *n + 1*: one upload stream uses two cores. With durability on, each
+a helper thread hashes chunk *n* while the request thread writes it and reads
+chunk *n + 1*: one upload stream uses two cores, and MD5, the slowest of the
+three, is the only one the stream waits for. With durability on, each
 chunk's write-back to the disk is started as soon as it is written
 (:func:`~.diskio.start_writeback`), so the part's final fsync finds little
 left to do. Chunks are absorbed strictly in order, one at a time per part.
@@ -56,12 +57,14 @@ class PartSink:
         self._pending: Future[None] | None = None
 
     def add(self, chunk: bytes) -> None:
-        """Absorb ``chunk`` after the ones before it (maybe while we return)."""
+        """Hash ``chunk`` after the ones before it (maybe while we return),
+        and write it."""
         self._wait()
         if len(chunk) < INLINE_BELOW:
-            self._absorb(chunk)
+            self.digest.update(chunk)
         else:
-            self._pending = self.helpers.pool().submit(self._absorb, chunk)
+            self._pending = self.helpers.pool().submit(self.digest.update, chunk)
+        self._write(chunk)
 
     def finish(self) -> str:
         """Every chunk absorbed: the part's hex MD5."""
@@ -80,8 +83,7 @@ class PartSink:
         if pending is not None:
             pending.result()
 
-    def _absorb(self, chunk: bytes) -> None:
-        self.digest.update(chunk)
+    def _write(self, chunk: bytes) -> None:
         diskio.write_all(self.fd, chunk)
         if self.durable:
             diskio.start_writeback(self.fd, self.written, len(chunk))

@@ -114,6 +114,48 @@ def part_file(dir_fd: int, link: str) -> tuple[str, int] | None:
     return target, found.st_size
 
 
+class PartFiles:
+    """An upload directory's part links and files, from one ``listdir``.
+
+    Made under the upload's lock, so no part changes meanwhile. Part N's
+    file is normally the only ``NNNNN.<md5>`` of its number, and then it
+    is the one link N names: no ``readlink`` is needed (a complete or a
+    listing of 10,000 parts saves 10,000 system calls). Where a crash left
+    two files of one number, the link decides, checked by :func:`part_file`.
+    Either way only a file of this directory is ever used.
+    """
+
+    def __init__(self, dir_fd: int) -> None:
+        self._dir_fd = dir_fd
+        names = os.listdir(dir_fd)
+        self.links = sorted(
+            name for name in names if len(name) == 5 and PART_LINK.fullmatch(name)
+        )
+        self._linked = set(self.links)
+        #: Each number's one file; None for a number with more than one.
+        self._only: dict[str, str | None] = {}
+        for name in names:
+            if len(name) == 38 and PART_FILE.fullmatch(name):
+                number = name[:5]
+                self._only[number] = None if number in self._only else name
+
+    def current(self, link: str) -> tuple[str, int] | None:
+        """Part ``link``'s file and size; None if there is no such part.
+
+        Raises CorruptEntry where :func:`part_file` would.
+        """
+        only = self._only.get(link)
+        if only is None or link not in self._linked:
+            return part_file(self._dir_fd, link)
+        try:
+            found = os.stat(only, dir_fd=self._dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            raise CorruptEntry(f"part {link}: {only} is missing") from None
+        if not stat.S_ISREG(found.st_mode):
+            raise CorruptEntry(f"corrupt part {link}: {only} is not a file")
+        return only, found.st_size
+
+
 def upload_info(record: dict[str, Any]) -> UploadInfo:
     """The UploadInfo a checked record describes."""
     return UploadInfo(

@@ -1,0 +1,120 @@
+"""How the filesystem store finds an upload's parts at listing and complete
+(issue 16): one ``listdir``, no ``readlink`` when a number has one file, and
+the links of the parts a complete keeps left where they are."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from mpuflask.errors import InvalidPart
+from mpuflask.rules import PartRef
+from mpuflask.storage.base import HttpMetadata
+from mpuflask.storage.filesystem import FilesystemBucket
+from mpuflask.storage.fspublish import object_name
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def _bucket(tmp_path: Path) -> FilesystemBucket:
+    return FilesystemBucket(
+        tmp_path / "data", min_part_size=1, upload_ttl=timedelta(hours=1)
+    )
+
+
+def test_complete_keeps_the_links_of_its_parts_and_drops_the_rest(
+    tmp_path: Path,
+) -> None:
+    bucket = _bucket(tmp_path)
+    upload_id = bucket.create_multipart_upload("k", HttpMetadata({})).upload_id
+    upload = bucket.resume_multipart_upload("k", upload_id)
+    bodies = {1: b"one", 2: b"two", 3: b"3"}
+    for number, body in bodies.items():
+        upload.upload_part(number, [body])
+
+    upload.complete([PartRef(1, _md5(b"one")), PartRef(3, _md5(b"3"))])
+
+    shard, name = object_name("k")
+    version = tmp_path / "data" / "objects" / shard / name
+    assert sorted(os.listdir(version)) == sorted(
+        [
+            "object.json",
+            "upload.json",
+            f"00001.{_md5(b'one')}",
+            "00001",
+            f"00003.{_md5(b'3')}",
+            "00003",
+        ]
+    )
+    body = bucket.get("k")
+    assert body is not None
+    with body:
+        assert body.read() == b"one3"
+
+
+def test_a_second_file_of_one_number_is_told_apart_by_the_link(
+    tmp_path: Path,
+) -> None:
+    """A crash between a re-upload's rename and its link swap leaves two
+    files of part 1: the link says which is part 1; the other is no part."""
+    bucket = _bucket(tmp_path)
+    upload_id = bucket.create_multipart_upload("k", HttpMetadata({})).upload_id
+    upload = bucket.resume_multipart_upload("k", upload_id)
+    upload.upload_part(1, [b"current"])
+    leftover = tmp_path / "data" / "uploads" / upload_id / f"00001.{_md5(b'new')}"
+    leftover.write_bytes(b"new")
+
+    listed = bucket.resume_multipart_upload("k", upload_id).list_parts()
+    assert [(p.part_number, p.etag, p.size) for p in listed] == [
+        (1, _md5(b"current"), 7)
+    ]
+    with pytest.raises(InvalidPart):
+        upload.complete([PartRef(1, _md5(b"new"))])
+    assert leftover.exists()  # a refused complete changes nothing
+
+    upload.complete([PartRef(1, _md5(b"current"))])
+    body = bucket.get("k")
+    assert body is not None
+    with body:
+        assert body.read() == b"current"
+    shard, name = object_name("k")
+    version = tmp_path / "data" / "objects" / shard / name
+    assert leftover.name not in os.listdir(version)
+
+
+def test_complete_reads_each_part_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checking the parts under the lock is the one ``stat`` per part: no
+    ``readlink`` of a number with one file, and the index's settling reads
+    only the manifest of the version just checked."""
+    bucket = _bucket(tmp_path)
+    upload_id = bucket.create_multipart_upload("k", HttpMetadata({})).upload_id
+    upload = bucket.resume_multipart_upload("k", upload_id)
+    refs = [PartRef(n, upload.upload_part(n, [b"%03d" % n]).etag) for n in (1, 2, 3)]
+    calls: list[str] = []
+    real_stat, real_readlink = os.stat, os.readlink
+
+    def stat(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        calls.append(f"stat {path}")
+        return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    def readlink(path: object, *args: object, **kwargs: object) -> str:
+        calls.append(f"readlink {path}")
+        return real_readlink(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "stat", stat)
+    monkeypatch.setattr(os, "readlink", readlink)
+    upload.complete(refs)
+    monkeypatch.undo()
+
+    part_calls = [call for call in calls if call.split()[1][:5].isdigit()]
+    assert sorted(part_calls) == sorted(
+        f"stat {ref.part_number:05d}.{ref.etag}" for ref in refs
+    )
