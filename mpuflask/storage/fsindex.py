@@ -97,8 +97,7 @@ class ObjectIndex:
         self._inherited: list[sqlite3.Connection] = []
         os.makedirs(self.folder, exist_ok=True)
         try:
-            self._ensure_built()
-            self._writers_here("sweep")  # write.lock exists before any write
+            self._ensure_built()  # write.lock too, before any request writes
         except (DataDirDamaged, InsufficientStorage, sqlite3.Error) as error:
             # Listing and publishing answer 503 until it is repaired.
             log.error("index not usable: %r", error)
@@ -216,32 +215,41 @@ class ObjectIndex:
     def _write(
         self, operation: str, durable: bool = True
     ) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE: the write lock at once).
+        """One write transaction; a SQLite failure is answered: 507 when the
+        disk is full, else 503."""
+        try:
+            with self._transaction(operation, durable) as conn:
+                yield conn
+        except sqlite3.Error as error:
+            raise _refusal(error, operation) from None
+
+    @contextmanager
+    def _transaction(
+        self, operation: str = "sweep", durable: bool = True
+    ) -> Iterator[sqlite3.Connection]:
+        """A write transaction in our turn (BEGIN IMMEDIATE: SQLite's write
+        lock at once); its SQLite errors propagate as they are.
 
         ``durable=False``: committed without an fsync (what it writes must be
-        redone by the sweep if lost). A SQLite failure is answered: 507 when
-        the disk is full, else 503.
+        redone by the sweep if lost).
         """
         with self._queued(operation):
+            conn = self._connection(operation)
+            relaxed = self.durable and not durable
+            if relaxed:
+                conn.execute("PRAGMA synchronous=NORMAL")
             try:
-                conn = self._connection(operation)
-                relaxed = self.durable and not durable
-                if relaxed:
-                    conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("BEGIN IMMEDIATE")
                 try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    try:
-                        yield conn
-                        conn.execute("COMMIT")
-                    except BaseException:
-                        if conn.in_transaction:
-                            conn.execute("ROLLBACK")
-                        raise
-                finally:
-                    if relaxed:
-                        conn.execute("PRAGMA synchronous=FULL")
-            except sqlite3.Error as error:
-                raise _refusal(error, operation) from None
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            finally:
+                if relaxed:
+                    conn.execute("PRAGMA synchronous=FULL")
 
     @contextmanager
     def _queued(self, operation: str) -> Iterator[None]:
@@ -335,7 +343,7 @@ class ObjectIndex:
 
     def _built(self) -> bool:
         """Whether the rows were built (raises sqlite3.Error as it comes)."""
-        with self._raw_transaction() as conn:
+        with self._transaction() as conn:
             for statement in SCHEMA:
                 conn.execute(statement)
             row = conn.execute("SELECT value FROM meta WHERE name = 'built'").fetchone()
@@ -346,7 +354,7 @@ class ObjectIndex:
     def _rebuild(self) -> int:
         """Every row from the directories, in one transaction; how many."""
         count = 0
-        with self._raw_transaction() as conn:
+        with self._transaction() as conn:
             conn.execute("DELETE FROM objects")
             conn.execute("DELETE FROM marks")
             for info in self.scan():
@@ -354,19 +362,6 @@ class ObjectIndex:
                 count += 1
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('built', '1')")
         return count
-
-    @contextmanager
-    def _raw_transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction whose SQLite errors propagate as they are."""
-        conn = self._connection("sweep")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
 
     def _discard(self) -> None:
         """Drop an unreadable database: this thread's connection and its files."""
