@@ -49,7 +49,7 @@ class Directories:
         self.durable = durable
         #: The time source for creation and expiry (tests move it forward).
         self.clock: Callable[[], datetime] = _now
-        #: Threads that hash and write part bodies while they stream in.
+        #: Threads that hash part bodies while they stream in.
         self.helpers = Helpers()
 
     def is_expired(self, record: dict[str, Any]) -> bool:
@@ -192,7 +192,7 @@ class Directories:
                 try:
                     for chunk in chunks:
                         size += len(chunk)
-                        sink.add(chunk)  # hashed and written while we read on
+                        sink.add(chunk)  # hashed while we write it and read on
                     md5 = sink.finish()
                 except BaseException:
                     sink.abandon()

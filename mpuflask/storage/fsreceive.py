@@ -1,5 +1,5 @@
-"""Receiving a part body on two cores: the next chunk arrives while the last
-one is hashed and written.
+"""Receiving a part body on two cores: a chunk is hashed while it is written
+and the next one arrives.
 
 A part's bytes take three turns on one thread otherwise: the socket read,
 MD5, the write to the temp file. hashlib and ``os.write`` release the GIL, so
