@@ -242,3 +242,37 @@ def marks_of(index: fsindex.ObjectIndex) -> int:
         index._connection("test").execute("SELECT COUNT(*) FROM marks").fetchone()[0]
     )
     return count
+
+
+def test_a_dropped_store_leaves_no_descriptor_of_write_lock_open(
+    tmp_path: Path,
+) -> None:
+    """Like its SQLite connections, the index's write.lock closes with it: a
+    process that makes stores (tests, tools) must not leak one per store, nor
+    keep a FUSE mount busy."""
+    import gc
+    from datetime import timedelta
+
+    from mpuflask.storage.base import HttpMetadata
+
+    def lock_fds() -> list[str]:
+        found = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if target == str(tmp_path / "data" / "index" / fsindex.WRITE_LOCK):
+                found.append(target)
+        return found
+
+    bucket = FilesystemBucket(
+        tmp_path / "data", min_part_size=1, upload_ttl=timedelta(hours=1)
+    )
+    upload_id = bucket.create_multipart_upload("k", HttpMetadata({})).upload_id
+    upload = bucket.resume_multipart_upload("k", upload_id)
+    upload.complete([PartRef(1, upload.upload_part(1, [b"x"]).etag)])
+    assert len(lock_fds()) == 1
+    del bucket, upload
+    gc.collect()
+    assert lock_fds() == []

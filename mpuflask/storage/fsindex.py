@@ -43,9 +43,11 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 
 from ..errors import DataDirDamaged
 from ..errors import InsufficientStorage
@@ -80,6 +82,16 @@ Truth = Callable[[str, str | None], ObjectInfo | None]
 Scan = Callable[[], Iterator[ObjectInfo]]
 
 
+class _Writers(NamedTuple):
+    """One process's turn to write: a thread lock, then write.lock's flock."""
+
+    pid: int
+    turn: threading.Lock
+    fd: int
+    #: Closes ``fd`` with the index, as its SQLite connections close with it.
+    closing: weakref.finalize[[int], ObjectIndex]
+
+
 class ObjectIndex:
     """The index of one data directory; a SQLite connection per thread."""
 
@@ -90,8 +102,8 @@ class ObjectIndex:
         self.truth = truth
         self.scan = scan
         self._local = threading.local()
-        #: Per process: the writers' thread lock and write.lock's descriptor.
-        self._writers: tuple[int, threading.Lock, int] | None = None
+        #: This process's turn to write (made at the first write).
+        self._writers: _Writers | None = None
         self._writers_made = threading.Lock()
         #: Connections a fork left behind: never used, never closed (SQLite).
         self._inherited: list[sqlite3.Connection] = []
@@ -255,7 +267,8 @@ class ObjectIndex:
     def _queued(self, operation: str) -> Iterator[None]:
         """Wait for our turn to write: this process's writers first, then
         the other processes' (503 after ``BUSY_TIMEOUT_SECONDS`` here)."""
-        _, turn, fd = self._writers_here(operation)
+        writers = self._writers_here(operation)
+        turn, fd = writers.turn, writers.fd
         if not turn.acquire(timeout=BUSY_TIMEOUT_SECONDS):
             log.error(
                 "index %s: no turn to write in %ss", operation, BUSY_TIMEOUT_SECONDS
@@ -290,11 +303,14 @@ class ObjectIndex:
         else:
             put(conn, info)
 
-    def _writers_here(self, operation: str) -> tuple[int, threading.Lock, int]:
+    def _writers_here(self, operation: str) -> _Writers:
         """This process's writers' lock and write.lock descriptor (made once)."""
         pid = os.getpid()
         with self._writers_made:
-            if self._writers is None or self._writers[0] != pid:
+            if self._writers is None or self._writers.pid != pid:
+                if self._writers is not None:  # a parent's: close our copy
+                    self._writers.closing.detach()
+                    os.close(self._writers.fd)
                 flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
                 try:
                     with diskio.disk_full_as_507(operation):
@@ -306,8 +322,12 @@ class ObjectIndex:
                 except (OSError, CorruptEntry) as error:
                     log.error("data directory damaged: %s: %s", INDEX_DIR, error)
                     raise DataDirDamaged(operation) from None
-                # A descriptor inherited from a parent stays open, unused.
-                self._writers = (pid, threading.Lock(), fd)
+                self._writers = _Writers(
+                    pid,
+                    threading.Lock(),
+                    fd,
+                    weakref.finalize(self, _close_quietly, fd),
+                )
             return self._writers
 
     # -- building --------------------------------------------------------------
@@ -379,3 +399,12 @@ def _refusal(error: sqlite3.Error, operation: str) -> Exception:
         return InsufficientStorage(operation)
     log.error("index %s failed: %r", operation, error)
     return DataDirDamaged(operation)
+
+
+def _close_quietly(fd: int) -> None:
+    """Close ``fd`` when its index goes; a failure (a FUSE daemon gone first,
+    at exit) leaves nothing to do."""
+    try:
+        os.close(fd)
+    except OSError:
+        pass
