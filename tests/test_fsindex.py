@@ -22,6 +22,7 @@ from flask import Flask
 
 from mpuflask.rules import PartRef
 from mpuflask.storage import fsindex
+from mpuflask.storage import fsindexturn
 from mpuflask.storage.filesystem import FilesystemBucket
 
 from .conftest import Flow
@@ -125,7 +126,7 @@ def test_a_damaged_index_folder_is_refused_not_followed(
     part = flow.part(upload_id, 1, b"y", key="new")
     elsewhere = tmp_path / "elsewhere"
     shutil.move(data_dir / "index", elsewhere)
-    (elsewhere / fsindex.WRITE_LOCK).unlink()  # not made again through the link
+    (elsewhere / fsindexturn.WRITE_LOCK).unlink()  # not made again through the link
     (data_dir / "index").symlink_to(elsewhere)
     app = make_app()  # starts, and says why listing will not work
     client = app.test_client()
@@ -142,7 +143,7 @@ def test_a_damaged_index_folder_is_refused_not_followed(
         client.get(f"/new?action=mpu-listparts&uploadId={upload_id}").status_code == 200
     )
     assert not any(elsewhere.glob("*/*"))  # nothing written through the link
-    assert not (elsewhere / fsindex.WRITE_LOCK).exists()
+    assert not (elsewhere / fsindexturn.WRITE_LOCK).exists()
 
 
 def test_racing_completes_of_one_key_leave_the_winners_row(
@@ -200,7 +201,7 @@ def test_index_writers_queue_on_write_lock_not_sqlite_retries(
     not in SQLite's busy handler (which sleeps up to 100 ms between tries);
     a delete whose turn has not come has not started: its key is still there."""
     flow.upload([b"x"], key="k")
-    holder = os.open(data_dir / "index" / fsindex.WRITE_LOCK, os.O_RDWR)
+    holder = os.open(data_dir / "index" / fsindexturn.WRITE_LOCK, os.O_RDWR)
     fcntl.flock(holder, fcntl.LOCK_EX)  # another process's writer, as it were
     deleting = threading.Thread(target=_bucket(app).delete, args=("k",))
     try:
@@ -262,7 +263,7 @@ def test_a_dropped_store_leaves_no_descriptor_of_write_lock_open(
                 target = os.readlink(f"/proc/self/fd/{fd}")
             except OSError:
                 continue
-            if target == str(tmp_path / "data" / "index" / fsindex.WRITE_LOCK):
+            if target == str(tmp_path / "data" / "index" / fsindexturn.WRITE_LOCK):
                 found.append(target)
         return found
 

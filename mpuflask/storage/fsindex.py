@@ -17,9 +17,9 @@ repaired, never trusted over them:
 * those write transactions are serialised by SQLite's write lock and each
   reads the truth inside it, so the last one always sees the last rename:
   two completes of one key racing cannot leave the older version's row.
-  Writers queue for it on a lock of their own first (a thread lock, then an
-  flock of ``index/write.lock``): SQLite's own wait sleeps and retries, up
-  to 100 ms a time, which made a busy server's completes wait on each other;
+  Writers queue for it on a lock of their own first (:mod:`.fsindexturn`):
+  SQLite's own wait sleeps and retries, up to 100 ms a time, which made a
+  busy server's completes wait on each other;
 * a mark is committed with a full fsync; the settling transaction is not
   (``synchronous=NORMAL``): if a power cut loses it, its mark is still there
   and the sweep settles the key again;
@@ -43,11 +43,9 @@ import os
 import sqlite3
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NamedTuple
 
 from ..errors import DataDirDamaged
 from ..errors import InsufficientStorage
@@ -60,13 +58,13 @@ from .fsindexrows import SCHEMA
 from .fsindexrows import page
 from .fsindexrows import put
 from .fsindexrows import raw
+from .fsindexturn import WriteTurn
 
 log = logging.getLogger(__name__)
 
 INDEX_DIR = "index"
 INDEX_FILE = "objects.sqlite"
 BUILD_LOCK = "build.lock"
-WRITE_LOCK = "write.lock"
 #: A mark older than this belongs to a request that died (see the docstring).
 MARK_GRACE_SECONDS = 60.0
 #: How long a writer waits for another's transaction before giving up (503).
@@ -82,16 +80,6 @@ Truth = Callable[[str, str | None], ObjectInfo | None]
 Scan = Callable[[], Iterator[ObjectInfo]]
 
 
-class _Writers(NamedTuple):
-    """One process's turn to write: a thread lock, then write.lock's flock."""
-
-    pid: int
-    turn: threading.Lock
-    fd: int
-    #: Closes ``fd`` with the index, as its SQLite connections close with it.
-    closing: weakref.finalize[[int], ObjectIndex]
-
-
 class ObjectIndex:
     """The index of one data directory; a SQLite connection per thread."""
 
@@ -102,9 +90,8 @@ class ObjectIndex:
         self.truth = truth
         self.scan = scan
         self._local = threading.local()
-        #: This process's turn to write (made at the first write).
-        self._writers: _Writers | None = None
-        self._writers_made = threading.Lock()
+        #: Whose turn it is to write (index/write.lock).
+        self.turn = WriteTurn(self.folder, BUSY_TIMEOUT_SECONDS)
         #: Connections a fork left behind: never used, never closed (SQLite).
         self._inherited: list[sqlite3.Connection] = []
         os.makedirs(self.folder, exist_ok=True)
@@ -245,7 +232,7 @@ class ObjectIndex:
         ``durable=False``: committed without an fsync (what it writes must be
         redone by the sweep if lost).
         """
-        with self._queued(operation):
+        with self.turn.taken(operation):
             conn = self._connection(operation)
             relaxed = self.durable and not durable
             if relaxed:
@@ -262,26 +249,6 @@ class ObjectIndex:
             finally:
                 if relaxed:
                     conn.execute("PRAGMA synchronous=FULL")
-
-    @contextmanager
-    def _queued(self, operation: str) -> Iterator[None]:
-        """Wait for our turn to write: this process's writers first, then
-        the other processes' (503 after ``BUSY_TIMEOUT_SECONDS`` here)."""
-        writers = self._writers_here(operation)
-        turn, fd = writers.turn, writers.fd
-        if not turn.acquire(timeout=BUSY_TIMEOUT_SECONDS):
-            log.error(
-                "index %s: no turn to write in %ss", operation, BUSY_TIMEOUT_SECONDS
-            )
-            raise DataDirDamaged(operation)
-        try:
-            diskio.lock(fd)
-            try:
-                yield
-            finally:
-                diskio.unlock(fd)
-        finally:
-            turn.release()
 
     def _mark(self, key: str, operation: str) -> int:
         with self._write(operation) as conn:
@@ -302,33 +269,6 @@ class ObjectIndex:
             conn.execute("DELETE FROM objects WHERE key = ?", (raw(key),))
         else:
             put(conn, info)
-
-    def _writers_here(self, operation: str) -> _Writers:
-        """This process's writers' lock and write.lock descriptor (made once)."""
-        pid = os.getpid()
-        with self._writers_made:
-            if self._writers is None or self._writers.pid != pid:
-                if self._writers is not None:  # a parent's: close our copy
-                    self._writers.closing.detach()
-                    os.close(self._writers.fd)
-                flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-                try:
-                    with diskio.disk_full_as_507(operation):
-                        folder_fd = diskio.open_dir(self.folder)
-                        try:
-                            fd = os.open(WRITE_LOCK, flags, 0o644, dir_fd=folder_fd)
-                        finally:
-                            os.close(folder_fd)
-                except (OSError, CorruptEntry) as error:
-                    log.error("data directory damaged: %s: %s", INDEX_DIR, error)
-                    raise DataDirDamaged(operation) from None
-                self._writers = _Writers(
-                    pid,
-                    threading.Lock(),
-                    fd,
-                    weakref.finalize(self, _close_quietly, fd),
-                )
-            return self._writers
 
     # -- building --------------------------------------------------------------
 
@@ -399,12 +339,3 @@ def _refusal(error: sqlite3.Error, operation: str) -> Exception:
         return InsufficientStorage(operation)
     log.error("index %s failed: %r", operation, error)
     return DataDirDamaged(operation)
-
-
-def _close_quietly(fd: int) -> None:
-    """Close ``fd`` when its index goes; a failure (a FUSE daemon gone first,
-    at exit) leaves nothing to do."""
-    try:
-        os.close(fd)
-    except OSError:
-        pass
