@@ -216,11 +216,7 @@ class FilesystemBucket(Directories):
         return self.upload_class(self, key, upload_id)
 
     def head(self, key: str) -> ObjectInfo | None:
-        body = self.get(key)
-        if body is None:
-            return None
-        with body:
-            return body.info
+        return self._indexed(key, None)
 
     def get(self, key: str) -> ObjectBody | None:
         return self._open_object(key)

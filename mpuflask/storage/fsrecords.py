@@ -105,13 +105,18 @@ def part_file(dir_fd: int, link: str) -> tuple[str, int] | None:
         raise CorruptEntry(f"part link {link}: not a symlink") from None
     if not PART_FILE.fullmatch(target) or not target.startswith(f"{link}."):
         raise CorruptEntry(f"corrupt part link {link} -> {target!r}")
+    return target, _part_size(dir_fd, target, f"corrupt part link {link}")
+
+
+def _part_size(dir_fd: int, name: str, what: str) -> int:
+    """The size of part file ``name``: a regular file, never followed."""
     try:
-        found = os.stat(target, dir_fd=dir_fd, follow_symlinks=False)
+        found = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
-        raise CorruptEntry(f"corrupt part link {link}: {target} is missing") from None
+        raise CorruptEntry(f"{what}: {name} is missing") from None
     if not stat.S_ISREG(found.st_mode):
-        raise CorruptEntry(f"corrupt part link {link}: {target} is not a file")
-    return target, found.st_size
+        raise CorruptEntry(f"{what}: {name} is not a file")
+    return found.st_size
 
 
 class PartFiles:
@@ -147,13 +152,7 @@ class PartFiles:
         only = self._only.get(link)
         if only is None or link not in self._linked:
             return part_file(self._dir_fd, link)
-        try:
-            found = os.stat(only, dir_fd=self._dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            raise CorruptEntry(f"part {link}: {only} is missing") from None
-        if not stat.S_ISREG(found.st_mode):
-            raise CorruptEntry(f"corrupt part {link}: {only} is not a file")
-        return only, found.st_size
+        return only, _part_size(self._dir_fd, only, f"corrupt part {link}")
 
 
 def upload_info(record: dict[str, Any]) -> UploadInfo:
