@@ -33,6 +33,7 @@ from flask import Flask
 from flask import g
 from flask import request
 
+from .afterwards import install_after_answer
 from .auth import bearer_tokens
 from .auth import signed_urls
 from .blueprints.listing import bp as listing_bp
@@ -138,6 +139,7 @@ class MpuFlask:
         self.app = app
         self.bucket = open_bucket(app.config)
         self.metrics = make_metrics(self.bucket)
+        install_after_answer(app, self.bucket)
         self._load_hooks(app.config)
         install_events(app, self)
         if app.config["MPUFLASK_SWEEP_ON_START"]:

@@ -30,6 +30,28 @@ MIN_PART = 1024
 STORES = ("filesystem", "s3")
 
 
+class AnswerSentClient(FlaskClient):
+    """Flask's test client, closing each answer as a WSGI server does once sent.
+
+    Werkzeug's test client never closes a response, so the clean-up a request
+    leaves for after its answer (:mod:`mpuflask.afterwards`) would never run.
+    Every answer but a GET's is closed here, once read: gunicorn closes it
+    after its last byte. A GET's body stays open until the test closes it, as
+    it would while a slow client reads it (tests/test_slow_clients.py).
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> TestResponse:
+        response = super().open(*args, **kwargs)
+        if response.request.method != "GET":
+            response.make_sequence()
+            response.close()
+        return response
+
+
+# Every app a test builds (pytest-flask's ``client`` included) uses it.
+Flask.test_client_class = AnswerSentClient
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",

@@ -212,6 +212,29 @@ class MultipartUpload(Protocol):
         ...
 
 
+#: Work a request leaves for after its answer (deleting retired bytes).
+Cleanup = Callable[[], None]
+
+
+def run_now(cleanup: Cleanup) -> None:
+    """Run a clean-up at once: outside a request, nobody waits for an answer."""
+    cleanup()
+
+
+@runtime_checkable
+class LeavesCleanup(Protocol):
+    """A store whose requests leave clean-up that can wait for the answer.
+
+    The filesystem store deletes a deleted, replaced or aborted version's
+    files after moving them to its trash; for an object of 10,000 parts
+    that is 20,000 unlinks the client need not wait for. The app sets
+    ``after_answer`` to run them once the response is sent
+    (:mod:`mpuflask.afterwards`); by default they run at once.
+    """
+
+    after_answer: Callable[[Cleanup], None]
+
+
 @runtime_checkable
 class Bucket(Protocol):
     """R2's ``R2Bucket``, for the calls the Worker makes (and HEAD)."""

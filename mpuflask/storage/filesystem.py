@@ -83,7 +83,6 @@ from .fslisting import scan_objects
 from .fslisting import uploads_of
 from .fsobject import open_version
 from .fspublish import object_name
-from .fspublish import reclaim
 from .fsrecords import UPLOAD_RECORD
 from .fsupload import FilesystemUpload
 
@@ -279,7 +278,7 @@ class FilesystemBucket(Directories):
                 return
             finally:
                 os.close(shard_fd)
-            reclaim(trash_fd, trash)
+        self.reclaim_later(trash)
 
     def list_objects_page(
         self,

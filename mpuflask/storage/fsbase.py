@@ -48,6 +48,10 @@ class DataDir(Areas, Protocol):
         """Whether an upload's record says it has expired."""
         ...
 
+    def reclaim_later(self, trash: str) -> None:
+        """Delete ``trash/<trash>`` once the answer is sent (or at once)."""
+        ...
+
 
 class UploadEnding(Protocol):
     """The outbox as an upload uses it: fsupload cannot import fsevents, whose

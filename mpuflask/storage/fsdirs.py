@@ -20,12 +20,17 @@ from contextlib import ExitStack
 from contextlib import contextmanager
 from datetime import UTC
 from datetime import datetime
+from functools import partial
 from typing import Any
 
+from ..errors import ApiError
 from ..errors import DataDirDamaged
 from ..errors import NoSuchUpload
 from . import diskio
+from .base import Cleanup
+from .base import run_now
 from .diskio import CorruptEntry
+from .fspublish import reclaim
 from .fsreceive import Helpers
 from .fsreceive import PartSink
 from .fsrecords import UPLOAD_ID
@@ -51,6 +56,24 @@ class Directories:
         self.clock: Callable[[], datetime] = _now
         #: Threads that hash part bodies while they stream in.
         self.helpers = Helpers()
+        #: Where reclaiming a retired version goes: at once, unless the app
+        #: runs it after the answer (:class:`~.base.LeavesCleanup`).
+        self.after_answer: Callable[[Cleanup], None] = run_now
+
+    def reclaim_later(self, trash: str) -> None:
+        """Delete ``trash/<trash>`` after the answer (unless a reader pins it).
+
+        Its move to the trash was the commit point; this only frees space. A
+        failure is logged, never answered: the sweep reclaims the entry later.
+        """
+        self.after_answer(partial(self._reclaim, trash))
+
+    def _reclaim(self, trash: str) -> None:
+        try:
+            with self.areas("reclaim", "trash") as (trash_fd,):
+                reclaim(trash_fd, trash)
+        except (OSError, ApiError) as error:
+            log.warning("trash/%s not reclaimed (the sweep will): %s", trash, error)
 
     def is_expired(self, record: dict[str, Any]) -> bool:
         """Whether an upload's record says it has expired (R2: 10024 from then)."""

@@ -110,14 +110,15 @@ def _shard(objects_fd: int, trash_fd: int, shard: str) -> tuple[int, bool]:
 
 
 def retire(bucket: DataDir, staging_fd: int, name: str) -> None:
-    """Move a replaced version to the trash and delete it if nobody reads it."""
+    """Move a replaced version to the trash; delete it after the answer if
+    nobody reads it."""
     trash = secrets.token_hex(16)
     with bucket.areas("completeMultipartUpload", "trash") as (trash_fd,):
         try:
             os.rename(name, trash, src_dir_fd=staging_fd, dst_dir_fd=trash_fd)
         except FileNotFoundError:
             return
-        reclaim(trash_fd, trash)
+    bucket.reclaim_later(trash)
 
 
 def reclaim(trash_fd: int, name: str) -> int:

@@ -278,7 +278,7 @@ class FilesystemUpload:
                     fsowners.remove(owners_fd, record)
             except NoSuchUpload:
                 return
-            fspublish.reclaim(trash_fd, trash)
+        bucket.reclaim_later(trash)
 
 
 def _json(value: Any) -> bytes:
