@@ -206,11 +206,14 @@ def tiny_parts(server: Server, clients: int, parts: int, size: int = 16) -> Figu
         start = time.perf_counter()
         complete(conns[0], key, upload_id, refs)
         complete_s = time.perf_counter() - start
+        start = time.perf_counter()
         delete(conns[0], key)
+        delete_s = time.perf_counter() - start
     return {
         "tiny_parts": parts / meter.wall,
         "tiny_list_ms": list_s * 1000,
         "tiny_complete_ms": complete_s * 1000,
+        "tiny_delete_ms": delete_s * 1000,
     }
 
 

@@ -188,6 +188,15 @@ GOALS = [
         ".1f",
     ),
     Goal(
+        "delete of the 10,000-part object ms (answer)",
+        "tiny_delete_ms",
+        "tiny",
+        "ours",
+        None,
+        "(info)",
+        ".1f",
+    ),
+    Goal(
         "peak RSS MiB per worker, 25 client threads",
         "parts25_rss",
         "parts25",
