@@ -126,12 +126,14 @@ def test_a_reader_whose_version_is_reclaimed_as_it_locks_reads_the_next(
 
     def lock(fd: int, shared: bool = False) -> None:
         if shared and not overwrites:
-            overwrites.append(publish(writer, "k", b"new"))  # reclaims "old"
+            # Once: the overwrite's own reads (settling the index) lock too.
+            overwrites.append("overwriting")
+            overwrites[0] = publish(writer, "k", b"new")  # reclaims "old"
         real_lock(fd, shared)
 
     monkeypatch.setattr(diskio, "lock", lock)
     assert read(reader, "k") == b"new"
-    assert overwrites
+    assert overwrites[0].endswith("-1")  # the overwrite's etag: it succeeded
 
 
 def test_a_reader_whose_version_is_reclaimed_as_it_opens_reads_the_next(
@@ -149,12 +151,14 @@ def test_a_reader_whose_version_is_reclaimed_as_it_opens_reads_the_next(
     def open_then_overwrite(path: Any, flags: int, *args: Any, **kw: Any) -> int:
         fd = real_open(path, flags, *args, **kw)
         if str(path) == version and not overwrites:
-            overwrites.append(publish(writer, "k", b"new"))  # reclaims "old"
+            # Once: the overwrite's own reads (settling the index) open it too.
+            overwrites.append("overwriting")
+            overwrites[0] = publish(writer, "k", b"new")  # reclaims "old"
         return fd
 
     monkeypatch.setattr(os, "open", open_then_overwrite)
     assert read(reader, "k") == b"new"
-    assert overwrites
+    assert overwrites[0].endswith("-1")  # the overwrite's etag: it succeeded
 
 
 def test_two_sweeps_reclaiming_one_trash_entry_both_succeed(

@@ -11,8 +11,9 @@ directory fsyncs behave as on a local disk.
 ``cut(seed)`` asks the daemon to cut the power: it rebuilds the backing
 directory as the disk keeps it and then refuses every operation (EIO).
 ``remount()`` unmounts and starts a fresh daemon on the rebuilt directory,
-which also drops every cache the kernel had of the old one. Cut only when no
-process uses the mount (the harness kills the server first).
+which also drops every cache the kernel had of the old one. Files a process
+still holds open on the old mount are cut off (the harness kills the server
+before it cuts; a test's own store is simply abandoned).
 
 The daemon is controlled through an abstract Unix socket (no path length
 limit, nothing left on disk): one JSON line per request and per answer.
@@ -95,7 +96,8 @@ class LazyMount:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.unmount()
+        # Done with the disk: what a test's stores still hold open is cut off.
+        self.unmount(cut_off=True)
 
     def mount(self) -> None:
         """Start the daemon; return once the mountpoint serves it (bounded poll)."""
@@ -154,11 +156,23 @@ class LazyMount:
         return figures
 
     def remount(self) -> None:
-        self.unmount()
+        """After a cut: a fresh daemon on what the disk kept.
+
+        Files still open on the old mount (a test's store that is still
+        referenced) are cut off, as a dead process's would be: the old daemon
+        refuses everything since the cut, so it is ended at once instead of
+        waiting for them to close.
+        """
+        self.unmount(cut_off=True)
         self.mount()
 
-    def unmount(self) -> None:
-        """Unmount (retrying while busy) and wait for the daemon to end."""
+    def unmount(self, cut_off: bool = False) -> None:
+        """Unmount and wait for the daemon to end.
+
+        While the mount is busy (a process still closes its files), retry for
+        up to 30 s, or with ``cut_off`` detach it at once (``fusermount3 -uz``)
+        and end the daemon, which would otherwise serve until they close.
+        """
         process, self.process = self.process, None
         deadline = time.monotonic() + 30
         while os.path.ismount(self.mountpoint):
@@ -169,10 +183,12 @@ class LazyMount:
             )
             if done.returncode == 0:
                 break
-            if time.monotonic() > deadline:
+            if cut_off or time.monotonic() > deadline:
                 subprocess.run(
                     ["fusermount3", "-uz", str(self.mountpoint)], check=False
                 )
+                if cut_off and process is not None:
+                    process.kill()
                 break
             time.sleep(0.05)  # busy: a process still closes its files
         if process is not None:
