@@ -332,3 +332,35 @@ def test_power_cuts_lose_nothing_acknowledged(tmp_path: Path) -> None:
     assert counts["cut_dropped_changes"] > 0, text
     assert counts["ack_part"] > 0 and counts["checked_parts"] > 0, text
     assert counts["ack_complete"] > 0 and counts["checked_objects"] > 0, text
+
+
+def test_a_delete_stays_deleted_with_only_its_shard_synced(lazy: LazyMount) -> None:
+    """The rename into trash/ is one step: syncing objects/<hh> keeps both sides."""
+    data = lazy.mountpoint / "data"
+    bucket = bucket_at(data)
+    publish(bucket, "k", b"deleted")
+    bucket.delete("k")
+    power_cut(lazy)
+    bucket = bucket_at(data)
+    assert bucket.head("k") is None
+    assert read(bucket, "k") is None
+
+
+def test_a_replacing_complete_survives_with_only_its_shard_synced(
+    lazy: LazyMount,
+) -> None:
+    """The rename out of uploads/ and the exchange out of staging/ stick with
+    the shard's fsync: the new version is served, and the upload stays closed."""
+    data = lazy.mountpoint / "data"
+    bucket = bucket_at(data)
+    publish(bucket, "k", b"old")
+    upload = bucket.create_multipart_upload("k", HttpMetadata({}))
+    handle = bucket.resume_multipart_upload("k", upload.upload_id)
+    part = handle.upload_part(1, [b"new"])
+    etag = handle.complete([PartRef(1, part.etag)]).etag
+    power_cut(lazy)
+    bucket = bucket_at(data)
+    info = bucket.head("k")
+    assert info is not None and info.etag == etag
+    assert read(bucket, "k") == b"new"
+    assert bucket.count_open_uploads() == 0

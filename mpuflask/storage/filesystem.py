@@ -272,8 +272,9 @@ class FilesystemBucket(Directories):
                     os.rename(name, to_name, src_dir_fd=shard_fd, dst_dir_fd=to_fd)
                     # The rename removed an entry from objects/<hh>: that directory
                     # must reach the disk for the delete to survive a power cut
-                    # (before the index says it is gone).
-                    self.sync_dirs(shard_fd, to_fd)
+                    # (before the index says it is gone). A rename is one
+                    # journal step: syncing one side makes both sides stick.
+                    self.sync_dirs(shard_fd)
             except FileNotFoundError:
                 return
             finally:

@@ -46,7 +46,10 @@ def publish(
             try:
                 replaced = _swap_in(bucket, staging_fd, name, shard_fd, target)
                 if replaced is not None:
-                    bucket.sync_dirs(shard_fd, staging_fd)
+                    # One rename (or exchange), one journal step: syncing the
+                    # shard makes both of its sides stick, and with them the
+                    # earlier move of the upload from uploads/ to staging/.
+                    bucket.sync_dirs(shard_fd)
                     return replaced
             except BaseException:
                 if made:  # leave no empty shard behind a failed complete

@@ -243,7 +243,7 @@ class FilesystemUpload:
                         log.error("upload %s left in staging: %s", upload_id, error)
                 diskio.unlink_quietly(MANIFEST, dir_fd)
                 raise
-        bucket.sync_dirs(uploads_fd)
+        # Durable now: publish synced the shard, and with it both renames.
         return replaced
 
     def abort(self) -> None:
