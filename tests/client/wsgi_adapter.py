@@ -85,6 +85,7 @@ class WsgiAdapter(BaseAdapter):
         response.headers = CaseInsensitiveDict(dict(answer.headers.items()))
         response.encoding = get_encoding_from_headers(response.headers)
         response.raw = io.BytesIO(answer.get_data())
+        answer.close()  # as a server does once it has sent the answer
         response.url = request.url or ""
         response.request = request
         return response
