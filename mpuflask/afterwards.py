@@ -43,7 +43,11 @@ def install_after_answer(app: Flask, bucket: Bucket) -> None:
     @app.after_request
     def _run_when_sent(response: Response) -> Response:
         pending: list[Cleanup] | None = g.pop(_PENDING, None)
-        if pending:
+        if pending and response.direct_passthrough:
+            # Werkzeug hands such a body to the server as it is, without
+            # the call_on_close callbacks: run them now rather than never.
+            run_all(pending)
+        elif pending:
             response.call_on_close(partial(run_all, pending))
         return response
 

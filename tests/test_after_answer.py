@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from flask import Response
 from werkzeug.test import Client
 from werkzeug.test import TestResponse
 
@@ -126,3 +127,18 @@ def test_outside_a_request_the_store_deletes_at_once(app: Flask, flow: Flow) -> 
     bucket = app.extensions["mpuflask"].bucket
     bucket.delete("k")
     assert list(Path(bucket.root, "trash").iterdir()) == []
+
+
+def test_clean_up_left_by_a_passed_through_body_runs_before_it(app: Flask) -> None:
+    """Werkzeug gives the server a ``direct_passthrough`` body as it is,
+    without the callbacks of ``call_on_close``: its clean-up runs at once."""
+    ran: list[str] = []
+
+    @app.get("/passthrough")
+    def passthrough() -> Response:
+        app.extensions["mpuflask"].bucket.after_answer(lambda: ran.append("done"))
+        return Response(iter([b"body"]), direct_passthrough=True)
+
+    response = Client(app).get("/passthrough")
+    assert ran == ["done"]
+    assert response.get_data() == b"body"
