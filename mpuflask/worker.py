@@ -228,8 +228,10 @@ class DeadlineWorker(gthread.ThreadWorker):  # type: ignore[misc]
                 self._close(conn)
             return
         if not conn.head and conn.initialized:
-            # A kept-alive connection's next request starts: its head deadline.
+            # A kept-alive connection's next request starts: its head deadline,
+            # sooner than the keep-alive's (so the next scan must come sooner).
             conn.deadline = time.monotonic() + self.header_timeout
+            self._next_expiry = min(self._next_expiry, conn.deadline)
         conn.head += data
         if head_complete(conn.head):
             self._unwait(conn)

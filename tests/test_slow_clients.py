@@ -281,7 +281,10 @@ def test_a_reader_that_stops_reading_is_cut_and_its_version_released(
 
 @pytest.mark.e2e
 def test_kept_alive_and_pipelined_requests_are_served(tmp_path: Path) -> None:
-    env = {"GUNICORN_HEADER_TIMEOUT": "1"}
+    # A keep-alive longer than the client's patience: the last head's 408 must
+    # come from its own deadline (1 s), not from the idle connection's (it
+    # came after GUNICORN_KEEPALIVE, 30 s by default, before the fix).
+    env = {"GUNICORN_HEADER_TIMEOUT": "1", "GUNICORN_KEEPALIVE": str(int(PATIENCE) * 2)}
     with gunicorn_server(tmp_path, workers=1, threads=1, env=env) as server:
         sock = _connect(server)
         health = b"GET /?action=health HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -290,7 +293,7 @@ def test_kept_alive_and_pipelined_requests_are_served(tmp_path: Path) -> None:
         while answer.count(b'{"status":"ok"}') < 2:
             answer += sock.recv(65536)
         # Idle on a kept-alive connection is not a stalled head: it is
-        # GUNICORN_KEEPALIVE's (30 s), and the next request is served.
+        # GUNICORN_KEEPALIVE's, and the next request is served.
         time.sleep(1.5)  # longer than the head deadline, not a sync wait
         sock.sendall(health)
         answer = b""
