@@ -170,6 +170,7 @@ class DeadlineWorker(gthread.ThreadWorker):  # type: ignore[misc]
         for conn in self._waiting:
             if not conn.head and not conn.lingering:
                 conn.deadline = min(conn.deadline, now + gthread.STOP_KEEPALIVE_LINGER)
+                self._next_expiry = min(self._next_expiry, conn.deadline)
         stop_by = now + self.cfg.graceful_timeout
         while self.nr_conns > 0 and time.monotonic() < stop_by:
             self.notify()

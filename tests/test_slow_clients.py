@@ -9,6 +9,7 @@ above the deadline under test.
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
@@ -305,6 +306,30 @@ def test_kept_alive_and_pipelined_requests_are_served(tmp_path: Path) -> None:
         head, _, body = _read_until_closed(sock).decode().partition("\r\n\r\n")
         assert head.startswith("HTTP/1.1 408 ")
         assert body == HEAD_408
+        sock.close()
+
+
+@pytest.mark.e2e
+def test_a_graceful_stop_does_not_wait_out_an_idle_kept_alive_connection(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM gives an idle kept-alive connection a short grace (2 s), not the
+    rest of its wait: with one open (a proxy's pooled connection), a worker's
+    stop waited for the worker's next scan of deadlines, which could be the
+    keep-alive's (GUNICORN_KEEPALIVE, 30 s by default) or the connection's
+    first head deadline (GUNICORN_HEADER_TIMEOUT, 15 s). Both are set longer
+    than our patience here."""
+    longer = str(int(PATIENCE) * 2)
+    env = {"GUNICORN_KEEPALIVE": longer, "GUNICORN_HEADER_TIMEOUT": longer}
+    with gunicorn_server(tmp_path, workers=1, threads=1, env=env) as server:
+        sock = _connect(server)
+        sock.sendall(b"GET /?action=health HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while b'{"status":"ok"}' not in answer:
+            answer += sock.recv(65536)
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=PATIENCE) == 0
+        assert _read_until_closed(sock) == b""  # closed, with nothing more said
         sock.close()
 
 
