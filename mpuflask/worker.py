@@ -169,8 +169,9 @@ class DeadlineWorker(gthread.ThreadWorker):  # type: ignore[misc]
         now = time.monotonic()
         for conn in self._waiting:
             if not conn.head and not conn.lingering:
-                conn.deadline = min(conn.deadline, now + gthread.STOP_KEEPALIVE_LINGER)
-                self._next_expiry = min(self._next_expiry, conn.deadline)
+                self._set_deadline(
+                    conn, min(conn.deadline, now + gthread.STOP_KEEPALIVE_LINGER)
+                )
         stop_by = now + self.cfg.graceful_timeout
         while self.nr_conns > 0 and time.monotonic() < stop_by:
             self.notify()
@@ -201,12 +202,18 @@ class DeadlineWorker(gthread.ThreadWorker):  # type: ignore[misc]
     def _wait(self, conn: _Conn, deadline: float) -> None:
         """Wait in the poller (never in a thread) for the client's bytes."""
         conn.sock.setblocking(False)
-        conn.deadline = deadline
-        self._next_expiry = min(self._next_expiry, deadline)
+        self._set_deadline(conn, deadline)
         self._waiting.add(conn)
         self.poller.register(
             conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn)
         )
+
+    def _set_deadline(self, conn: _Conn, deadline: float) -> None:
+        """Give up on ``conn`` at ``deadline``: the only way a waiting
+        connection's deadline changes, so the next scan is never later than it
+        (setting one alone left a shortened deadline to the old scan's time)."""
+        conn.deadline = deadline
+        self._next_expiry = min(self._next_expiry, deadline)
 
     def _unwait(self, conn: _Conn) -> None:
         self._waiting.discard(conn)
@@ -229,10 +236,8 @@ class DeadlineWorker(gthread.ThreadWorker):  # type: ignore[misc]
                 self._close(conn)
             return
         if not conn.head and conn.initialized:
-            # A kept-alive connection's next request starts: its head deadline,
-            # sooner than the keep-alive's (so the next scan must come sooner).
-            conn.deadline = time.monotonic() + self.header_timeout
-            self._next_expiry = min(self._next_expiry, conn.deadline)
+            # A kept-alive connection's next request starts: its head deadline.
+            self._set_deadline(conn, time.monotonic() + self.header_timeout)
         conn.head += data
         if head_complete(conn.head):
             self._unwait(conn)
