@@ -9,11 +9,13 @@ crash harness (tests/test_crash.py) checks the same with real SIGKILLs.
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import shutil
 import sqlite3
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from flask import Flask
 from mpuflask.rules import PartRef
 from mpuflask.storage import fsindex
 from mpuflask.storage import fsindexturn
+from mpuflask.storage.base import HttpMetadata
 from mpuflask.storage.filesystem import FilesystemBucket
 
 from .conftest import Flow
@@ -230,7 +233,7 @@ def test_only_the_mark_is_committed_with_a_full_fsync(app: Flask, flow: Flow) ->
         seen.append(conn.execute("PRAGMA synchronous").fetchone()[0])
         real_put_truth(conn, *args)
 
-    index._put_truth = put_truth  # type: ignore[method-assign]
+    index._put_truth = put_truth  # type: ignore[method-assign,assignment]
     flow.upload([b"x"], key="k")
     assert seen == [1]  # NORMAL: no fsync at commit in WAL mode
     conn = index._connection("test")
@@ -251,10 +254,6 @@ def test_a_dropped_store_leaves_no_descriptor_of_write_lock_open(
     """Like its SQLite connections, the index's write.lock closes with it: a
     process that makes stores (tests, tools) must not leak one per store, nor
     keep a FUSE mount busy."""
-    import gc
-    from datetime import timedelta
-
-    from mpuflask.storage.base import HttpMetadata
 
     def lock_fds() -> list[str]:
         found = []

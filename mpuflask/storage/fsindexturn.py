@@ -50,7 +50,7 @@ class WriteTurn:
     def taken(self, operation: str) -> Iterator[None]:
         """Wait for our turn to write: this process's writers first, then
         the other processes' (503 after ``timeout`` here)."""
-        writers = self.ensure(operation)
+        writers = self._ensure(operation)
         if not writers.turn.acquire(timeout=self.timeout):
             log.error("index %s: no turn to write in %ss", operation, self.timeout)
             raise DataDirDamaged(operation)
@@ -63,7 +63,7 @@ class WriteTurn:
         finally:
             writers.turn.release()
 
-    def ensure(self, operation: str) -> _Writers:
+    def _ensure(self, operation: str) -> _Writers:
         """This process's writers' lock and write.lock, made once (write.lock
         never through a symlink; 507 if the disk is full)."""
         pid = os.getpid()
