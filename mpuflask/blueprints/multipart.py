@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any
 
 from flask import Response
@@ -234,14 +235,16 @@ def mpu_listparts(key: str) -> Response:
     upload = _open_upload(key, upload_id, "listParts")
     info = upload.info()
     parts = upload.list_parts()
-    return _json(
-        {
-            "key": key,
-            "uploadId": upload_id,
-            "expires": info.expires.isoformat(),
-            "parts": [
-                {"partNumber": p.part_number, "etag": p.etag, "size": p.size}
-                for p in parts
-            ],
-        }
+    head = {"key": key, "uploadId": upload_id, "expires": info.expires.isoformat()}
+    # The parts are written directly: for 10,000 of them that takes a third
+    # of json.dumps's time (it would build and walk a dict per part).
+    listed = ",".join(
+        [
+            f'{{"partNumber":{p.part_number},"etag":{encode_basestring(p.etag)},"size":{p.size}}}'
+            for p in parts
+        ]
+    )
+    text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
+    return Response(
+        f'{text[:-1]},"parts":[{listed}]}}', 200, content_type="application/json"
     )

@@ -132,7 +132,8 @@ class PartFiles:
 
     def __init__(self, dir_fd: int) -> None:
         self._dir_fd = dir_fd
-        names = os.listdir(dir_fd)
+        #: Every name the directory held (nothing changes under the lock).
+        self.names = names = os.listdir(dir_fd)
         self.links = sorted(
             name for name in names if len(name) == 5 and PART_LINK.fullmatch(name)
         )

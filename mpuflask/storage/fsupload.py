@@ -152,22 +152,26 @@ class FilesystemUpload:
             record,
         ):
             present = PartFiles(dir_fd)
-            files, md5s, sizes, chosen = [], [], [], []
+            files, sizes = [], []
             for ref in parts:
                 found = self._part(present, f"{ref.part_number:05d}")
                 if found is None or found[0][6:] != ref.etag:
                     raise InvalidPart(operation)
                 files.append(found[0])
-                md5s.append(ref.etag)
                 sizes.append(found[1])
-                chosen.append(UploadedPart(ref.part_number, ref.etag, found[1]))
             check_part_sizes(sizes, bucket.min_part_size)
             if check is not None:
-                check(chosen)  # under the lock: no part can change until publish
+                # Under the lock: no part can change until publish.
+                check(
+                    [
+                        UploadedPart(ref.part_number, ref.etag, size)
+                        for ref, size in zip(parts, sizes, strict=True)
+                    ]
+                )
             manifest = {
                 "key": self.key,
                 "upload_id": self.upload_id,
-                "etag": multipart_etag(md5s),
+                "etag": multipart_etag([ref.etag for ref in parts]),
                 "size": sum(sizes),
                 "uploaded": bucket.clock().isoformat(),
                 "http_metadata": record["http_metadata"],
@@ -189,7 +193,7 @@ class FilesystemUpload:
                     replaced = self._publish(dir_fd, uploads_fd, staging_fd, manifest)
                 # Published: what follows is clean-up, never answered.
                 fsowners.remove(owners_fd, record)
-                deleted = _remove_unlisted(dir_fd, files)
+                deleted = _remove_unlisted(dir_fd, present.names, files)
                 if deleted and bucket.durable:
                     # Parts left out stay deleted after a power cut (the part
                     # links may come back: a few bytes, gone with the version).
@@ -217,7 +221,7 @@ class FilesystemUpload:
         with diskio.disk_full_as_507(operation):
             try:
                 diskio.write_file_atomic(
-                    dir_fd, MANIFEST, _json(manifest), bucket.durable
+                    dir_fd, MANIFEST, _manifest_json(manifest), bucket.durable
                 )
                 if bucket.durable:
                     os.fsync(dir_fd)
@@ -281,22 +285,38 @@ class FilesystemUpload:
         bucket.reclaim_later(trash)
 
 
-def _json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+def _manifest_json(manifest: dict[str, Any]) -> bytes:
+    """``manifest`` as compact JSON, its ``parts`` (the last field) written
+    directly: for 10,000 parts that takes a third of ``json.dumps``'s time.
+
+    A part's file is a checked ``NNNNN.<md5>`` name and its size an int, so
+    neither needs escaping; the text is what ``json.dumps`` would write.
+    """
+    head = {name: value for name, value in manifest.items() if name != "parts"}
+    parts = ",".join(
+        [
+            f'{{"file":"{part["file"]}","size":{part["size"]}}}'
+            for part in manifest["parts"]
+        ]
+    )
+    text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
+    return f'{text[:-1]},"parts":[{parts}]}}'.encode()
 
 
-def _remove_unlisted(dir_fd: int, files: list[str]) -> bool:
+def _remove_unlisted(dir_fd: int, names: list[str], files: list[str]) -> bool:
     """Delete the parts a complete did not list, with their links.
 
-    The links of the parts it listed stay: a few bytes each, gone with the
-    version (a power cut could bring them back anyway), while unlinking them
-    would make a complete of 10,000 parts pay 10,000 more system calls.
-    Returns whether a part's bytes were deleted (not just links).
+    ``names`` is what the directory held before the manifest was written,
+    read under the lock that is still held. The links of the parts it
+    listed stay: a few bytes each, gone with the version (a power cut could
+    bring them back anyway), while unlinking them would make a complete of
+    10,000 parts pay 10,000 more system calls. Returns whether a part's
+    bytes were deleted (not just links).
     """
     keep = {MANIFEST, UPLOAD_RECORD, *files, *(name[:5] for name in files)}
     deleted_bytes = False
     try:
-        for name in os.listdir(dir_fd):
+        for name in names:
             if name not in keep:
                 deleted_bytes = deleted_bytes or not PART_LINK.fullmatch(name)
                 diskio.remove_entry(dir_fd, name)
