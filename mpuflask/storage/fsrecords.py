@@ -133,17 +133,20 @@ class PartFiles:
     def __init__(self, dir_fd: int) -> None:
         self._dir_fd = dir_fd
         #: Every name the directory held (nothing changes under the lock).
-        self.names = names = os.listdir(dir_fd)
-        self.links = sorted(
-            name for name in names if len(name) == 5 and PART_LINK.fullmatch(name)
-        )
-        self._linked = set(self.links)
+        self.names = os.listdir(dir_fd)
+        links: list[str] = []
         #: Each number's one file; None for a number with more than one.
         self._only: dict[str, str | None] = {}
-        for name in names:
-            if len(name) == 38 and PART_FILE.fullmatch(name):
+        for name in self.names:
+            length = len(name)
+            if length == 5 and PART_LINK.fullmatch(name):
+                links.append(name)
+            elif length == 38 and PART_FILE.fullmatch(name):
                 number = name[:5]
                 self._only[number] = None if number in self._only else name
+        links.sort()
+        self.links = links
+        self._linked = set(links)
 
     def current(self, link: str) -> tuple[str, int] | None:
         """Part ``link``'s file and size; None if there is no such part.
