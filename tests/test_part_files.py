@@ -9,6 +9,7 @@ import json
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,9 +48,9 @@ def test_complete_keeps_the_links_of_its_parts_and_drops_the_rest(
         [
             "object.json",
             "upload.json",
-            f"00001.{_md5(b'one')}",
+            f"00001.{_md5(b'one')}.3",
             "00001",
-            f"00003.{_md5(b'3')}",
+            f"00003.{_md5(b'3')}.1",
             "00003",
         ]
     )
@@ -68,7 +69,7 @@ def test_a_second_file_of_one_number_is_told_apart_by_the_link(
     upload_id = bucket.create_multipart_upload("k", HttpMetadata({})).upload_id
     upload = bucket.resume_multipart_upload("k", upload_id)
     upload.upload_part(1, [b"current"])
-    leftover = tmp_path / "data" / "uploads" / upload_id / f"00001.{_md5(b'new')}"
+    leftover = tmp_path / "data" / "uploads" / upload_id / f"00001.{_md5(b'new')}.3"
     leftover.write_bytes(b"new")
 
     listed = bucket.resume_multipart_upload("k", upload_id).list_parts()
@@ -89,12 +90,12 @@ def test_a_second_file_of_one_number_is_told_apart_by_the_link(
     assert leftover.name not in os.listdir(version)
 
 
-def test_complete_reads_each_part_file_once(
+def test_complete_reads_no_part_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Checking the parts under the lock is the one ``stat`` per part: no
-    ``readlink`` of a number with one file, and the index's settling reads
-    only the manifest of the version just checked."""
+    """Checking the parts under the lock takes one ``scandir``: a number with
+    one file needs no ``readlink``, its size is in its name (no ``stat``), and
+    the index's settling reads only the manifest of the version just checked."""
     bucket = _bucket(tmp_path)
     upload_id = bucket.create_multipart_upload("k", HttpMetadata({})).upload_id
     upload = bucket.resume_multipart_upload("k", upload_id)
@@ -116,29 +117,32 @@ def test_complete_reads_each_part_file_once(
     monkeypatch.undo()
 
     part_calls = [call for call in calls if call.split()[1][:5].isdigit()]
-    assert sorted(part_calls) == sorted(
-        f"stat {ref.part_number:05d}.{ref.etag}" for ref in refs
-    )
+    assert part_calls == []
 
 
 def test_complete_lists_the_upload_directory_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The parts left out are found in the listing taken under the lock, not
-    in a second ``listdir`` of 20,000 names (issue 16: complete of 10,000)."""
+    in a second listing of 20,000 names (issue 16: complete of 10,000)."""
     bucket = _bucket(tmp_path)
     upload_id = bucket.create_multipart_upload("k", HttpMetadata({})).upload_id
     upload = bucket.resume_multipart_upload("k", upload_id)
     refs = [PartRef(n, upload.upload_part(n, [b"%03d" % n]).etag) for n in (1, 2, 3)]
     upload.upload_part(4, [b"left out"])
     listed: list[object] = []
-    real_listdir = os.listdir
+    real_listdir, real_scandir = os.listdir, os.scandir
 
-    def listdir(path: object = ".") -> list[str]:
+    def listdir(path: Any = ".") -> list[str]:
         listed.append(path)
-        return real_listdir(path)  # type: ignore[arg-type]
+        return real_listdir(path)
+
+    def scandir(path: Any = ".") -> Any:
+        listed.append(path)
+        return real_scandir(path)
 
     monkeypatch.setattr(os, "listdir", listdir)
+    monkeypatch.setattr(os, "scandir", scandir)
     upload.complete(refs)
     monkeypatch.undo()
 
@@ -198,3 +202,84 @@ def test_the_manifest_text_is_what_json_dumps_writes() -> None:
             {**manifest, "parts": []}, ensure_ascii=False, separators=(",", ":")
         ).encode()
     )
+
+
+def _linked_file(upload_dir: Path, number: int) -> Path:
+    return upload_dir / os.readlink(upload_dir / f"{number:05d}")
+
+
+def test_parts_of_an_upload_begun_before_sizes_were_named_still_count(
+    tmp_path: Path,
+) -> None:
+    """Part files named ``NNNNN.<md5>`` (no size) take their size from
+    ``stat``: an upload begun before an upgrade lists and completes."""
+    bucket = _bucket(tmp_path)
+    upload_id = bucket.create_multipart_upload("k", HttpMetadata({})).upload_id
+    upload = bucket.resume_multipart_upload("k", upload_id)
+    upload_dir = tmp_path / "data" / "uploads" / upload_id
+    for number, body in ((1, b"older"), (2, b"xy")):
+        upload.upload_part(number, [body])
+        named = _linked_file(upload_dir, number)
+        old_name = named.name.rsplit(".", 1)[0]
+        named.rename(upload_dir / old_name)
+        (upload_dir / f"{number:05d}").unlink()
+        os.symlink(old_name, upload_dir / f"{number:05d}")
+
+    listed = bucket.resume_multipart_upload("k", upload_id).list_parts()
+    assert [(p.part_number, p.etag, p.size) for p in listed] == [
+        (1, _md5(b"older"), 5),
+        (2, _md5(b"xy"), 2),
+    ]
+    info = upload.complete([PartRef(1, _md5(b"older")), PartRef(2, _md5(b"xy"))])
+    assert info.size == 7
+    body = bucket.get("k")
+    assert body is not None
+    with body:
+        assert body.read() == b"olderxy"
+
+
+def test_a_part_file_name_that_is_not_a_file_is_no_part(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A directory (or symlink) planted under a part file's name is told by
+    its type from the directory listing: never listed, never completed."""
+    bucket = _bucket(tmp_path)
+    upload_id = bucket.create_multipart_upload("k", HttpMetadata({})).upload_id
+    upload = bucket.resume_multipart_upload("k", upload_id)
+    upload_dir = tmp_path / "data" / "uploads" / upload_id
+    upload.upload_part(1, [b"one"])
+    planted = upload_dir / f"00002.{_md5(b'two')}.3"
+    planted.mkdir()
+    os.symlink(planted.name, upload_dir / "00002")
+
+    with caplog.at_level("ERROR"):
+        listed = bucket.resume_multipart_upload("k", upload_id).list_parts()
+        assert [p.part_number for p in listed] == [1]
+        with pytest.raises(InvalidPart):
+            upload.complete([PartRef(1, _md5(b"one")), PartRef(2, _md5(b"two"))])
+    assert f"corrupt part 00002: {planted.name} is not a file" in caplog.text
+    assert planted.is_dir()  # a refused complete changes nothing
+
+
+def test_a_part_whose_name_lies_about_its_size_is_never_served(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Listing and complete take a part's size from its name; a name changed
+    by hand to another size is caught when the object is opened (every part
+    file is checked against the manifest): the object is corrupt, no bytes
+    are served."""
+    bucket = _bucket(tmp_path)
+    upload_id = bucket.create_multipart_upload("k", HttpMetadata({})).upload_id
+    upload = bucket.resume_multipart_upload("k", upload_id)
+    upload_dir = tmp_path / "data" / "uploads" / upload_id
+    upload.upload_part(1, [b"one"])
+    named = _linked_file(upload_dir, 1)
+    lying = named.name.rsplit(".", 1)[0] + ".4"
+    named.rename(upload_dir / lying)
+    (upload_dir / "00001").unlink()
+    os.symlink(lying, upload_dir / "00001")
+
+    upload.complete([PartRef(1, _md5(b"one"))])
+    with caplog.at_level("ERROR"):
+        assert bucket.get("k") is None
+    assert f"part file {lying} is not the part listed" in caplog.text

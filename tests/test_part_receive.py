@@ -76,7 +76,7 @@ def test_big_chunks_are_hashed_by_a_helper_while_the_next_is_written_and_read(
     assert written_by == [me] * 4
     assert handed == ["update"] * 4
     assert (
-        tmp_path / "data/uploads" / upload.upload_id / f"00001.{part.etag}"
+        tmp_path / "data/uploads" / upload.upload_id / f"00001.{part.etag}.{part.size}"
     ).read_bytes() == BODY
 
 

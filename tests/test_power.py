@@ -236,8 +236,8 @@ def test_parts_a_complete_left_out_stay_deleted(lazy: LazyMount) -> None:
     handle.complete([PartRef(1, kept.etag)])
     power_cut(lazy)
     files = os.listdir(data / "objects" / os.path.join(*object_name("k")))
-    assert f"00002.{left_out.etag}" not in files
-    assert f"00001.{kept.etag}" in files
+    assert f"00002.{left_out.etag}.{left_out.size}" not in files
+    assert f"00001.{kept.etag}.{kept.size}" in files
 
 
 def test_make_dirs_fsyncs_the_parent_of_each_directory(

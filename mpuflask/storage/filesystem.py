@@ -4,8 +4,8 @@ Layout under the data directory (a learner can ``ls -lR`` it)::
 
     uploads/<uploadId>/           an open upload
         upload.json               key, created, expires, owner, HTTP metadata
-        00001 -> 00001.<md5>      symlink: the current bytes of part 1
-        00001.<md5>               part 1's bytes; <md5> is its etag
+        00001 -> 00001.<md5>.<n>  symlink: the current bytes of part 1
+        00001.<md5>.<n>           part 1's bytes; <md5> is its etag, <n> its size
     staging/<uploadId>/           an upload between close and publish
     objects/<hh>/<sha256(key)>/   the key's current object: a former upload
         object.json               manifest: key, etag, size, parts in order

@@ -3,7 +3,8 @@
 Everything the store reads back from its data directory was written by the
 store, but the directory may have been touched since (a restored backup,
 another program, an operator's mistake). So every name and every field is
-checked before it is used: a part file name must be ``NNNNN.<md5>`` and is only
+checked before it is used: a part file name must be ``NNNNN.<md5>.<size>`` (or
+``NNNNN.<md5>``, from before sizes were named) and is only
 ever resolved inside its own directory, an upload id is URL-safe base64, and
 records and manifests must have exactly the types the store writes. Anything
 else raises :class:`~.diskio.CorruptEntry`: the entry is treated as corrupt,
@@ -30,8 +31,11 @@ MANIFEST = "object.json"
 UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 #: The symlink naming part N's current bytes.
 PART_LINK = re.compile(r"[0-9]{5}")
-#: A part's bytes: its number and the hex MD5 of its content (its etag).
-PART_FILE = re.compile(r"[0-9]{5}\.[0-9a-f]{32}")
+#: A part's bytes: ``NNNNN.<md5>.<size>``, its number, the hex MD5 of its
+#: content (its etag) and its size in bytes, so that listing and complete
+#: need no ``stat`` per part. Files of uploads begun before sizes were named
+#: are ``NNNNN.<md5>``: still read, their size from ``stat``.
+PART_FILE = re.compile(r"[0-9]{5}\.[0-9a-f]{32}(?:\.(?:0|[1-9][0-9]{0,18}))?")
 #: What no header value the server received can hold: WSGI headers are
 #: latin-1, and a line break would end the header.
 _UNSENDABLE = re.compile(r"[^\t\x20-\xff]")
@@ -90,11 +94,21 @@ def check_manifest(manifest: dict[str, Any], what: str) -> dict[str, Any]:
     return manifest
 
 
+def part_file_name(link: str, md5: str, size: int) -> str:
+    """The name of a part file: ``NNNNN.<md5>.<size>`` (see :data:`PART_FILE`)."""
+    return f"{link}.{md5}.{size}"
+
+
+def part_etag(name: str) -> str:
+    """The etag (hex MD5) of the part a checked part file name holds."""
+    return name[6:38]
+
+
 def part_file(dir_fd: int, link: str) -> tuple[str, int] | None:
     """The file part link ``link`` names in ``dir_fd``, and its size.
 
     None if there is no such link. The target is only ever a name of this
-    directory (``NNNNN.<md5>`` of the same number), and a regular file: a link
+    directory (``NNNNN.<md5>[.<size>]`` of the same number), and a regular file: a link
     to anywhere else is corrupt and is neither followed nor stat'ed.
     """
     try:
@@ -105,7 +119,10 @@ def part_file(dir_fd: int, link: str) -> tuple[str, int] | None:
         raise CorruptEntry(f"part link {link}: not a symlink") from None
     if not PART_FILE.fullmatch(target) or not target.startswith(f"{link}."):
         raise CorruptEntry(f"corrupt part link {link} -> {target!r}")
-    return target, _part_size(dir_fd, target, f"corrupt part link {link}")
+    size = _part_size(dir_fd, target, f"corrupt part link {link}")
+    if len(target) > 38 and int(target[39:]) != size:
+        raise CorruptEntry(f"corrupt part link {link}: {target} holds {size} bytes")
+    return target, size
 
 
 def _part_size(dir_fd: int, name: str, what: str) -> int:
@@ -120,30 +137,40 @@ def _part_size(dir_fd: int, name: str, what: str) -> int:
 
 
 class PartFiles:
-    """An upload directory's part links and files, from one ``listdir``.
+    """An upload directory's part links and files, from one ``scandir``.
 
     Made under the upload's lock, so no part changes meanwhile. Part N's
-    file is normally the only ``NNNNN.<md5>`` of its number, and then it
-    is the one link N names: no ``readlink`` is needed (a complete or a
-    listing of 10,000 parts saves 10,000 system calls). Where a crash left
-    two files of one number, the link decides, checked by :func:`part_file`.
-    Either way only a file of this directory is ever used.
+    file is normally the only ``NNNNN.<md5>.<size>`` of its number, and then
+    it is the one link N names: no ``readlink`` is needed, and its size is in
+    its name, so no ``stat`` either (a complete or a listing of 10,000 parts
+    saves 20,000 system calls). Where a crash left two files of one number,
+    the link decides, checked by :func:`part_file`. Either way only a regular
+    file of this directory is ever used.
     """
 
     def __init__(self, dir_fd: int) -> None:
         self._dir_fd = dir_fd
         #: Every name the directory held (nothing changes under the lock).
-        self.names = os.listdir(dir_fd)
+        self.names: list[str] = []
         links: list[str] = []
         #: Each number's one file; None for a number with more than one.
         self._only: dict[str, str | None] = {}
-        for name in self.names:
-            length = len(name)
-            if length == 5 and PART_LINK.fullmatch(name):
-                links.append(name)
-            elif length == 38 and PART_FILE.fullmatch(name):
-                number = name[:5]
-                self._only[number] = None if number in self._only else name
+        #: Part file names that are not regular files (planted, or damage).
+        self._not_files: set[str] = set()
+        # scandir, not listdir: each entry's type comes with its name (d_type),
+        # so telling a regular file from anything else costs no system call.
+        with os.scandir(dir_fd) as entries:
+            for entry in entries:
+                name = entry.name
+                self.names.append(name)
+                length = len(name)
+                if length == 5 and PART_LINK.fullmatch(name):
+                    links.append(name)
+                elif length >= 38 and PART_FILE.fullmatch(name):
+                    number = name[:5]
+                    self._only[number] = None if number in self._only else name
+                    if not entry.is_file(follow_symlinks=False):
+                        self._not_files.add(name)
         links.sort()
         self.links = links
         self._linked = set(links)
@@ -151,11 +178,17 @@ class PartFiles:
     def current(self, link: str) -> tuple[str, int] | None:
         """Part ``link``'s file and size; None if there is no such part.
 
-        Raises CorruptEntry where :func:`part_file` would.
+        The size is the one the file's name holds (no ``stat``), or for a file
+        named without one, its ``stat``'s. Raises CorruptEntry where
+        :func:`part_file` would.
         """
         only = self._only.get(link)
         if only is None or link not in self._linked:
             return part_file(self._dir_fd, link)
+        if only in self._not_files:
+            raise CorruptEntry(f"corrupt part {link}: {only} is not a file")
+        if len(only) > 38:
+            return only, int(only[39:])
         return only, _part_size(self._dir_fd, only, f"corrupt part {link}")
 
 

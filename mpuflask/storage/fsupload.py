@@ -36,7 +36,9 @@ from .fsrecords import MANIFEST
 from .fsrecords import PART_LINK
 from .fsrecords import UPLOAD_RECORD
 from .fsrecords import PartFiles
+from .fsrecords import part_etag
 from .fsrecords import part_file
+from .fsrecords import part_file_name
 from .fsrecords import upload_info
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,7 @@ class FilesystemUpload:
             diskio.disk_full_as_507(operation),
         ):
             link = f"{part_number:05d}"
-            data_name = f"{link}.{md5}"
+            data_name = part_file_name(link, md5, size)
             previous = self._current(dir_fd, link)
             os.rename(temp, data_name, src_dir_fd=tmp_fd, dst_dir_fd=dir_fd)
             if previous != data_name:
@@ -130,7 +132,7 @@ class FilesystemUpload:
                 found = self._part(files, link)
                 if found is not None:
                     target, size = found
-                    parts.append(UploadedPart(int(link), target[6:], size))
+                    parts.append(UploadedPart(int(link), part_etag(target), size))
             return parts
 
     def _part(self, files: PartFiles, link: str) -> tuple[str, int] | None:
@@ -155,7 +157,7 @@ class FilesystemUpload:
             files, sizes = [], []
             for ref in parts:
                 found = self._part(present, f"{ref.part_number:05d}")
-                if found is None or found[0][6:] != ref.etag:
+                if found is None or part_etag(found[0]) != ref.etag:
                     raise InvalidPart(operation)
                 files.append(found[0])
                 sizes.append(found[1])
@@ -289,7 +291,7 @@ def _manifest_json(manifest: dict[str, Any]) -> bytes:
     """``manifest`` as compact JSON, its ``parts`` (the last field) written
     directly: for 10,000 parts that takes a third of ``json.dumps``'s time.
 
-    A part's file is a checked ``NNNNN.<md5>`` name and its size an int, so
+    A part's file is a checked ``NNNNN.<md5>[.<size>]`` name and its size an int, so
     neither needs escaping; the text is what ``json.dumps`` would write.
     """
     head = {name: value for name, value in manifest.items() if name != "parts"}
