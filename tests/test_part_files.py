@@ -1,6 +1,7 @@
 """How the filesystem store finds an upload's parts at listing and complete
-(issue 16): one ``listdir``, no ``readlink`` when a number has one file, and
-the links of the parts a complete keeps left where they are."""
+(issue 16): one ``scandir``, no ``readlink`` when a number has one file, the
+size from the part file's name at a listing (from ``stat`` at a complete),
+and the links of the parts a complete keeps left where they are."""
 
 from __future__ import annotations
 
@@ -90,12 +91,12 @@ def test_a_second_file_of_one_number_is_told_apart_by_the_link(
     assert leftover.name not in os.listdir(version)
 
 
-def test_complete_reads_no_part_file(
+def test_complete_reads_each_part_file_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Checking the parts under the lock takes one ``scandir``: a number with
-    one file needs no ``readlink``, its size is in its name (no ``stat``), and
-    the index's settling reads only the manifest of the version just checked."""
+    """Checking the parts under the lock is the one ``stat`` per part: no
+    ``readlink`` of a number with one file, and the index's settling reads
+    only the manifest of the version just checked."""
     bucket = _bucket(tmp_path)
     upload_id = bucket.create_multipart_upload("k", HttpMetadata({})).upload_id
     upload = bucket.resume_multipart_upload("k", upload_id)
@@ -117,7 +118,39 @@ def test_complete_reads_no_part_file(
     monkeypatch.undo()
 
     part_calls = [call for call in calls if call.split()[1][:5].isdigit()]
-    assert part_calls == []
+    assert sorted(part_calls) == sorted(
+        f"stat {ref.part_number:05d}.{ref.etag}.3" for ref in refs
+    )
+
+
+def test_a_listing_reads_no_part_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each part's size is in its file's name: listing 10,000 parts is one
+    ``scandir``, with no ``stat`` or ``readlink`` per part."""
+    bucket = _bucket(tmp_path)
+    upload_id = bucket.create_multipart_upload("k", HttpMetadata({})).upload_id
+    upload = bucket.resume_multipart_upload("k", upload_id)
+    for n in (1, 2, 3):
+        upload.upload_part(n, [b"%03d" % n])
+    calls: list[str] = []
+    real_stat, real_readlink = os.stat, os.readlink
+
+    def stat(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        calls.append(f"stat {path}")
+        return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    def readlink(path: object, *args: object, **kwargs: object) -> str:
+        calls.append(f"readlink {path}")
+        return real_readlink(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "stat", stat)
+    monkeypatch.setattr(os, "readlink", readlink)
+    listed = upload.list_parts()
+    monkeypatch.undo()
+
+    assert [(p.part_number, p.size) for p in listed] == [(1, 3), (2, 3), (3, 3)]
+    assert [call for call in calls if call.split()[1][:5].isdigit()] == []
 
 
 def test_complete_lists_the_upload_directory_once(
@@ -238,18 +271,24 @@ def test_parts_of_an_upload_begun_before_sizes_were_named_still_count(
         assert body.read() == b"olderxy"
 
 
+@pytest.mark.parametrize("kind", ["directory", "symlink"])
 def test_a_part_file_name_that_is_not_a_file_is_no_part(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, kind: str
 ) -> None:
-    """A directory (or symlink) planted under a part file's name is told by
-    its type from the directory listing: never listed, never completed."""
+    """A directory, or a symlink to a file outside, planted under a part
+    file's name is told by its type from the directory listing: never
+    followed, listed or completed."""
     bucket = _bucket(tmp_path)
     upload_id = bucket.create_multipart_upload("k", HttpMetadata({})).upload_id
     upload = bucket.resume_multipart_upload("k", upload_id)
     upload_dir = tmp_path / "data" / "uploads" / upload_id
     upload.upload_part(1, [b"one"])
     planted = upload_dir / f"00002.{_md5(b'two')}.3"
-    planted.mkdir()
+    if kind == "directory":
+        planted.mkdir()
+    else:
+        (tmp_path / "outside").write_bytes(b"two")
+        os.symlink(tmp_path / "outside", planted)
     os.symlink(planted.name, upload_dir / "00002")
 
     with caplog.at_level("ERROR"):
@@ -258,16 +297,17 @@ def test_a_part_file_name_that_is_not_a_file_is_no_part(
         with pytest.raises(InvalidPart):
             upload.complete([PartRef(1, _md5(b"one")), PartRef(2, _md5(b"two"))])
     assert f"corrupt part 00002: {planted.name} is not a file" in caplog.text
-    assert planted.is_dir()  # a refused complete changes nothing
+    assert os.path.lexists(planted)  # a refused complete changes nothing
 
 
-def test_a_part_whose_name_lies_about_its_size_is_never_served(
+def test_a_part_whose_name_lies_about_its_size_is_not_completed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Listing and complete take a part's size from its name; a name changed
-    by hand to another size is caught when the object is opened (every part
-    file is checked against the manifest): the object is corrupt, no bytes
-    are served."""
+    """A listing takes a part's size from its file's name; a complete measures
+    the file, so a name whose size is not the file's (renamed by hand, or a
+    power cut of a store without durability kept the name and not the bytes)
+    is a corrupt part: refused, never published with a size GET would not
+    find (and never listed by the index)."""
     bucket = _bucket(tmp_path)
     upload_id = bucket.create_multipart_upload("k", HttpMetadata({})).upload_id
     upload = bucket.resume_multipart_upload("k", upload_id)
@@ -279,7 +319,10 @@ def test_a_part_whose_name_lies_about_its_size_is_never_served(
     (upload_dir / "00001").unlink()
     os.symlink(lying, upload_dir / "00001")
 
-    upload.complete([PartRef(1, _md5(b"one"))])
-    with caplog.at_level("ERROR"):
-        assert bucket.get("k") is None
-    assert f"part file {lying} is not the part listed" in caplog.text
+    assert [(p.part_number, p.size) for p in upload.list_parts()] == [(1, 4)]
+    with caplog.at_level("ERROR"), pytest.raises(InvalidPart):
+        upload.complete([PartRef(1, _md5(b"one"))])
+    assert f"corrupt part 00001: {lying} holds 3 bytes" in caplog.text
+    assert bucket.head("k") is None
+    assert bucket.list_objects_page("", None, None, 10).objects == []
+    assert (upload_dir / lying).read_bytes() == b"one"  # refused: nothing changed

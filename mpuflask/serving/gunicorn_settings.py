@@ -253,6 +253,7 @@ def post_worker_init(worker: Any) -> None:
     if app is not None and "mpuflask" in getattr(app, "extensions", {}):
         start_periodic_sweep(app)
         start_event_delivery(app)
+    gc.collect()  # what start-up left behind is freed, not frozen
     gc.freeze()
 
 

@@ -119,10 +119,15 @@ def part_file(dir_fd: int, link: str) -> tuple[str, int] | None:
         raise CorruptEntry(f"part link {link}: not a symlink") from None
     if not PART_FILE.fullmatch(target) or not target.startswith(f"{link}."):
         raise CorruptEntry(f"corrupt part link {link} -> {target!r}")
-    size = _part_size(dir_fd, target, f"corrupt part link {link}")
-    if len(target) > 38 and int(target[39:]) != size:
-        raise CorruptEntry(f"corrupt part link {link}: {target} holds {size} bytes")
-    return target, size
+    return target, _checked_size(dir_fd, target, f"corrupt part link {link}")
+
+
+def _checked_size(dir_fd: int, name: str, what: str) -> int:
+    """:func:`_part_size`, and the size ``name`` holds must be it."""
+    size = _part_size(dir_fd, name, what)
+    if len(name) > 38 and int(name[39:]) != size:
+        raise CorruptEntry(f"{what}: {name} holds {size} bytes")
+    return size
 
 
 def _part_size(dir_fd: int, name: str, what: str) -> int:
@@ -141,11 +146,11 @@ class PartFiles:
 
     Made under the upload's lock, so no part changes meanwhile. Part N's
     file is normally the only ``NNNNN.<md5>.<size>`` of its number, and then
-    it is the one link N names: no ``readlink`` is needed, and its size is in
-    its name, so no ``stat`` either (a complete or a listing of 10,000 parts
-    saves 20,000 system calls). Where a crash left two files of one number,
-    the link decides, checked by :func:`part_file`. Either way only a regular
-    file of this directory is ever used.
+    it is the one link N names: no ``readlink`` is needed (a complete or a
+    listing of 10,000 parts saves 10,000 system calls), and as its size is
+    in its name, a listing needs no ``stat`` either. Where a crash left two
+    files of one number, the link decides, checked by :func:`part_file`.
+    Either way only a regular file of this directory is ever used.
     """
 
     def __init__(self, dir_fd: int) -> None:
@@ -175,21 +180,23 @@ class PartFiles:
         self.links = links
         self._linked = set(links)
 
-    def current(self, link: str) -> tuple[str, int] | None:
+    def current(self, link: str, measured: bool = False) -> tuple[str, int] | None:
         """Part ``link``'s file and size; None if there is no such part.
 
-        The size is the one the file's name holds (no ``stat``), or for a file
-        named without one, its ``stat``'s. Raises CorruptEntry where
-        :func:`part_file` would.
+        The size is the one the file's name holds, with no ``stat`` (a
+        listing), or, with ``measured`` or for a file named without one, the
+        file's own, checked against its name (a complete publishes it: it
+        must be what a GET will find). Raises CorruptEntry where
+        :func:`part_file` would, or for a name whose size is not the file's.
         """
         only = self._only.get(link)
         if only is None or link not in self._linked:
             return part_file(self._dir_fd, link)
         if only in self._not_files:
             raise CorruptEntry(f"corrupt part {link}: {only} is not a file")
-        if len(only) > 38:
+        if len(only) > 38 and not measured:
             return only, int(only[39:])
-        return only, _part_size(self._dir_fd, only, f"corrupt part {link}")
+        return only, _checked_size(self._dir_fd, only, f"corrupt part {link}")
 
 
 def upload_info(record: dict[str, Any]) -> UploadInfo:

@@ -135,10 +135,13 @@ class FilesystemUpload:
                     parts.append(UploadedPart(int(link), part_etag(target), size))
             return parts
 
-    def _part(self, files: PartFiles, link: str) -> tuple[str, int] | None:
-        """Part ``link``'s file and size; None if absent or corrupt (logged)."""
+    def _part(
+        self, files: PartFiles, link: str, measured: bool = False
+    ) -> tuple[str, int] | None:
+        """Part ``link``'s file and size (see :meth:`.PartFiles.current`);
+        None if absent or corrupt (logged)."""
         try:
-            return files.current(link)
+            return files.current(link, measured)
         except CorruptEntry as error:
             log.error("uploads/%s: %s", self.upload_id, error)
             return None
@@ -156,7 +159,7 @@ class FilesystemUpload:
             present = PartFiles(dir_fd)
             files, sizes = [], []
             for ref in parts:
-                found = self._part(present, f"{ref.part_number:05d}")
+                found = self._part(present, f"{ref.part_number:05d}", measured=True)
                 if found is None or part_etag(found[0]) != ref.etag:
                     raise InvalidPart(operation)
                 files.append(found[0])
