@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,31 @@ def _bucket(tmp_path: Path) -> FilesystemBucket:
     return FilesystemBucket(
         tmp_path / "data", min_part_size=1, upload_ttl=timedelta(hours=1)
     )
+
+
+@contextmanager
+def _part_file_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The ``stat`` and ``readlink`` calls made on part files and links
+    inside the block, as ``"stat 00001.<md5>.3"``."""
+    calls: list[str] = []
+    real_stat, real_readlink = os.stat, os.readlink
+
+    def stat(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        calls.append(f"stat {path}")
+        return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    def readlink(path: object, *args: object, **kwargs: object) -> str:
+        calls.append(f"readlink {path}")
+        return real_readlink(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    part_calls: list[str] = []
+    monkeypatch.setattr(os, "stat", stat)
+    monkeypatch.setattr(os, "readlink", readlink)
+    try:
+        yield part_calls
+    finally:
+        monkeypatch.undo()
+        part_calls.extend(call for call in calls if call.split()[1][:5].isdigit())
 
 
 def test_complete_keeps_the_links_of_its_parts_and_drops_the_rest(
@@ -101,23 +128,9 @@ def test_complete_reads_each_part_file_once(
     upload_id = bucket.create_multipart_upload("k", HttpMetadata({})).upload_id
     upload = bucket.resume_multipart_upload("k", upload_id)
     refs = [PartRef(n, upload.upload_part(n, [b"%03d" % n]).etag) for n in (1, 2, 3)]
-    calls: list[str] = []
-    real_stat, real_readlink = os.stat, os.readlink
+    with _part_file_calls(monkeypatch) as part_calls:
+        upload.complete(refs)
 
-    def stat(path: object, *args: object, **kwargs: object) -> os.stat_result:
-        calls.append(f"stat {path}")
-        return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
-
-    def readlink(path: object, *args: object, **kwargs: object) -> str:
-        calls.append(f"readlink {path}")
-        return real_readlink(path, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(os, "stat", stat)
-    monkeypatch.setattr(os, "readlink", readlink)
-    upload.complete(refs)
-    monkeypatch.undo()
-
-    part_calls = [call for call in calls if call.split()[1][:5].isdigit()]
     assert sorted(part_calls) == sorted(
         f"stat {ref.part_number:05d}.{ref.etag}.3" for ref in refs
     )
@@ -133,24 +146,11 @@ def test_a_listing_reads_no_part_file(
     upload = bucket.resume_multipart_upload("k", upload_id)
     for n in (1, 2, 3):
         upload.upload_part(n, [b"%03d" % n])
-    calls: list[str] = []
-    real_stat, real_readlink = os.stat, os.readlink
-
-    def stat(path: object, *args: object, **kwargs: object) -> os.stat_result:
-        calls.append(f"stat {path}")
-        return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
-
-    def readlink(path: object, *args: object, **kwargs: object) -> str:
-        calls.append(f"readlink {path}")
-        return real_readlink(path, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(os, "stat", stat)
-    monkeypatch.setattr(os, "readlink", readlink)
-    listed = upload.list_parts()
-    monkeypatch.undo()
+    with _part_file_calls(monkeypatch) as part_calls:
+        listed = upload.list_parts()
 
     assert [(p.part_number, p.size) for p in listed] == [(1, 3), (2, 3), (3, 3)]
-    assert [call for call in calls if call.split()[1][:5].isdigit()] == []
+    assert part_calls == []
 
 
 def test_complete_lists_the_upload_directory_once(
