@@ -40,8 +40,17 @@ FAST = {"MPUFLASK_DURABLE": "false", "MPUFLASK_MIN_PART_SIZE": str(PART)}
 
 
 def cli(*args: str | Path) -> list[str]:
-    """The ``mpuflask`` command line (the console script's own code)."""
-    code = "from mpuflask.cli import main; main()"
+    """The ``mpuflask`` command line (the console script's own code).
+
+    Ctrl-C raises KeyboardInterrupt in it, as when it is started from a
+    terminal: a test run started where SIGINT is ignored (a background job
+    of a script, ``nohup``) would otherwise pass that on, and the CLI would
+    never see the test's Ctrl-C.
+    """
+    code = (
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from mpuflask.cli import main; main()"
+    )
     return [sys.executable, "-c", code, *(str(a) for a in args)]
 
 
@@ -233,7 +242,11 @@ def test_a_400_stops_the_upload_at_once_with_the_servers_message(
         int(part) for _, action, part, _ in read_log(log) if action == "mpu-uploadpart"
     ]
     assert puts.count(3) == 1, "a 400 is never retried"
-    assert len(puts) <= 3 + 4, "no part starts after the refusal but those in flight"
+    # Parts 1 to 4 are in flight when part 3 is refused. While its thread
+    # reads the refusal, the other three may finish and start more: on a
+    # loaded machine that thread can wait its turn for a while (9 parts were
+    # seen in CI). Then nothing more starts, of the 40.
+    assert len(puts) <= 4 + 2 * 4, "the upload stops once the refusal is read"
     assert "mpu-complete" not in {action for _, action, _, _ in read_log(log)}
 
 
