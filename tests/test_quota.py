@@ -7,6 +7,7 @@ disk's inodes run out: each costs two inodes and lives for the upload TTL.
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -123,6 +124,45 @@ def test_open_uploads_counts_by_owner(make_app: Any) -> None:
     assert bucket.open_uploads("bob") == 1
     assert bucket.open_uploads("carol") == 0
     assert bucket.open_uploads("") == 0
+
+
+def test_the_s3_count_reads_the_records_side_by_side(
+    make_app: Any, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each create under a limit reads every open upload's record: on S3
+    one GET each, side by side (as a listing of uploads does), not one
+    after another (1,000 open uploads were 1,000 round trips per create)."""
+    if store != "s3":
+        pytest.skip("the filesystem store counts from its owners' folders")
+    bucket = make_app().extensions["mpuflask"].bucket
+    for owner in ("alice", "bob", "alice", None, "alice", "bob"):
+        bucket.create_multipart_upload("k", HttpMetadata({}), owner=owner)
+    lock = threading.Lock()
+    reading, most = 0, 0
+    two_at_once = threading.Event()
+    real_read = bucket.store.read_record
+
+    def read_record(upload_id: str, operation: str) -> Any:
+        nonlocal reading, most
+        with lock:
+            reading += 1
+            most = max(most, reading)
+            if reading >= 2:
+                two_at_once.set()
+        try:
+            # Hold each read until a second one is under way: side by side,
+            # that is at once; one after another it never is (bounded wait,
+            # after which the rest go on unheld).
+            if not two_at_once.wait(30):
+                two_at_once.set()
+            return real_read(upload_id, operation)
+        finally:
+            with lock:
+                reading -= 1
+
+    monkeypatch.setattr(bucket.store, "read_record", read_record)
+    assert bucket.open_uploads("alice") == 3
+    assert most >= 2
 
 
 # -- the filesystem store's index: shared by processes, repaired by sweep -------

@@ -54,8 +54,6 @@ from .s3io import S3ObjectBody
 from .s3records import UploadRecord
 from .s3records import object_arguments
 from .s3records import object_info
-from .s3records import records_prefix
-from .s3records import upload_id_of_record
 from .s3store import S3Store
 from .s3sweep import Sweeper
 from .s3upload import S3Upload
@@ -238,25 +236,12 @@ class S3Bucket:
 
         Records carry the owner inside, so this lists the records and reads
         each one: one listing request per thousand records plus one small GET
-        per open upload of any owner, at every create while a limit is set.
-        Right across gateways; a record a crash left is counted until sweep
+        per open upload of any owner (up to 32 at a time, as a listing of
+        uploads reads them), at every create while a limit is set. Right
+        across gateways; a record a crash left is counted until sweep
         deletes it.
         """
-        operation = "createMultipartUpload"
-        store = self.store
-        now = store.clock()
-        held = 0
-        for item in self.engine.list_objects(records_prefix(store.prefix), operation):
-            upload_id = upload_id_of_record(store.prefix, item.key)
-            if upload_id is None:
-                continue
-            found = store.read_record(upload_id, operation)
-            if found is None:
-                continue  # gone meanwhile, or not a record a gateway wrote
-            record = found[0]
-            if record.info.owner == owner and record.info.expires > now:
-                held += 1
-        return held
+        return len(s3list.open_uploads(self, owner, "createMultipartUpload"))
 
     def count_open_uploads(self) -> int:
         """How many uploads the engine holds open (the uploads-in-progress gauge).

@@ -101,7 +101,15 @@ def list_uploads_page(
     limit: int,
 ) -> UploadListing:
     """A page of ``owner``'s open, unexpired uploads under ``prefix``."""
-    operation = "listMultipartUploads"
+    found = open_uploads(bucket, owner, "listMultipartUploads")
+    return uploads_page(found, prefix, start, limit)
+
+
+def open_uploads(
+    bucket: ListingBucket, owner: str | None, operation: str
+) -> list[UploadInfo]:
+    """``owner``'s open, unexpired uploads, in no order: every record is
+    listed and read, up to PARALLEL reads at a time."""
     listed = bucket.engine.list_objects(records_prefix(bucket.store.prefix), operation)
     ids = [
         upload_id
@@ -110,16 +118,20 @@ def list_uploads_page(
     ]
     now = bucket.store.clock()
     found: list[UploadInfo] = []
-    for record in _parallel(lambda upload_id: _record(bucket, upload_id), ids):
+    for record in _parallel(
+        lambda upload_id: _record(bucket, upload_id, operation), ids
+    ):
         if record is not None:
             info = record.info
             if info.owner == owner and info.expires > now:
                 found.append(info)
-    return uploads_page(found, prefix, start, limit)
+    return found
 
 
-def _record(bucket: ListingBucket, upload_id: str) -> UploadRecord | None:
-    found = bucket.store.read_record(upload_id, "listMultipartUploads")
+def _record(
+    bucket: ListingBucket, upload_id: str, operation: str
+) -> UploadRecord | None:
+    found = bucket.store.read_record(upload_id, operation)
     return None if found is None else found[0]  # None: not a gateway's record
 
 
