@@ -6,10 +6,8 @@ JSON; refusals are exceptions rendered by :mod:`mpuflask.errors`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from json.encoder import encode_basestring
 from typing import Any
 
 from flask import Response
@@ -32,6 +30,9 @@ from ..errors import TooManyUploads
 from ..hooks import PartInfo
 from ..hooks import StreamCheck
 from ..hooks import checked_chunks
+from ..jsontext import compact
+from ..jsontext import quoted
+from ..jsontext import with_array
 from ..routing import ActionBlueprint
 from ..rules import check_key
 from ..rules import parse_complete_body
@@ -44,8 +45,7 @@ bp = ActionBlueprint("multipart", __name__)
 
 def _json(value: dict[str, Any]) -> Response:
     """JSON as the Worker's ``JSON.stringify``: compact, keys in given order."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return Response(text, 200, content_type="application/json")
+    return Response(compact(value), 200, content_type="application/json")
 
 
 def _empty(status: int, **headers: str) -> Response:
@@ -236,15 +236,9 @@ def mpu_listparts(key: str) -> Response:
     info = upload.info()
     parts = upload.list_parts()
     head = {"key": key, "uploadId": upload_id, "expires": info.expires.isoformat()}
-    # The parts are written directly: for 10,000 of them that takes a third
-    # of json.dumps's time (it would build and walk a dict per part).
-    listed = ",".join(
-        [
-            f'{{"partNumber":{p.part_number},"etag":{encode_basestring(p.etag)},"size":{p.size}}}'
-            for p in parts
-        ]
+    listed = (
+        f'{{"partNumber":{p.part_number},"etag":{quoted(p.etag)},"size":{p.size}}}'
+        for p in parts
     )
-    text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
-    return Response(
-        f'{text[:-1]},"parts":[{listed}]}}', 200, content_type="application/json"
-    )
+    text = with_array(head, "parts", listed)
+    return Response(text, 200, content_type="application/json")

@@ -127,7 +127,8 @@ class FilesystemObjectBody(ObjectBody):
         self._manifest_fd = manifest_fd
         self._files = [part["file"] for part in manifest["parts"]]
         self._sizes = [part["size"] for part in manifest["parts"]]
-        self._starts = [0, *itertools.accumulate(self._sizes)]
+        #: Where each part starts in the object; the last "start" is its size.
+        self._starts = list(itertools.accumulate(self._sizes, initial=0))
         self._size = self._starts.pop()
         self._position = 0
         self._open_index = -1

@@ -8,7 +8,6 @@ checked that they name a part file of the same directory.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -18,6 +17,8 @@ from typing import Any
 
 from ..errors import InvalidPart
 from ..errors import NoSuchUpload
+from ..jsontext import quoted
+from ..jsontext import with_array
 from ..rules import PartRef
 from ..rules import check_part_order
 from ..rules import check_part_sizes
@@ -291,21 +292,14 @@ class FilesystemUpload:
 
 
 def _manifest_json(manifest: dict[str, Any]) -> bytes:
-    """``manifest`` as compact JSON, its ``parts`` (the last field) written
-    directly: for 10,000 parts that takes a third of ``json.dumps``'s time.
-
-    A part's file is a checked ``NNNNN.<md5>[.<size>]`` name and its size an int, so
-    neither needs escaping; the text is what ``json.dumps`` would write.
-    """
+    """``manifest`` as compact JSON, its ``parts`` written entry by entry
+    (see :mod:`mpuflask.jsontext`)."""
     head = {name: value for name, value in manifest.items() if name != "parts"}
-    parts = ",".join(
-        [
-            f'{{"file":"{part["file"]}","size":{part["size"]}}}'
-            for part in manifest["parts"]
-        ]
+    parts = (
+        f'{{"file":{quoted(part["file"])},"size":{part["size"]}}}'
+        for part in manifest["parts"]
     )
-    text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
-    return f'{text[:-1]},"parts":[{parts}]}}'.encode()
+    return with_array(head, "parts", parts).encode()
 
 
 def _remove_unlisted(dir_fd: int, names: list[str], files: list[str]) -> bool:
