@@ -82,7 +82,8 @@ class FilesystemUpload:
             diskio.disk_full_as_507(operation),
         ):
             link = f"{part_number:05d}"
-            data_name = part_file_name(link, md5, size)
+            # The size goes into the name only if the bytes are synced first.
+            data_name = part_file_name(link, md5, size if bucket.durable else None)
             previous = self._current(dir_fd, link)
             os.rename(temp, data_name, src_dir_fd=tmp_fd, dst_dir_fd=dir_fd)
             if previous != data_name:
@@ -136,13 +137,11 @@ class FilesystemUpload:
                     parts.append(UploadedPart(int(link), part_etag(target), size))
             return parts
 
-    def _part(
-        self, files: PartFiles, link: str, measured: bool = False
-    ) -> tuple[str, int] | None:
+    def _part(self, files: PartFiles, link: str) -> tuple[str, int] | None:
         """Part ``link``'s file and size (see :meth:`.PartFiles.current`);
         None if absent or corrupt (logged)."""
         try:
-            return files.current(link, measured)
+            return files.current(link)
         except CorruptEntry as error:
             log.error("uploads/%s: %s", self.upload_id, error)
             return None
@@ -160,7 +159,7 @@ class FilesystemUpload:
             present = PartFiles(dir_fd)
             files, sizes = [], []
             for ref in parts:
-                found = self._part(present, f"{ref.part_number:05d}", measured=True)
+                found = self._part(present, f"{ref.part_number:05d}")
                 if found is None or part_etag(found[0]) != ref.etag:
                     raise InvalidPart(operation)
                 files.append(found[0])
