@@ -360,3 +360,44 @@ def test_a_durable_part_whose_name_was_changed_by_hand_is_never_served(
         assert bucket.get("k") is None
         assert bucket.head("k") is None
     assert f"part file {lying} is not the part listed" in caplog.text
+
+
+def test_names_that_only_look_like_parts_are_no_parts(tmp_path: Path) -> None:
+    """PartFiles checks all names at once and, when one fails, each on its
+    own: only exact ``NNNNN`` links and ``NNNNN.<md5>[.<size>]`` files count,
+    whatever else sits beside them."""
+    from mpuflask.storage.fsrecords import PartFiles
+
+    md5 = _md5(b"x")
+    good_links = ["00001", "00002", "00003"]
+    good_files = [f"00001.{md5}.1", f"00002.{md5}", f"00003.{md5}.0"]
+    look_alikes = [
+        "0001",
+        "000001",
+        "0000a",
+        "\u0660\u0660\u0660\u0660\u0661",  # Arabic-Indic digits
+        f"00004.{md5}.01",
+        f"00004.{md5.upper()}.1",
+        f"00004.{md5}.1x",
+        f"00004.{md5}.",
+        f"00004.{md5[:-1]}.1",
+        f"0004.{md5}.1",
+        f"00004.{md5}.{'1' * 20}",
+        f"00004.{md5}.1\n00005",
+    ]
+    for names in (good_links + good_files, good_links + good_files + look_alikes):
+        directory = tmp_path / f"d{len(names)}"
+        directory.mkdir()
+        for name in names:
+            (directory / name).write_bytes(b"x")
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            files = PartFiles(fd)
+        finally:
+            os.close(fd)
+        assert files.links == good_links
+        assert sorted(files.names) == sorted(names)
+        assert {link: files._only.get(link) for link in good_links} == dict(
+            zip(good_links, good_files, strict=True)
+        )
+        assert set(files._only) == set(good_links)

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import stat
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -144,6 +145,18 @@ def _part_size(dir_fd: int, name: str, what: str) -> int:
     return found.st_size
 
 
+def _matching(pattern: re.Pattern[str], names: list[str]) -> list[str]:
+    """The ``names`` that ``pattern`` matches whole.
+
+    Usually all do: one match of them all joined by "/" (which no name can
+    hold) tells so in C, rather than 10,000 matches one by one in Python.
+    """
+    one = f"(?:{pattern.pattern})"
+    if re.fullmatch(f"{one}(?:/{one})*", "/".join(names)):
+        return names
+    return [name for name in names if pattern.fullmatch(name)]
+
+
 class PartFiles:
     """An upload directory's part links and files, from one ``scandir``.
 
@@ -158,27 +171,26 @@ class PartFiles:
 
     def __init__(self, dir_fd: int) -> None:
         self._dir_fd = dir_fd
-        #: Every name the directory held (nothing changes under the lock).
-        self.names: list[str] = []
-        links: list[str] = []
-        #: Each number's one file; None for a number with more than one.
-        self._only: dict[str, str | None] = {}
-        #: Part file names that are not regular files (planted, or damage).
-        self._not_files: set[str] = set()
         # scandir, not listdir: each entry's type comes with its name (d_type),
         # so telling a regular file from anything else costs no system call.
-        with os.scandir(dir_fd) as entries:
-            for entry in entries:
-                name = entry.name
-                self.names.append(name)
-                length = len(name)
-                if length == 5 and PART_LINK.fullmatch(name):
-                    links.append(name)
-                elif length >= 38 and PART_FILE.fullmatch(name):
-                    number = name[:5]
-                    self._only[number] = None if number in self._only else name
-                    if not entry.is_file(follow_symlinks=False):
-                        self._not_files.add(name)
+        with os.scandir(dir_fd) as listing:
+            entries = list(listing)
+        #: Every name the directory held (nothing changes under the lock).
+        self.names = [entry.name for entry in entries]
+        links = _matching(PART_LINK, [name for name in self.names if len(name) == 5])
+        files = _matching(PART_FILE, [name for name in self.names if len(name) >= 38])
+        numbers = [name[:5] for name in files]
+        #: Each number's one file; None for a number with more than one.
+        self._only: dict[str, str | None] = dict(zip(numbers, files, strict=True))
+        if len(self._only) < len(files):
+            for number, count in Counter(numbers).items():
+                if count > 1:
+                    self._only[number] = None
+        #: Names that are not regular files: the links, and part file names
+        #: planted (or damaged) as anything else.
+        self._not_files = {
+            entry.name for entry in entries if not entry.is_file(follow_symlinks=False)
+        }
         links.sort()
         self.links = links
         self._linked = set(links)

@@ -129,13 +129,11 @@ class FilesystemUpload:
             _,
         ):
             files = PartFiles(dir_fd)
-            parts = []
-            for link in files.links:
-                found = self._part(files, link)
-                if found is not None:
-                    target, size = found
-                    parts.append(UploadedPart(int(link), part_etag(target), size))
-            return parts
+            return [
+                UploadedPart(int(link), part_etag(found[0]), found[1])
+                for link in files.links
+                if (found := self._part(files, link)) is not None
+            ]
 
     def _part(self, files: PartFiles, link: str) -> tuple[str, int] | None:
         """Part ``link``'s file and size (see :meth:`.PartFiles.current`);
