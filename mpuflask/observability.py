@@ -85,9 +85,23 @@ class JsonFormatter(logging.Formatter):
         "asctime",
     }
 
+    #: Values JSON cannot hold are written as their str().
+    _encoder = json.JSONEncoder(default=str)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: The last second formatted, and its text: a busy server writes many
+        #: lines a second, and strftime is a third of a line's formatting.
+        self._second: tuple[int, str] = (-1, "")
+
     def format(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        cached = self._second
+        if cached[0] != second:
+            cached = (second, self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"))
+            self._second = cached  # one assignment: safe between threads
         entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "time": cached[1],
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -98,7 +112,7 @@ class JsonFormatter(logging.Formatter):
                 entry[name] = value
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return self._encoder.encode(entry)
 
 
 @dataclass
@@ -116,6 +130,23 @@ class Metrics:
     swept: Counter
     #: Collectors read at scrape time, added by features (events' pending gauge).
     collectors: list[Any] = field(default_factory=list)
+    #: Each request's labelled series, by its labels: prometheus_client's
+    #: labels() checks and locks on every call. Bounded: the labels come from
+    #: closed sets (:func:`metric_labels`), statuses from the app's answers.
+    _series: dict[tuple[str, str, int], tuple[Any, Any]] = field(default_factory=dict)
+
+    def request_series(self, action: str, method: str, status: int) -> tuple[Any, Any]:
+        """The request counter's and the latency histogram's series for a
+        request: made on first use, then one dictionary lookup."""
+        key = (*metric_labels(action, method), status)
+        found = self._series.get(key)
+        if found is None:
+            found = (
+                self.requests.labels(key[0], key[1], str(status)),
+                self.latency.labels(key[0]),
+            )
+            self._series[key] = found
+        return found
 
 
 class ProcessId:
@@ -266,36 +297,43 @@ def install_observability(app: Flask, metrics: Metrics) -> None:
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        response.headers[REQUEST_ID_HEADER] = current_request_id()
-        action = request.args.get("action") or "-"
-        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        # The request and g looked up once each: every use of a proxy is a
+        # context lookup, and this runs for every request.
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        ctx_g = g._get_current_object()
+        response.headers[REQUEST_ID_HEADER] = ctx_g.get("request_id", "-")
+        method = req.method
+        action = req.args.get("action") or "-"
+        elapsed = time.perf_counter() - ctx_g.get("started", time.perf_counter())
         status = response.status_code
-        action_label, method_label = metric_labels(action, request.method)
-        metrics.requests.labels(action_label, method_label, str(status)).inc()
-        metrics.latency.labels(action_label).observe(elapsed)
-        if action == "mpu-uploadpart" and status == 200 and request.content_length:
-            metrics.bytes_in.inc(request.content_length)
-        if action == "get" and request.method == "GET" and status in (200, 206):
+        counter, latency = metrics.request_series(action, method, status)
+        counter.inc()
+        latency.observe(elapsed)
+        if action == "mpu-uploadpart" and status == 200 and req.content_length:
+            metrics.bytes_in.inc(req.content_length)
+        if action == "get" and method == "GET" and status in (200, 206):
             metrics.bytes_out.inc(response.content_length or 0)
-        refused_by = g.get("hook_refused")
+        refused_by = ctx_g.get("hook_refused")
         if refused_by is not None and status >= 400:
             metrics.rejections.labels(refused_by, str(status)).inc()
-        access_log.info(
-            "%s %s %s -> %d",
-            request.method,
-            action,
-            request.path,
-            status,
-            extra={
-                "method": request.method,
-                "action": action,
-                "path": request.path,
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 3),
-                "content_length": request.content_length,
-                "response_length": response.content_length,
-                "identity": g.get("mpuflask_identity"),
-                "remote_addr": request.remote_addr,
-            },
-        )
+        if access_log.isEnabledFor(logging.INFO):
+            path = req.path
+            access_log.info(
+                "%s %s %s -> %d",
+                method,
+                action,
+                path,
+                status,
+                extra={
+                    "method": method,
+                    "action": action,
+                    "path": path,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "content_length": req.content_length,
+                    "response_length": response.content_length,
+                    "identity": ctx_g.get("mpuflask_identity"),
+                    "remote_addr": req.remote_addr,
+                },
+            )
         return response

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from types import SimpleNamespace
 from typing import Any
@@ -139,3 +140,68 @@ def test_mpu_listparts_writes_the_json_that_json_dumps_would(
     text = json.dumps(expected, ensure_ascii=False, separators=(",", ":"))
     assert answer.get_data() == text.encode()
     assert answer.content_type == "application/json"
+
+
+def test_a_request_finds_its_metric_series_without_labels(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prometheus_client's ``labels()`` checks its values and takes a lock on
+    every call: a request of a kind seen before finds its series in one
+    dictionary lookup, and still counts."""
+    app = make_app()
+    metrics = app.extensions["mpuflask"].metrics
+    client = app.test_client()
+    assert client.get("/k?action=get").status_code == 404
+    calls: list[tuple[Any, ...]] = []
+    for metric in (metrics.requests, metrics.latency):
+        real = metric.labels
+
+        def labels(*values: Any, _real: Any = real) -> Any:
+            calls.append(values)
+            return _real(*values)
+
+        monkeypatch.setattr(metric, "labels", labels)
+    for _ in range(3):
+        assert client.get("/k?action=get").status_code == 404
+    assert calls == []
+    assert client.get("/k?action=nothing").status_code == 400
+    assert calls == [("other", "GET", "400"), ("other",)]
+    # Actions a client invents share the one "other" series: none is kept.
+    for number in range(5):
+        assert client.get(f"/k?action=made-up-{number}").status_code == 400
+    assert len(calls) == 2
+    assert len(metrics._series) == 2
+    monkeypatch.undo()
+
+    text = client.get("/?action=metrics").text
+    assert 'mpuflask_requests_total{action="get",method="GET",status="404"} 4.0' in text
+    assert 'mpuflask_request_duration_seconds_count{action="get"} 4.0' in text
+
+
+def test_the_json_log_formats_each_second_once() -> None:
+    """strftime was a third of a log line's formatting: lines of one second
+    share its text, and a line of the next second gets its own."""
+    from mpuflask.observability import JsonFormatter
+
+    formatter = JsonFormatter()
+    formatted: list[float] = []
+    real = formatter.formatTime
+
+    def format_time(record: logging.LogRecord, datefmt: str | None = None) -> str:
+        formatted.append(record.created)
+        return real(record, datefmt)
+
+    formatter.formatTime = format_time  # type: ignore[method-assign]
+
+    def line(created: float) -> dict[str, Any]:
+        record = logging.LogRecord("t", logging.INFO, "f", 1, "m", None, None)
+        record.created = created
+        return json.loads(formatter.format(record))  # type: ignore[no-any-return]
+
+    first, again, later = line(1e9 + 0.1), line(1e9 + 0.9), line(1e9 + 1.0)
+    assert formatted == [1e9 + 0.1, 1e9 + 1.0]
+    assert first["time"] == again["time"] != later["time"]
+    fresh = JsonFormatter()
+    record = logging.LogRecord("t", logging.INFO, "f", 1, "m", None, None)
+    record.created = 1e9 + 0.9
+    assert again["time"] == fresh.formatTime(record, "%Y-%m-%dT%H:%M:%S%z")
