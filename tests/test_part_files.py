@@ -1,6 +1,6 @@
 """How the filesystem store finds an upload's parts at listing and complete
 (issue 16): one ``scandir``, no ``readlink`` when a number has one file, the
-size from the part file's name (a durable store's promise), from ``stat`` without,
+size from the part file's name at a listing (from ``stat`` at a complete),
 and the links of the parts a complete keeps left where they are."""
 
 from __future__ import annotations
@@ -118,22 +118,22 @@ def test_a_second_file_of_one_number_is_told_apart_by_the_link(
     assert leftover.name not in os.listdir(version)
 
 
-def test_a_durable_complete_reads_no_part_file(
+def test_complete_reads_each_part_file_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A durable store names a part's size only after its bytes are synced,
-    so the name is a promise: checking 10,000 parts under the lock is one
-    ``scandir``, with no ``stat`` or ``readlink`` per part (issue 16), and the
-    index's settling reads only the manifest of the version just checked."""
+    """Checking the parts under the lock is the one ``stat`` per part: no
+    ``readlink`` of a number with one file, and the index's settling reads
+    only the manifest of the version just checked."""
     bucket = _bucket(tmp_path)
     upload_id = bucket.create_multipart_upload("k", HttpMetadata({})).upload_id
     upload = bucket.resume_multipart_upload("k", upload_id)
     refs = [PartRef(n, upload.upload_part(n, [b"%03d" % n]).etag) for n in (1, 2, 3)]
     with _part_file_calls(monkeypatch) as part_calls:
-        info = upload.complete(refs)
+        upload.complete(refs)
 
-    assert part_calls == []
-    assert info.size == 9
+    assert sorted(part_calls) == sorted(
+        f"stat {ref.part_number:05d}.{ref.etag}.3" for ref in refs
+    )
 
 
 def test_a_listing_reads_no_part_file(
@@ -300,50 +300,18 @@ def test_a_part_file_name_that_is_not_a_file_is_no_part(
     assert os.path.lexists(planted)  # a refused complete changes nothing
 
 
-def test_without_durability_a_part_name_holds_no_size_and_is_measured(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A store without durability names its parts before their bytes reach
-    the disk, so a power cut can keep a name and lose bytes: such names hold
-    no size, and the listing and complete measure the file. A part cut short
-    is listed and published with the size a GET finds, never the size it
-    had (which would make the key listed, yet absent to HEAD and GET)."""
-    bucket = FilesystemBucket(
-        tmp_path / "data",
-        min_part_size=1,
-        upload_ttl=timedelta(hours=1),
-        durable=False,
-    )
-    upload_id = bucket.create_multipart_upload("k", HttpMetadata({})).upload_id
-    upload = bucket.resume_multipart_upload("k", upload_id)
-    upload_dir = tmp_path / "data" / "uploads" / upload_id
-    etag = upload.upload_part(1, [b"one"]).etag
-    named = _linked_file(upload_dir, 1)
-    assert named.name == f"00001.{etag}"
-    os.truncate(named, 1)  # the bytes a power cut kept
-
-    with _part_file_calls(monkeypatch) as part_calls:
-        listed = upload.list_parts()
-    assert [(p.part_number, p.size) for p in listed] == [(1, 1)]
-    assert part_calls == [f"stat {named.name}"]
-    info = upload.complete([PartRef(1, etag)])
-    assert info.size == 1
-    head = bucket.head("k")
-    assert head is not None and head.size == 1
-    body = bucket.get("k")
-    assert body is not None
-    with body:
-        assert body.read() == b"o"
-
-
-def test_a_durable_part_whose_name_was_changed_by_hand_is_never_served(
+def test_a_part_whose_name_lies_about_its_size_is_not_completed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A durable complete trusts the size a part's name holds. A name
-    changed by hand in the data directory (as a file truncated by hand
-    after a complete) is found when the version is opened: the object is
-    corrupt, logged and absent, and no other bytes are ever served."""
+    """A listing takes a part's size from its file's name; a complete measures
+    the file, so a name whose size is not the file's (renamed by hand, or a
+    power cut of a store without durability kept the name and not the bytes)
+    is a corrupt part: refused, never published with a size GET would not
+    find (and never listed by the index), nor over the key's earlier version."""
     bucket = _bucket(tmp_path)
+    earlier = bucket.create_multipart_upload("k", HttpMetadata({})).upload_id
+    first = bucket.resume_multipart_upload("k", earlier)
+    first.complete([PartRef(1, first.upload_part(1, [b"earlier"]).etag)])
     upload_id = bucket.create_multipart_upload("k", HttpMetadata({})).upload_id
     upload = bucket.resume_multipart_upload("k", upload_id)
     upload_dir = tmp_path / "data" / "uploads" / upload_id
@@ -355,11 +323,18 @@ def test_a_durable_part_whose_name_was_changed_by_hand_is_never_served(
     os.symlink(lying, upload_dir / "00001")
 
     assert [(p.part_number, p.size) for p in upload.list_parts()] == [(1, 4)]
-    upload.complete([PartRef(1, _md5(b"one"))])
-    with caplog.at_level("ERROR"):
-        assert bucket.get("k") is None
-        assert bucket.head("k") is None
-    assert f"part file {lying} is not the part listed" in caplog.text
+    with caplog.at_level("ERROR"), pytest.raises(InvalidPart):
+        upload.complete([PartRef(1, _md5(b"one"))])
+    assert f"corrupt part 00001: {lying} holds 3 bytes" in caplog.text
+    # Refused: nothing changed, and the key's earlier version still stands.
+    head = bucket.head("k")
+    assert head is not None and head.size == 7
+    assert [o.size for o in bucket.list_objects_page("", None, None, 10).objects] == [7]
+    body = bucket.get("k")
+    assert body is not None
+    with body:
+        assert body.read() == b"earlier"
+    assert (upload_dir / lying).read_bytes() == b"one"
 
 
 def test_names_that_only_look_like_parts_are_no_parts(tmp_path: Path) -> None:

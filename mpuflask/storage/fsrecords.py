@@ -34,10 +34,8 @@ UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 PART_LINK = re.compile(r"[0-9]{5}")
 #: A part's bytes: ``NNNNN.<md5>.<size>``, its number, the hex MD5 of its
 #: content (its etag) and its size in bytes, so that listing and complete
-#: need no ``stat`` per part. A name holds a size only where the bytes were
-#: synced before the name was made (a durable store): then the name is a
-#: promise a power cut cannot break. Without durability a part is
-#: ``NNNNN.<md5>``, as all were before sizes were named: sized by ``stat``.
+#: need no ``stat`` per part. Files of uploads begun before sizes were named
+#: are ``NNNNN.<md5>``: still read, their size from ``stat``.
 PART_FILE = re.compile(r"[0-9]{5}\.[0-9a-f]{32}(?:\.(?:0|[1-9][0-9]{0,18}))?")
 #: What no header value the server received can hold: WSGI headers are
 #: latin-1, and a line break would end the header.
@@ -97,10 +95,9 @@ def check_manifest(manifest: dict[str, Any], what: str) -> dict[str, Any]:
     return manifest
 
 
-def part_file_name(link: str, md5: str, size: int | None) -> str:
-    """The name of a part file: ``NNNNN.<md5>.<size>``, or ``NNNNN.<md5>``
-    for a size None: bytes not synced before their name (see :data:`PART_FILE`)."""
-    return f"{link}.{md5}" if size is None else f"{link}.{md5}.{size}"
+def part_file_name(link: str, md5: str, size: int) -> str:
+    """The name of a part file: ``NNNNN.<md5>.<size>`` (see :data:`PART_FILE`)."""
+    return f"{link}.{md5}.{size}"
 
 
 def part_etag(name: str) -> str:
@@ -195,22 +192,23 @@ class PartFiles:
         self.links = links
         self._linked = set(links)
 
-    def current(self, link: str) -> tuple[str, int] | None:
+    def current(self, link: str, measured: bool = False) -> tuple[str, int] | None:
         """Part ``link``'s file and size; None if there is no such part.
 
-        The size is the one the file's name holds, with no ``stat``: the name
-        was made after the bytes were synced (see :data:`PART_FILE`). A file
-        named without one is measured. Raises CorruptEntry where
-        :func:`part_file` would.
+        The size is the one the file's name holds, with no ``stat`` (a
+        listing), or, with ``measured`` or for a file named without one, the
+        file's own, checked against its name (a complete publishes it: it
+        must be what a GET will find). Raises CorruptEntry where
+        :func:`part_file` would, or for a name whose size is not the file's.
         """
         only = self._only.get(link)
         if only is None or link not in self._linked:
             return part_file(self._dir_fd, link)
         if only in self._not_files:
             raise CorruptEntry(f"corrupt part {link}: {only} is not a file")
-        if len(only) > 38:
+        if len(only) > 38 and not measured:
             return only, int(only[39:])
-        return only, _part_size(self._dir_fd, only, f"corrupt part {link}")
+        return only, _checked_size(self._dir_fd, only, f"corrupt part {link}")
 
 
 def upload_info(record: dict[str, Any]) -> UploadInfo:

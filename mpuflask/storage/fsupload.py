@@ -82,8 +82,7 @@ class FilesystemUpload:
             diskio.disk_full_as_507(operation),
         ):
             link = f"{part_number:05d}"
-            # The size goes into the name only if the bytes are synced first.
-            data_name = part_file_name(link, md5, size if bucket.durable else None)
+            data_name = part_file_name(link, md5, size)
             previous = self._current(dir_fd, link)
             os.rename(temp, data_name, src_dir_fd=tmp_fd, dst_dir_fd=dir_fd)
             if previous != data_name:
@@ -135,11 +134,13 @@ class FilesystemUpload:
                 if (found := self._part(files, link)) is not None
             ]
 
-    def _part(self, files: PartFiles, link: str) -> tuple[str, int] | None:
+    def _part(
+        self, files: PartFiles, link: str, measured: bool = False
+    ) -> tuple[str, int] | None:
         """Part ``link``'s file and size (see :meth:`.PartFiles.current`);
         None if absent or corrupt (logged)."""
         try:
-            return files.current(link)
+            return files.current(link, measured)
         except CorruptEntry as error:
             log.error("uploads/%s: %s", self.upload_id, error)
             return None
@@ -157,7 +158,7 @@ class FilesystemUpload:
             present = PartFiles(dir_fd)
             files, sizes = [], []
             for ref in parts:
-                found = self._part(present, f"{ref.part_number:05d}")
+                found = self._part(present, f"{ref.part_number:05d}", measured=True)
                 if found is None or part_etag(found[0]) != ref.etag:
                     raise InvalidPart(operation)
                 files.append(found[0])
