@@ -210,3 +210,49 @@ def test_size_rules_match_r2(sizes) -> None:
 def test_multipart_etag_is_md5_of_md5s(parts) -> None:
     """The server's etag arithmetic agrees with the tests' oracle."""
     assert multipart_etag([md5(p) for p in parts]) == oracle.multipart_etag(parts)
+
+
+_entry_values = st.one_of(
+    st.integers(min_value=-2, max_value=10_002),
+    st.floats(allow_nan=False),
+    st.sampled_from(["1", "01", "1a", "", "abc", True, None, [], {}]),
+    st.sampled_from([md5(b"a"), md5(b"a").upper(), f'"{md5(b"b")}"', "x" * 32]),
+)
+_entries = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "partNumber": st.integers(min_value=1, max_value=10_000),
+            "etag": st.sampled_from([md5(b"a"), md5(b"b")]),
+        }
+    ),
+    st.dictionaries(st.sampled_from(["partNumber", "etag", "x"]), _entry_values),
+    _entry_values,
+)
+
+
+@SETTINGS
+@given(st.lists(_entries, max_size=8))
+def test_a_complete_list_reads_as_each_entry_on_its_own_would(
+    entries: list[object],
+) -> None:
+    """parse_complete_body takes the usual list in one comprehension: it
+    answers exactly what reading each entry as R2 does, then sorting and
+    checking the order, answers (refs, or the same error)."""
+    from mpuflask.rules import _parsed_refs
+    from mpuflask.rules import check_part_order
+    from mpuflask.rules import parse_complete_body
+
+    def outcome(read: object) -> object:
+        try:
+            return read()  # type: ignore[operator]
+        except Exception as error:  # noqa: BLE001 - compared, not hidden
+            return (type(error), str(error))
+
+    def reference() -> object:
+        refs = sorted(_parsed_refs(entries), key=lambda ref: ref.part_number)
+        check_part_order(refs)
+        return refs
+
+    assert outcome(lambda: parse_complete_body({"parts": entries})) == outcome(
+        reference
+    )

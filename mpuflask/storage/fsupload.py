@@ -156,13 +156,20 @@ class FilesystemUpload:
             record,
         ):
             present = PartFiles(dir_fd)
-            files, sizes = [], []
-            for ref in parts:
-                found = self._part(present, f"{ref.part_number:05d}", measured=True)
-                if found is None or part_etag(found[0]) != ref.etag:
-                    raise InvalidPart(operation)
-                files.append(found[0])
-                sizes.append(found[1])
+            links = [f"{ref.part_number:05d}" for ref in parts]
+            measured = present.measured(links)
+            if measured is None:  # not the usual files: which, and why
+                measured = []
+                for link, ref in zip(links, parts, strict=True):
+                    found = self._part(present, link, measured=True)
+                    if found is None or part_etag(found[0]) != ref.etag:
+                        raise InvalidPart(operation)
+                    measured.append(found)
+            files = [name for name, _ in measured]
+            sizes = [size for _, size in measured]
+            etags = [part_etag(name) for name in files]
+            if etags != [ref.etag for ref in parts]:
+                raise InvalidPart(operation)
             check_part_sizes(sizes, bucket.min_part_size)
             if check is not None:
                 # Under the lock: no part can change until publish.
