@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -376,3 +377,85 @@ def test_names_that_only_look_like_parts_are_no_parts(tmp_path: Path) -> None:
             zip(good_links, good_files, strict=True)
         )
         assert set(files._only) == set(good_links)
+
+
+def _random_upload_dir(rng: random.Random, directory: Path) -> None:
+    """Parts as a crash, a restore or a hand may leave them: sized and
+    unsized names, sizes that lie, two files of one number, directories,
+    FIFOs and symlinks under part names, links to anywhere, and junk."""
+    md5s = [_md5(b"a"), _md5(b"b")]
+    made: set[str] = set()
+
+    def make(name: str, kind: str, size: int = 1, target: str = "x") -> None:
+        if name in made:
+            return
+        made.add(name)
+        path = directory / name
+        if kind == "file":
+            path.write_bytes(b"x" * size)
+        elif kind == "dir":
+            path.mkdir()
+        elif kind == "fifo":
+            os.mkfifo(path)
+        else:
+            os.symlink(target, path)
+
+    for number in (f"{n:05d}" for n in rng.sample(range(1, 9), rng.randint(0, 7))):
+        files = []
+        for _ in range(rng.choice([0, 1, 1, 1, 1, 2])):
+            size = rng.randint(0, 4)
+            suffix = rng.choice([f".{size}"] * 4 + ["", f".{size + 1}", f".0{size}"])
+            name = f"{number}.{rng.choice(md5s)}{suffix}"
+            kind = rng.choice(["file"] * 8 + ["dir", "fifo", "symlink"])
+            make(name, kind, size, rng.choice(["/etc/hostname", name, "nowhere"]))
+            files.append(name)
+        if rng.random() < 0.85:
+            targets = files or [f"{number}.{md5s[0]}.1"]
+            make(
+                number, "symlink", target=rng.choice([*targets, "../x", "upload.json"])
+            )
+        elif rng.random() < 0.5:
+            make(number, rng.choice(["file", "dir"]))
+    for junk in ("upload.json", ".link.tmp", "0000\u0661", "1234", "123456", "x" * 60):
+        if rng.random() < 0.3:
+            make(junk, rng.choice(["file", "dir", "symlink"]), target="00001")
+
+
+def test_part_files_read_every_directory_as_name_by_name_would(tmp_path: Path) -> None:
+    """PartFiles matches all names at once and measures all parts in one
+    pass; on 300 random directories it finds what matching each name on its
+    own finds, and measured() is None or what current() says part by part."""
+    from mpuflask.storage.diskio import CorruptEntry
+    from mpuflask.storage.fsrecords import PART_FILE
+    from mpuflask.storage.fsrecords import PART_LINK
+    from mpuflask.storage.fsrecords import PartFiles
+
+    rng = random.Random(16)
+    fast_paths = 0
+    for case in range(300):
+        directory = tmp_path / str(case)
+        directory.mkdir()
+        _random_upload_dir(rng, directory)
+        names = os.listdir(directory)
+        only: dict[str, str | None] = {}
+        for name in names:
+            if PART_FILE.fullmatch(name):
+                only[name[:5]] = None if name[:5] in only else name
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            files = PartFiles(fd)
+            assert files.links == sorted(n for n in names if PART_LINK.fullmatch(n))
+            assert files._only == only
+            outcomes: list[object] = []
+            for link in files.links:
+                try:
+                    outcomes.append(files.current(link, measured=True))
+                except CorruptEntry as error:
+                    outcomes.append(error)
+            measured = files.measured(files.links)
+        finally:
+            os.close(fd)
+        if measured is not None:
+            fast_paths += 1
+            assert measured == outcomes
+    assert 30 < fast_paths < 270  # both ways were taken, often
