@@ -227,14 +227,17 @@ class PartFiles:
             return None
         names = cast(list[str], picked)
         dir_fd = self._dir_fd
+        regular = stat.S_ISREG
         try:
-            found = [
+            # Only the sizes are kept (-1: not a regular file), not 10,000
+            # stat results, which would wake the garbage collector.
+            found = (
                 os.stat(name, dir_fd=dir_fd, follow_symlinks=False) for name in names
-            ]
+            )
+            sizes = [each.st_size if regular(each.st_mode) else -1 for each in found]
         except OSError:
             return None
-        sizes = [entry.st_size for entry in found]
-        if not all([stat.S_ISREG(entry.st_mode) for entry in found]) or any(
+        if -1 in sizes or any(
             [
                 len(name) > 38 and int(name[39:]) != size
                 for name, size in zip(names, sizes, strict=True)
