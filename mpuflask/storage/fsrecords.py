@@ -184,10 +184,13 @@ class PartFiles:
             for number, count in Counter(numbers).items():
                 if count > 1:
                     self._only[number] = None
-        #: Names that are not regular files: the links, and part file names
-        #: planted (or damaged) as anything else.
+        #: Part file names planted (or damaged) as anything but a regular file.
+        #: Only names long enough to be one are asked: where a filesystem
+        #: gives no type with the name, each answer is an lstat.
         self._not_files = {
-            entry.name for entry in entries if not entry.is_file(follow_symlinks=False)
+            entry.name
+            for entry in entries
+            if len(entry.name) >= 38 and not entry.is_file(follow_symlinks=False)
         }
         links.sort()
         self.links = links
@@ -215,8 +218,8 @@ class PartFiles:
         """:meth:`current` with ``measured`` for every link, in one pass each
         for names, ``stat`` and checks (a complete of 10,000 parts: a third
         cheaper than one call per part); None when any part is not the usual
-        one regular file named with its size, for :meth:`current` to tell
-        which and why, part by part."""
+        one regular file of its number (whose size, where its name holds one,
+        is that), for :meth:`current` to tell which and why, part by part."""
         only = self._only
         picked = [only.get(link) for link in links]
         if (
