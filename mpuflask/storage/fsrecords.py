@@ -106,6 +106,11 @@ def part_etag(name: str) -> str:
     return name[6:38]
 
 
+def named_size(name: str) -> int | None:
+    """The size a checked part file name holds; None for ``NNNNN.<md5>``."""
+    return int(name[39:]) if len(name) > 38 else None
+
+
 def part_file(dir_fd: int, link: str) -> tuple[str, int] | None:
     """The file part link ``link`` names in ``dir_fd``, and its size.
 
@@ -127,7 +132,7 @@ def part_file(dir_fd: int, link: str) -> tuple[str, int] | None:
 def _checked_size(dir_fd: int, name: str, what: str) -> int:
     """:func:`_part_size`, and the size ``name`` holds must be it."""
     size = _part_size(dir_fd, name, what)
-    if len(name) > 38 and int(name[39:]) != size:
+    if named_size(name) not in (None, size):
         raise CorruptEntry(f"{what}: {name} holds {size} bytes")
     return size
 
@@ -210,8 +215,9 @@ class PartFiles:
             return part_file(self._dir_fd, link)
         if only in self._not_files:
             raise CorruptEntry(f"corrupt part {link}: {only} is not a file")
-        if len(only) > 38 and not measured:
-            return only, int(only[39:])
+        size = named_size(only)
+        if size is not None and not measured:
+            return only, size
         return only, _checked_size(self._dir_fd, only, f"corrupt part {link}")
 
     def measured(self, links: list[str]) -> list[tuple[str, int]] | None:
@@ -242,7 +248,7 @@ class PartFiles:
             return None
         if -1 in sizes or any(
             [
-                len(name) > 38 and int(name[39:]) != size
+                named_size(name) not in (None, size)
                 for name, size in zip(names, sizes, strict=True)
             ]
         ):
