@@ -145,6 +145,19 @@ class FilesystemUpload:
             log.error("uploads/%s: %s", self.upload_id, error)
             return None
 
+    def _each_measured(
+        self, files: PartFiles, links: list[str], operation: str
+    ) -> list[tuple[str, int]]:
+        """Part by part, where :meth:`.PartFiles.measured` found some part
+        unusual: which one, and why (logged); InvalidPart for it."""
+        found = []
+        for link in links:
+            part = self._part(files, link, measured=True)
+            if part is None:
+                raise InvalidPart(operation)
+            found.append(part)
+        return found
+
     def complete(
         self, parts: Sequence[PartRef], check: PublishCheck | None = None
     ) -> ObjectInfo:
@@ -157,19 +170,13 @@ class FilesystemUpload:
         ):
             present = PartFiles(dir_fd)
             links = [f"{ref.part_number:05d}" for ref in parts]
-            measured = present.measured(links)
-            if measured is None:  # not the usual files: which, and why
-                measured = []
-                for link, ref in zip(links, parts, strict=True):
-                    found = self._part(present, link, measured=True)
-                    if found is None or part_etag(found[0]) != ref.etag:
-                        raise InvalidPart(operation)
-                    measured.append(found)
-            files = [name for name, _ in measured]
-            sizes = [size for _, size in measured]
-            etags = [part_etag(name) for name in files]
-            if etags != [ref.etag for ref in parts]:
+            found = present.measured(links) or self._each_measured(
+                present, links, operation
+            )
+            if [part_etag(name) for name, _ in found] != [ref.etag for ref in parts]:
                 raise InvalidPart(operation)
+            files = [name for name, _ in found]
+            sizes = [size for _, size in found]
             check_part_sizes(sizes, bucket.min_part_size)
             if check is not None:
                 # Under the lock: no part can change until publish.
