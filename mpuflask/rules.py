@@ -134,15 +134,6 @@ def _parsed_refs(items: list[Any]) -> list[PartRef]:
     for index, item in enumerate(items):
         number = item.get("partNumber") if isinstance(item, dict) else None
         etag = item.get("etag") if isinstance(item, dict) else None
-        # The usual entry, as parse_complete_body takes it.
-        if (
-            type(number) is int
-            and MIN_PART_NUMBER <= number <= MAX_PART_NUMBER
-            and type(etag) is str
-            and _MD5_HEX.fullmatch(etag)
-        ):
-            refs.append(PartRef(number, etag))
-            continue
         value = _listed_part_number(number)
         if value is None or not isinstance(etag, str):
             raise ApiError(
