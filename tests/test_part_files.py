@@ -422,16 +422,17 @@ def _random_upload_dir(rng: random.Random, directory: Path) -> None:
 
 
 def test_part_files_read_every_directory_as_name_by_name_would(tmp_path: Path) -> None:
-    """PartFiles matches all names at once and measures all parts in one
-    pass; on 300 random directories it finds what matching each name on its
-    own finds, and measured() is None or what current() says part by part."""
+    """PartFiles matches all names at once, and lists and measures all parts
+    in one pass; on 300 random directories it finds what matching each name
+    on its own finds, and listed() and measured() are None or what current()
+    says part by part."""
     from mpuflask.storage.diskio import CorruptEntry
     from mpuflask.storage.fsrecords import PART_FILE
     from mpuflask.storage.fsrecords import PART_LINK
     from mpuflask.storage.fsrecords import PartFiles
 
     rng = random.Random(16)
-    fast_paths = 0
+    fast_paths = fast_listings = 0
     for case in range(300):
         directory = tmp_path / str(case)
         directory.mkdir()
@@ -447,15 +448,22 @@ def test_part_files_read_every_directory_as_name_by_name_would(tmp_path: Path) -
             assert files.links == sorted(n for n in names if PART_LINK.fullmatch(n))
             assert files._only == only
             outcomes: list[object] = []
+            listings: list[object] = []
             for link in files.links:
-                try:
-                    outcomes.append(files.current(link, measured=True))
-                except CorruptEntry as error:
-                    outcomes.append(error)
+                for measure, into in ((True, outcomes), (False, listings)):
+                    try:
+                        into.append(files.current(link, measured=measure))
+                    except CorruptEntry as error:
+                        into.append(error)
             measured = files.measured(files.links)
+            listed = files.listed()
         finally:
             os.close(fd)
         if measured is not None:
             fast_paths += 1
             assert measured == outcomes
+        if listed is not None:
+            fast_listings += 1
+            assert listed == listings
     assert 30 < fast_paths < 270  # both ways were taken, often
+    assert 30 < fast_listings < 270

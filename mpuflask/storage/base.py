@@ -68,9 +68,12 @@ class UploadInfo:
     owner: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UploadedPart:
-    """R2's ``R2UploadedPart``, plus the size (for listing and for rules)."""
+    """R2's ``R2UploadedPart``, plus the size (for listing and for rules).
+
+    Slotted, like :class:`~mpuflask.rules.PartRef`: a listing makes 10,000.
+    """
 
     part_number: int
     etag: str

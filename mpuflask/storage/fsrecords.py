@@ -38,6 +38,8 @@ PART_LINK = re.compile(r"[0-9]{5}")
 #: need no ``stat`` per part. Files of uploads begun before sizes were named
 #: are ``NNNNN.<md5>``: still read, their size from ``stat``.
 PART_FILE = re.compile(r"[0-9]{5}\.[0-9a-f]{32}(?:\.(?:0|[1-9][0-9]{0,18}))?")
+#: Where the size starts in a part file name that holds one.
+_SIZE_AT = 39
 #: What no header value the server received can hold: WSGI headers are
 #: latin-1, and a line break would end the header.
 _UNSENDABLE = re.compile(r"[^\t\x20-\xff]")
@@ -108,7 +110,15 @@ def part_etag(name: str) -> str:
 
 def named_size(name: str) -> int | None:
     """The size a checked part file name holds; None for ``NNNNN.<md5>``."""
-    return int(name[39:]) if len(name) > 38 else None
+    return int(name[_SIZE_AT:]) if len(name) > _SIZE_AT else None
+
+
+def named_sizes(names: list[str]) -> list[int] | None:
+    """:func:`named_size` of each checked name, in one pass; None if any
+    holds no size."""
+    if min(map(len, names), default=_SIZE_AT + 1) <= _SIZE_AT:
+        return None
+    return [int(name[_SIZE_AT:]) for name in names]
 
 
 def part_file(dir_fd: int, link: str) -> tuple[str, int] | None:
@@ -220,21 +230,26 @@ class PartFiles:
             return only, size
         return only, _checked_size(self._dir_fd, only, f"corrupt part {link}")
 
+    def listed(self) -> list[tuple[str, int]] | None:
+        """:meth:`current` of every link, in one pass (a listing of 10,000
+        parts: a fifth of the time of one call per link); None when any part
+        is not the usual one regular file of its number whose name holds its
+        size, for :meth:`current` to tell part by part."""
+        names = self._usual(self.links)
+        sizes = None if names is None else named_sizes(names)
+        if names is None or sizes is None:
+            return None
+        return list(zip(names, sizes, strict=True))
+
     def measured(self, links: list[str]) -> list[tuple[str, int]] | None:
         """:meth:`current` with ``measured`` for every link, in one pass each
         for names, ``stat`` and checks (a complete of 10,000 parts: a third
         cheaper than one call per part); None when any part is not the usual
         one regular file of its number (whose size, where its name holds one,
         is that), for :meth:`current` to tell which and why, part by part."""
-        only = self._only
-        picked = [only.get(link) for link in links]
-        if (
-            None in picked
-            or not self._linked.issuperset(links)
-            or not self._not_files.isdisjoint(picked)
-        ):
+        names = self._usual(links)
+        if names is None:
             return None
-        names = cast(list[str], picked)
         dir_fd = self._dir_fd
         regular = stat.S_ISREG
         try:
@@ -246,14 +261,32 @@ class PartFiles:
             sizes = [each.st_size if regular(each.st_mode) else -1 for each in found]
         except OSError:
             return None
-        if -1 in sizes or any(
-            [
-                named_size(name) not in (None, size)
-                for name, size in zip(names, sizes, strict=True)
-            ]
-        ):
+        named = named_sizes(names)
+        if named is None:  # names from before sizes were named: each on its own
+            if any(
+                [
+                    named_size(name) not in (None, size)
+                    for name, size in zip(names, sizes, strict=True)
+                ]
+            ):
+                return None
+        elif named != sizes:
+            return None
+        if -1 in sizes:
             return None
         return list(zip(names, sizes, strict=True))
+
+    def _usual(self, links: list[str]) -> list[str] | None:
+        """Each link's one file, where every link has one, and it is its
+        number's only file and no directory, symlink or the like; else None."""
+        picked = list(map(self._only.get, links))
+        if (
+            None in picked
+            or not self._linked.issuperset(links)
+            or not self._not_files.isdisjoint(picked)
+        ):
+            return None
+        return cast(list[str], picked)
 
 
 def upload_info(record: dict[str, Any]) -> UploadInfo:

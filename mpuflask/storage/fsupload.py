@@ -128,10 +128,16 @@ class FilesystemUpload:
             _,
         ):
             files = PartFiles(dir_fd)
+            found = files.listed()
+            if found is None:
+                found = [
+                    part
+                    for link in files.links
+                    if (part := self._part(files, link)) is not None
+                ]
             return [
-                UploadedPart(int(link), part_etag(found[0]), found[1])
-                for link in files.links
-                if (found := self._part(files, link)) is not None
+                UploadedPart(int(name[:5]), part_etag(name), size)
+                for name, size in found
             ]
 
     def _part(
@@ -211,7 +217,7 @@ class FilesystemUpload:
                     replaced = self._publish(dir_fd, uploads_fd, staging_fd, manifest)
                 # Published: what follows is clean-up, never answered.
                 fsowners.remove(owners_fd, record)
-                deleted = _remove_unlisted(dir_fd, present.names, files)
+                deleted = _remove_unlisted(dir_fd, present.names, files, links)
                 if deleted and bucket.durable:
                     # Parts left out stay deleted after a power cut (the part
                     # links may come back: a few bytes, gone with the version).
@@ -314,17 +320,21 @@ def _manifest_json(manifest: dict[str, Any]) -> bytes:
     return with_array(head, "parts", parts).encode()
 
 
-def _remove_unlisted(dir_fd: int, names: list[str], files: list[str]) -> bool:
+def _remove_unlisted(
+    dir_fd: int, names: list[str], files: list[str], links: list[str]
+) -> bool:
     """Delete the parts a complete did not list, with their links.
 
     ``names`` is what the directory held before the manifest was written,
-    read under the lock that is still held. The links of the parts it
-    listed stay: a few bytes each, gone with the version (a power cut could
-    bring them back anyway), while unlinking them would make a complete of
-    10,000 parts pay 10,000 more system calls. Returns whether a part's
-    bytes were deleted (not just links).
+    read under the lock that is still held; ``files`` and ``links`` are the
+    listed parts'. Their links stay: a few bytes each, gone with the version
+    (a power cut could bring them back anyway), while unlinking them would
+    make a complete of 10,000 parts pay 10,000 more system calls. Returns
+    whether a part's bytes were deleted (not just links).
     """
-    keep = {MANIFEST, UPLOAD_RECORD, *files, *(name[:5] for name in files)}
+    keep = {MANIFEST, UPLOAD_RECORD, *files, *links}
+    if keep.issuperset(names):  # the usual complete: every part listed
+        return False
     deleted_bytes = False
     try:
         for name in names:
