@@ -165,6 +165,47 @@ def test_the_s3_count_reads_the_records_side_by_side(
     assert most >= 2
 
 
+def test_an_s3_count_reads_only_the_records_written_since_the_last_one(
+    make_app: Any, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record listed with the etag it was read at is not read again: a
+    create under a limit costs the listing plus a GET per record written
+    since, not one per open upload. Another gateway's creates, completes and
+    aborts still count at once."""
+    if store != "s3":
+        pytest.skip("the filesystem store counts from its owners' folders")
+    here = make_app().extensions["mpuflask"].bucket
+    there = make_app().extensions["mpuflask"].bucket  # another gateway
+    made = [
+        here.create_multipart_upload("k", HttpMetadata({}), owner=owner)
+        for owner in ("alice", "bob", "alice")
+    ]
+    reads: list[str] = []
+    real_read = here.store.read_record
+
+    def read_record(upload_id: str, operation: str) -> Any:
+        reads.append(upload_id)
+        return real_read(upload_id, operation)
+
+    monkeypatch.setattr(here.store, "read_record", read_record)
+
+    def count(owner: str) -> tuple[int, list[str]]:
+        reads.clear()
+        return here.open_uploads(owner), sorted(reads)
+
+    assert count("alice") == (2, sorted(u.upload_id for u in made))
+    assert count("alice") == (2, [])
+    assert count("bob") == (1, [])
+    theirs = there.create_multipart_upload("k", HttpMetadata({}), owner="alice")
+    assert count("alice") == (3, [theirs.upload_id])
+    there.resume_multipart_upload("k", made[0].upload_id).abort()
+    assert count("alice") == (2, [])
+    assert count("bob") == (1, [])
+    later = datetime.now(UTC) + timedelta(days=30)
+    monkeypatch.setattr(here.store, "clock", lambda: later)
+    assert count("alice") == (0, [])  # expiry is judged at each count
+
+
 # -- the filesystem store's index: shared by processes, repaired by sweep -------
 
 

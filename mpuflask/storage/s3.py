@@ -117,6 +117,8 @@ class S3Bucket:
         )
         self.sweeper = Sweeper(self.store)
         self._open_uploads = 0
+        #: The upload records this process has read (counts, upload listings).
+        self.known_records = s3list.KnownRecords()
 
     @property
     def min_part_size(self) -> int:
@@ -235,11 +237,11 @@ class S3Bucket:
         """How many unexpired uploads ``owner`` holds, from the upload records.
 
         Records carry the owner inside, so this lists the records and reads
-        each one: one listing request per thousand records plus one small GET
-        per open upload of any owner (up to 32 at a time, as a listing of
-        uploads reads them), at every create while a limit is set. Right
-        across gateways; a record a crash left is counted until sweep
-        deletes it.
+        those this process has not read at the etag listed: one listing
+        request per thousand records plus one small GET per record written
+        since the last count (up to 32 at a time), at every create while a
+        limit is set. Right across gateways; a record a crash left is
+        counted until sweep deletes it.
         """
         return len(s3list.open_uploads(self, owner, "createMultipartUpload"))
 

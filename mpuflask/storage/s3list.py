@@ -10,10 +10,13 @@ does not carry the HTTP metadata, nor R2's etag where it differs from the
 engine's (a staged upload's copy). An object deleted between the two is left
 out.
 
-Open uploads: every upload record is read (one GET each, in parallel) and
-filtered by owner, expiry and prefix; a page costs the same as counting the
-uploads does at create (``MPUFLASK_MAX_OPEN_UPLOADS``). A record a crash left
-is listed until sweep deletes it (its uploadId then answers 10024).
+Open uploads: the upload records are listed, and each one this process has
+not read at the etag listed is read (one GET each, in parallel); all are
+filtered by owner, expiry and prefix. A record listed again with the etag it
+was read at holds the same bytes (:class:`KnownRecords`), so counting the
+uploads at each create (``MPUFLASK_MAX_OPEN_UPLOADS``) costs the listing
+plus a GET per record written since, not one per open upload. A record a
+crash left is listed until sweep deletes it (its uploadId then answers 10024).
 """
 
 from __future__ import annotations
@@ -47,6 +50,44 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+class KnownRecords:
+    """The upload records this process read, each with the etag it was read at.
+
+    A record's etag changes whenever its bytes do (an engine's etag of a
+    plain PUT is its MD5, or unique per write), so a record listed with the
+    etag it was read at need not be read again. Holds only what the last
+    listing listed: a record gone from the engine is forgotten with it.
+    """
+
+    def __init__(self) -> None:
+        self._read: dict[str, tuple[str, UploadRecord | None]] = {}
+
+    def records(
+        self,
+        listed: dict[str, str],
+        read: Callable[[list[str]], list[tuple[UploadRecord, str] | None]],
+    ) -> list[UploadRecord]:
+        """The records ``listed`` (upload id -> etag) names, reading with
+        ``read`` only those not known at that etag."""
+        known = self._read
+        unknown = [
+            upload_id
+            for upload_id, etag in listed.items()
+            if (upload_id not in known or known[upload_id][0] != etag)
+        ]
+        fresh = dict(zip(unknown, read(unknown), strict=True))
+        now_known: dict[str, tuple[str, UploadRecord | None]] = {}
+        for upload_id, etag in listed.items():
+            if upload_id not in fresh:
+                now_known[upload_id] = known[upload_id]
+            elif (found := fresh[upload_id]) is None:  # gone, or not a record
+                now_known[upload_id] = (etag, None)
+            else:  # at the etag read, maybe newer than the one listed
+                now_known[upload_id] = (found[1], found[0])
+        self._read = now_known  # one assignment: concurrent counts never mix
+        return [record for _, record in now_known.values() if record is not None]
+
+
 class ListingBucket(Protocol):
     """What listing uses of :class:`~.s3.S3Bucket` (typed here, not imported:
     s3.py imports this module)."""
@@ -56,6 +97,9 @@ class ListingBucket(Protocol):
 
     @property
     def store(self) -> S3Store: ...
+
+    @property
+    def known_records(self) -> KnownRecords: ...
 
     def head(self, key: str) -> ObjectInfo | None: ...
 
@@ -109,30 +153,25 @@ def open_uploads(
     bucket: ListingBucket, owner: str | None, operation: str
 ) -> list[UploadInfo]:
     """``owner``'s open, unexpired uploads, in no order: every record is
-    listed and read, up to PARALLEL reads at a time."""
-    listed = bucket.engine.list_objects(records_prefix(bucket.store.prefix), operation)
-    ids = [
-        upload_id
-        for item in listed
-        if (upload_id := upload_id_of_record(bucket.store.prefix, item.key))
-    ]
+    listed, and those not known at their etag are read, up to PARALLEL reads
+    at a time."""
+    prefix = bucket.store.prefix
+    listed = {
+        upload_id: item.etag
+        for item in bucket.engine.list_objects(records_prefix(prefix), operation)
+        if (upload_id := upload_id_of_record(prefix, item.key))
+    }
+
+    def read(ids: list[str]) -> list[tuple[UploadRecord, str] | None]:
+        # None: gone since the listing, or not a gateway's record.
+        return _parallel(lambda each: bucket.store.read_record(each, operation), ids)
+
     now = bucket.store.clock()
-    found: list[UploadInfo] = []
-    for record in _parallel(
-        lambda upload_id: _record(bucket, upload_id, operation), ids
-    ):
-        if record is not None:
-            info = record.info
-            if info.owner == owner and info.expires > now:
-                found.append(info)
-    return found
-
-
-def _record(
-    bucket: ListingBucket, upload_id: str, operation: str
-) -> UploadRecord | None:
-    found = bucket.store.read_record(upload_id, operation)
-    return None if found is None else found[0]  # None: not a gateway's record
+    return [
+        record.info
+        for record in bucket.known_records.records(listed, read)
+        if record.info.owner == owner and record.info.expires > now
+    ]
 
 
 def _head(bucket: ListingBucket, key: str) -> ObjectInfo | None:
