@@ -232,7 +232,7 @@ class PartFiles:
 
     def listed(self) -> list[tuple[str, int]] | None:
         """:meth:`current` of every link, in one pass (a listing of 10,000
-        parts: a fifth of the time of one call per link); None when any part
+        parts: a third less time than one call per link); None when any part
         is not the usual one regular file of its number whose name holds its
         size, for :meth:`current` to tell part by part."""
         names = self._usual(self.links)

@@ -42,6 +42,7 @@ from .listing import uploads_page
 from .s3engine import S3Engine
 from .s3errors import engine_errors
 from .s3records import UploadRecord
+from .s3records import record_key
 from .s3records import records_prefix
 from .s3records import upload_id_of_record
 from .s3store import S3Store
@@ -51,41 +52,43 @@ R = TypeVar("R")
 
 
 class KnownRecords:
-    """The upload records this process read, each with the etag it was read at.
+    """The open uploads this process read from their records, each with the
+    etag its record was read at.
 
     A record's etag changes whenever its bytes do (an engine's etag of a
     plain PUT is its MD5, or unique per write), so a record listed with the
-    etag it was read at need not be read again. Holds only what the last
-    listing listed: a record gone from the engine is forgotten with it.
+    etag it was read at need not be read again. Only what was read is kept
+    (a record that was gone or unreadable is read again next time), only
+    its :class:`~.base.UploadInfo` (not a claim's part list), and only for
+    what the last count listed: a record gone from the engine is forgotten.
     """
 
     def __init__(self) -> None:
-        self._read: dict[str, tuple[str, UploadRecord | None]] = {}
+        self._read: dict[str, tuple[str, UploadInfo]] = {}
 
-    def records(
+    def uploads(
         self,
         listed: dict[str, str],
         read: Callable[[list[str]], list[tuple[UploadRecord, str] | None]],
-    ) -> list[UploadRecord]:
-        """The records ``listed`` (upload id -> etag) names, reading with
-        ``read`` only those not known at that etag."""
+    ) -> list[UploadInfo]:
+        """The uploads whose records ``listed`` names (upload id -> etag),
+        reading with ``read`` only those not known at that etag."""
         known = self._read
         unknown = [
             upload_id
             for upload_id, etag in listed.items()
-            if (upload_id not in known or known[upload_id][0] != etag)
+            if upload_id not in known or known[upload_id][0] != etag
         ]
         fresh = dict(zip(unknown, read(unknown), strict=True))
-        now_known: dict[str, tuple[str, UploadRecord | None]] = {}
-        for upload_id, etag in listed.items():
+        now_known: dict[str, tuple[str, UploadInfo]] = {}
+        for upload_id in listed:
             if upload_id not in fresh:
                 now_known[upload_id] = known[upload_id]
-            elif (found := fresh[upload_id]) is None:  # gone, or not a record
-                now_known[upload_id] = (etag, None)
-            else:  # at the etag read, maybe newer than the one listed
-                now_known[upload_id] = (found[1], found[0])
+            elif (found := fresh[upload_id]) is not None:
+                record, etag = found  # the etag read: maybe newer than listed
+                now_known[upload_id] = (etag, record.info)
         self._read = now_known  # one assignment: concurrent counts never mix
-        return [record for _, record in now_known.values() if record is not None]
+        return [info for _, info in now_known.values()]
 
 
 class ListingBucket(Protocol):
@@ -156,10 +159,13 @@ def open_uploads(
     listed, and those not known at their etag are read, up to PARALLEL reads
     at a time."""
     prefix = bucket.store.prefix
+    # Only a record's own key: another S3 client's object whose name decodes
+    # to the same upload id (``a+b.json`` beside ``a%2Bb.json``) is not it.
     listed = {
         upload_id: item.etag
         for item in bucket.engine.list_objects(records_prefix(prefix), operation)
         if (upload_id := upload_id_of_record(prefix, item.key))
+        and record_key(prefix, upload_id) == item.key
     }
 
     def read(ids: list[str]) -> list[tuple[UploadRecord, str] | None]:
@@ -168,9 +174,9 @@ def open_uploads(
 
     now = bucket.store.clock()
     return [
-        record.info
-        for record in bucket.known_records.records(listed, read)
-        if record.info.owner == owner and record.info.expires > now
+        info
+        for info in bucket.known_records.uploads(listed, read)
+        if info.owner == owner and info.expires > now
     ]
 
 
