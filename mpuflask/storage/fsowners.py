@@ -263,7 +263,12 @@ def sweep_entries(owners_fd: int, uploads_fd: int, staging_fd: int) -> int:
 def _stale(
     folder_fd: int, folder: str, name: str, uploads_fd: int, staging_fd: int
 ) -> bool:
-    """Whether entry ``name`` belongs to no open upload (and no create in flight)."""
+    """Whether entry ``name`` belongs to no open upload (and no create in flight).
+
+    Another process's sweep may remove the entry meanwhile (every worker
+    sweeps at start): where the filesystem then calls our open file stale
+    (NFS, FUSE), there is nothing left to judge, as with one already gone.
+    """
     match = _ENTRY.fullmatch(name)
     if match is None:
         return True
@@ -274,24 +279,38 @@ def _stale(
     except CorruptEntry:
         return True
     try:
-        if not diskio.try_lock(fd):
-            return False  # a create holds its record: it is being made
-        upload_id = match[2]
-        ino = os.fstat(fd).st_ino
-        if not any(
-            _record_ino(area, upload_id) == ino for area in (uploads_fd, staging_fd)
-        ):
-            return True
-        # The entry is the upload's record: it must also be filed right.
-        try:
-            record = check_record(
-                load_object(diskio.read_metadata(fd), name), upload_id
-            )
-        except CorruptEntry:
-            return True
-        return entry_of(record) != (folder, name)
+        return _stale_open(fd, folder, name, match, uploads_fd, staging_fd)
+    except OSError as error:
+        if error.errno != errno.ESTALE:
+            raise
+        return False
     finally:
         os.close(fd)
+
+
+def _stale_open(
+    fd: int,
+    folder: str,
+    name: str,
+    match: re.Match[str],
+    uploads_fd: int,
+    staging_fd: int,
+) -> bool:
+    """:func:`_stale` of the entry open as ``fd``."""
+    if not diskio.try_lock(fd):
+        return False  # a create holds its record: it is being made
+    upload_id = match[2]
+    ino = os.fstat(fd).st_ino
+    if not any(
+        _record_ino(area, upload_id) == ino for area in (uploads_fd, staging_fd)
+    ):
+        return True
+    # The entry is the upload's record: it must also be filed right.
+    try:
+        record = check_record(load_object(diskio.read_metadata(fd), name), upload_id)
+    except CorruptEntry:
+        return True
+    return entry_of(record) != (folder, name)
 
 
 def _record_ino(area_fd: int, upload_id: str) -> int | None:
