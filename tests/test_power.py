@@ -224,6 +224,37 @@ def test_two_sweeps_of_one_stale_owner_entry_both_succeed(
     assert list((data / "owners").glob("*/*")) == []
 
 
+def test_an_owner_entry_another_sweep_removes_after_we_opened_it(
+    lazy: LazyMount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same race one step later (the power-loss harness, seed 6): the
+    first sweep removes the entry after the second opened and checked it,
+    before the second takes its lock; the second's next fstat answered
+    ESTALE, and the worker failed to boot."""
+    data = lazy.mountpoint / "data"
+    booting, other_worker = bucket_at(data), bucket_at(data)
+    kept = booting.create_multipart_upload("k", HttpMetadata({}), owner="alice")
+    upload = booting.create_multipart_upload("k", HttpMetadata({}), owner="bob")
+    shutil.rmtree(data / "uploads" / upload.upload_id)
+    [entry] = (data / "owners").glob(f"*/*.{upload.upload_id}")
+    real_try_lock = diskio.try_lock
+    interleaved: list[int] = []
+
+    def other_sweeps_then_lock(fd: int, shared: bool = False) -> bool:
+        if os.readlink(f"/proc/self/fd/{fd}") == str(entry) and not interleaved:
+            interleaved.append(0)
+            interleaved[0] = other_worker.sweep()  # removes the stale entry
+        return real_try_lock(fd, shared)
+
+    monkeypatch.setattr(diskio, "try_lock", other_sweeps_then_lock)
+    booting.sweep()  # raised OSError(ESTALE) before the fix
+    assert interleaved == [1]
+    [left] = (data / "owners").glob("*/*")
+    assert left.name.endswith(f".{kept.upload_id}")
+    assert booting.open_uploads("alice") == 1
+    assert booting.open_uploads("bob") == 0
+
+
 def test_parts_a_complete_left_out_stay_deleted(lazy: LazyMount) -> None:
     """R2 deletes the parts a complete does not list; after a cut they were back,
     invisible and never reclaimed while the object lives (a space leak)."""

@@ -149,6 +149,19 @@ def open_dir(name: str, dir_fd: int | None = None) -> int:
         raise
 
 
+@contextmanager
+def deleted_meanwhile(name: str) -> Iterator[None]:
+    """An open file ``name`` that another process deleted since we opened it
+    (two sweeps of one leftover) is absent: FileNotFoundError. A local disk
+    still serves it; FUSE and NFS answer ESTALE to anything we ask of it."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno == errno.ESTALE:
+            raise FileNotFoundError(errno.ENOENT, "deleted meanwhile", name) from None
+        raise
+
+
 def open_file(name: str, dir_fd: int | None) -> int:
     """Open a regular file of the store for reading, never through a symlink.
 
@@ -162,13 +175,10 @@ def open_file(name: str, dir_fd: int | None) -> int:
             raise CorruptEntry(f"{name}: not a file of the store") from None
         raise
     try:
-        mode = os.fstat(fd).st_mode
-    except OSError as error:
+        with deleted_meanwhile(name):
+            mode = os.fstat(fd).st_mode
+    except OSError:
         os.close(fd)
-        if error.errno == errno.ESTALE:
-            # Deleted by another process since our open (two sweeps of one
-            # leftover): FUSE and NFS cannot stat it any more. It is absent.
-            raise FileNotFoundError(errno.ENOENT, "deleted meanwhile", name) from None
         raise
     if not stat.S_ISREG(mode):
         os.close(fd)

@@ -265,9 +265,8 @@ def _stale(
 ) -> bool:
     """Whether entry ``name`` belongs to no open upload (and no create in flight).
 
-    Another process's sweep may remove the entry meanwhile (every worker
-    sweeps at start): where the filesystem then calls our open file stale
-    (NFS, FUSE), there is nothing left to judge, as with one already gone.
+    Every worker sweeps at start: an entry another sweep removes meanwhile,
+    before we open it or after, leaves nothing to judge.
     """
     match = _ENTRY.fullmatch(name)
     if match is None:
@@ -279,27 +278,20 @@ def _stale(
     except CorruptEntry:
         return True
     try:
-        return _stale_open(fd, folder, name, match, uploads_fd, staging_fd)
-    except OSError as error:
-        if error.errno != errno.ESTALE:
-            raise
+        with diskio.deleted_meanwhile(name):
+            return _stale_open(fd, folder, name, match[2], uploads_fd, staging_fd)
+    except FileNotFoundError:
         return False
     finally:
         os.close(fd)
 
 
 def _stale_open(
-    fd: int,
-    folder: str,
-    name: str,
-    match: re.Match[str],
-    uploads_fd: int,
-    staging_fd: int,
+    fd: int, folder: str, name: str, upload_id: str, uploads_fd: int, staging_fd: int
 ) -> bool:
-    """:func:`_stale` of the entry open as ``fd``."""
+    """:func:`_stale` of the entry open as ``fd``, of upload ``upload_id``."""
     if not diskio.try_lock(fd):
         return False  # a create holds its record: it is being made
-    upload_id = match[2]
     ino = os.fstat(fd).st_ino
     if not any(
         _record_ino(area, upload_id) == ino for area in (uploads_fd, staging_fd)
