@@ -297,11 +297,11 @@ def install_observability(app: Flask, metrics: Metrics) -> None:
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        # The request and g looked up once each: every use of a proxy is a
-        # context lookup, and this runs for every request.
+        # The request and g looked up once each below: every use of a proxy
+        # is a context lookup, and this runs for every request.
         req = request._get_current_object()  # type: ignore[attr-defined]
         ctx_g = g._get_current_object()
-        response.headers[REQUEST_ID_HEADER] = ctx_g.get("request_id", "-")
+        response.headers[REQUEST_ID_HEADER] = current_request_id()
         method = req.method
         action = req.args.get("action") or "-"
         elapsed = time.perf_counter() - ctx_g.get("started", time.perf_counter())

@@ -236,10 +236,10 @@ class PartFiles:
         is not the usual one regular file of its number whose name holds its
         size, for :meth:`current` to tell part by part."""
         names = self._usual(self.links)
-        sizes = None if names is None else named_sizes(names)
-        if names is None or sizes is None:
+        if names is None:
             return None
-        return list(zip(names, sizes, strict=True))
+        sizes = named_sizes(names)
+        return None if sizes is None else list(zip(names, sizes, strict=True))
 
     def measured(self, links: list[str]) -> list[tuple[str, int]] | None:
         """:meth:`current` with ``measured`` for every link, in one pass each

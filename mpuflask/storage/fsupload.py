@@ -179,10 +179,10 @@ class FilesystemUpload:
             found = present.measured(links) or self._each_measured(
                 present, links, operation
             )
-            if [part_etag(name) for name, _ in found] != [ref.etag for ref in parts]:
-                raise InvalidPart(operation)
             files = [name for name, _ in found]
             sizes = [size for _, size in found]
+            if list(map(part_etag, files)) != [ref.etag for ref in parts]:
+                raise InvalidPart(operation)
             check_part_sizes(sizes, bucket.min_part_size)
             if check is not None:
                 # Under the lock: no part can change until publish.
