@@ -25,8 +25,10 @@ from flask import Flask
 from mpuflask.rules import PartRef
 from mpuflask.storage import fsindex
 from mpuflask.storage import fsindexturn
+from mpuflask.storage import fspublish
 from mpuflask.storage.base import HttpMetadata
 from mpuflask.storage.filesystem import FilesystemBucket
+from mpuflask.storage.fsobject import Published
 
 from .conftest import Flow
 
@@ -61,11 +63,11 @@ class DiesAfterTheRename:
         self.fired = False
         bucket.index.truth = self
 
-    def __call__(self, key: str, checked_version: str | None) -> Any:
+    def __call__(self, key: str, published: Published | None) -> Any:
         if not self.fired:
             self.fired = True
             raise OSError("killed")
-        return self.truth(key, checked_version)
+        return self.truth(key, published)
 
 
 def test_a_crash_between_rename_and_row_is_fixed_by_the_sweep(
@@ -178,6 +180,46 @@ def _complete(
     handle = _bucket(app).resume_multipart_upload("k", upload[0])
     start.wait(timeout=60)
     handle.complete([PartRef(1, upload[1]["etag"])])
+
+
+def test_a_complete_overtaken_before_its_row_settles_writes_the_winners_row(
+    app: Flask, flow: Flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A settles after B published over it: A's row must be B's version, though
+    A's settle takes A's own info without reading while A is still current."""
+    first = flow.create("k")
+    first_part = flow.part(first, 1, b"a" * 10, key="k")
+    second = flow.create("k")
+    second_part = flow.part(second, 1, b"b" * 10, key="k")
+    publish = fspublish.publish
+    overtaken = threading.Event()
+
+    def publish_then_be_overtaken(*args: Any) -> bool:
+        replaced = publish(*args)
+        if not overtaken.is_set():  # only the first complete's publish
+            overtaken.set()
+            racer = threading.Thread(
+                target=_bucket(app).resume_multipart_upload("k", second).complete,
+                args=([PartRef(1, second_part["etag"])],),
+            )
+            racer.start()
+            racer.join(timeout=120)
+            assert not racer.is_alive()
+        return replaced
+
+    monkeypatch.setattr(fspublish, "publish", publish_then_be_overtaken)
+    _bucket(app).resume_multipart_upload("k", first).complete(
+        [PartRef(1, first_part["etag"])]
+    )
+    assert overtaken.is_set()
+    got = flow.get("k")
+    assert got.data == b"b" * 10  # the second's version is the key's
+    assert listed(app) == [("k", got.headers["etag"].strip('"'))]
+    assert marks(_data_dir(app)) == 0
+
+
+def _data_dir(app: Flask) -> Path:
+    return Path(_bucket(app).root)
 
 
 def test_a_version_get_finds_corrupt_is_not_listed_after_a_rebuild(

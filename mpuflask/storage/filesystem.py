@@ -60,6 +60,8 @@ import json
 import logging
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -81,6 +83,7 @@ from .fsevents import FilesystemOutbox
 from .fsindex import ObjectIndex
 from .fslisting import scan_objects
 from .fslisting import uploads_of
+from .fsobject import Published
 from .fsobject import open_version
 from .fspublish import object_name
 from .fsrecords import UPLOAD_RECORD
@@ -220,29 +223,40 @@ class FilesystemBucket(Directories):
     def get(self, key: str) -> ObjectBody | None:
         return self._open_object(key)
 
-    def _indexed(self, key: str, checked_version: str | None) -> ObjectInfo | None:
+    def _indexed(self, key: str, published: Published | None) -> ObjectInfo | None:
         """The index's truth: what GET finds (see :data:`.fsindex.Truth`)."""
-        body = self._open_object(key, checked_version)
+        if published is not None:
+            with self._shard(key) as found:
+                if found is not None and diskio.same_dir(*found, published.dir_fd):
+                    return published.info
+        body = self._open_object(key)
         if body is None:
             return None
         with body:
             return body.info
 
-    def _open_object(
-        self, key: str, checked_version: str | None = None
-    ) -> ObjectBody | None:
+    def _open_object(self, key: str) -> ObjectBody | None:
         check_key(key, "get")
+        with self._shard(key) as found:
+            return None if found is None else open_version(*found)
+
+    @contextmanager
+    def _shard(self, key: str) -> Iterator[tuple[int, str] | None]:
+        """The key's shard directory, open, and its version's name there;
+        None if the shard is absent (or corrupt: logged)."""
         shard, name = object_name(key)
         with self.areas("get", "objects") as (objects_fd,):
             try:
                 shard_fd = diskio.open_dir(shard, objects_fd)
             except FileNotFoundError:
-                return None
+                yield None
+                return
             except CorruptEntry as error:
                 log.error("corrupt entry objects/%s: %s", shard, error)
-                return None
+                yield None
+                return
             try:
-                return open_version(shard_fd, name, checked_version)
+                yield shard_fd, name
             finally:
                 os.close(shard_fd)
 

@@ -59,6 +59,7 @@ from .fsindexrows import page
 from .fsindexrows import put
 from .fsindexrows import raw
 from .fsindexturn import WriteTurn
+from .fsobject import Published
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +74,9 @@ _CORRUPT = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 
 
 #: The current version of a key, read from the object directories. The
-#: second argument names a version whose part files the caller checked a
-#: moment ago, under its upload's lock: they need not be stat'ed again.
-Truth = Callable[[str, str | None], ObjectInfo | None]
+#: second argument is the version the caller has just published, if any:
+#: while it is still the key's version, its info is the truth.
+Truth = Callable[[str, Published | None], ObjectInfo | None]
 #: Every object the directories hold (for a build).
 Scan = Callable[[], Iterator[ObjectInfo]]
 
@@ -105,7 +106,7 @@ class ObjectIndex:
 
     @contextmanager
     def changing(
-        self, key: str, operation: str, checked_version: str | None = None
+        self, key: str, operation: str, published: Published | None = None
     ) -> Iterator[None]:
         """Around a rename that changes ``key``'s object: mark, then settle.
 
@@ -120,7 +121,7 @@ class ObjectIndex:
         finally:
             try:
                 with self._write(operation, durable=False) as conn:
-                    self._put_truth(conn, key, checked_version)
+                    self._put_truth(conn, key, published)
                     conn.execute("DELETE FROM marks WHERE id = ?", (mark,))
             except Exception as error:  # the sweep fixes the row from the mark
                 log.warning("index row of %r left to the sweep: %r", key, error)
@@ -261,10 +262,10 @@ class ObjectIndex:
         return mark
 
     def _put_truth(
-        self, conn: sqlite3.Connection, key: str, checked_version: str | None = None
+        self, conn: sqlite3.Connection, key: str, published: Published | None = None
     ) -> None:
         """Inside a write transaction: the key's row as the directories say."""
-        info = self.truth(key, checked_version)
+        info = self.truth(key, published)
         if info is None:
             conn.execute("DELETE FROM objects WHERE key = ?", (raw(key),))
         else:

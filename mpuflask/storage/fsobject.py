@@ -23,6 +23,7 @@ import logging
 import os
 import stat
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -37,7 +38,13 @@ from .fsrecords import load_object
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MANIFEST", "FilesystemObjectBody", "info_from_manifest", "open_version"]
+__all__ = [
+    "MANIFEST",
+    "FilesystemObjectBody",
+    "Published",
+    "info_from_manifest",
+    "open_version",
+]
 
 _PART_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
@@ -54,9 +61,20 @@ def info_from_manifest(manifest: dict[str, Any]) -> ObjectInfo:
     )
 
 
-def open_version(
-    shard_fd: int, name: str, checked_version: str | None = None
-) -> FilesystemObjectBody | None:
+@dataclass(frozen=True)
+class Published:
+    """A version its publisher has just renamed into place, as the index's
+    settle takes it (:data:`.fsindex.Truth`): while it is still the key's
+    version, its ObjectInfo is the truth, and its manifest (10,000 entries for
+    10,000 parts) need not be read back and parsed."""
+
+    info: ObjectInfo
+    #: The version's directory, held open by its publisher until the settle
+    #: is done, so no other directory can take its identity meanwhile.
+    dir_fd: int
+
+
+def open_version(shard_fd: int, name: str) -> FilesystemObjectBody | None:
     """Open the version published as ``name`` in ``shard_fd`` and pin it.
 
     None if absent, or corrupt (logged). A version can be retired between our
@@ -86,7 +104,7 @@ def open_version(
             os.close(dir_fd)
             continue
         try:
-            manifest = _checked(dir_fd, manifest_fd, name, checked_version)
+            manifest = _checked(dir_fd, manifest_fd, name)
         except CorruptEntry as error:
             os.close(manifest_fd)
             os.close(dir_fd)
@@ -96,16 +114,9 @@ def open_version(
     raise RuntimeError(f"object {name} kept changing while being opened")
 
 
-def _checked(
-    dir_fd: int, manifest_fd: int, name: str, checked_version: str | None
-) -> dict[str, Any]:
-    """The pinned version's manifest, checked against its files (unless it is
-    ``checked_version``, whose files its publisher has just checked)."""
+def _checked(dir_fd: int, manifest_fd: int, name: str) -> dict[str, Any]:
+    """The pinned version's manifest, checked against its files."""
     manifest = load_object(diskio.read_metadata(manifest_fd), name)
-    if checked_version is not None and manifest.get("upload_id") == checked_version:
-        # Its publisher wrote it a moment ago from parts it had just checked
-        # (upload ids are never reused): checking 10,000 entries again is waste.
-        return manifest
     manifest = check_manifest(manifest, f"{MANIFEST} of {name}")
     for part in manifest["parts"]:
         try:

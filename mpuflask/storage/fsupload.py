@@ -32,6 +32,7 @@ from .base import UploadedPart
 from .base import UploadInfo
 from .diskio import CorruptEntry
 from .fsbase import UploadStore
+from .fsobject import Published
 from .fsobject import info_from_manifest
 from .fsrecords import MANIFEST
 from .fsrecords import PART_LINK
@@ -192,7 +193,7 @@ class FilesystemUpload:
                         for ref, size in zip(parts, sizes, strict=True)
                     ]
                 )
-            manifest = {
+            manifest: dict[str, Any] = {
                 "key": self.key,
                 "upload_id": self.upload_id,
                 "etag": multipart_etag([ref.etag for ref in parts]),
@@ -209,9 +210,10 @@ class FilesystemUpload:
                 staging_fd,
                 owners_fd,
             ):
+                info = info_from_manifest(manifest)
                 with (
-                    # Our parts were just checked: settling needs only the manifest.
-                    bucket.index.changing(self.key, operation, self.upload_id),
+                    # Settling takes our info while our directory is the key's.
+                    bucket.index.changing(self.key, operation, Published(info, dir_fd)),
                     bucket.events.upload_ending(record, manifest, operation),
                 ):
                     replaced = self._publish(dir_fd, uploads_fd, staging_fd, manifest)
@@ -227,7 +229,7 @@ class FilesystemUpload:
                         fspublish.retire(bucket, staging_fd, self.upload_id)
                     except OSError as error:  # the sweep retires it later
                         log.warning("retired version not moved: %s", error)
-        return info_from_manifest(manifest)
+        return info
 
     def _publish(
         self, dir_fd: int, uploads_fd: int, staging_fd: int, manifest: dict[str, Any]
