@@ -41,7 +41,7 @@ class Server:
     log: Path
     data_dir: Path
     durable: bool
-    kind: str  # "ours", "lean", "base" or "tus"
+    kind: str  # "ours", "lean", "floor", "base", "also" or "tus"
 
     def pids(self) -> list[int]:
         """The server's process and its children (gunicorn's workers)."""

@@ -8,6 +8,9 @@ In one run it starts, side by side, gunicorn serving
 * ``lean``: ``bench/lean_app.py``, a raw WSGI callable doing the same byte work
   (stream + MD5 on PUT, a naive copy of the parts on complete, sendfile on GET)
   and no fsync at all: the yardstick of issue 16's goals;
+* ``floor``: ``bench/flask_floor.py``, that same lean app behind one bare Flask
+  route (small objects and tiny parts only; not with ``--no-floor``): what the
+  framework alone costs per request, the floor of any Flask app on those rows;
 * with ``--baseline REV``: mpuflask as it was at git revision REV (``base`` and
   ``base-nd``), so a change is measured before and after in one run;
 * with ``--tus-dir DIR``: ``@tus/server`` (Node, ``DIR/server.mjs``), for the
@@ -62,8 +65,8 @@ class Goal:
     label: str
     key: str
     workload: str
-    ours: str  # the server measured: "ours" or "ours-nd"
-    versus: str | None  # "lean", "tus" or None (an absolute figure)
+    ours: str  # the server measured: "ours", "ours-nd" (or "floor", for info)
+    versus: str | None  # "lean", "floor", "tus" or None (an absolute figure)
     target: str  # ">= 0.8" / "<= 1.5" on the ratio, or on the value if absolute
     fmt: str = ".0f"
 
@@ -105,6 +108,41 @@ GOALS = [
     ),
     Goal(
         "10,000 parts of 16 B, parts/s", "tiny_parts", "tiny", "ours", "lean", ">= 0.7"
+    ),
+    # Where the per-request rows stand against Flask itself (bench/flask_floor.py).
+    Goal(
+        "Flask floor: small object ops/s",
+        "small_ops",
+        "small",
+        "floor",
+        "lean",
+        "(info)",
+    ),
+    Goal(
+        "Flask floor: small object CPU ms per op",
+        "small_cpu_ms",
+        "small",
+        "floor",
+        "lean",
+        "(info)",
+        ".2f",
+    ),
+    Goal(
+        "Flask floor: 10,000 parts of 16 B, parts/s",
+        "tiny_parts",
+        "tiny",
+        "floor",
+        "lean",
+        "(info)",
+    ),
+    Goal(
+        "small object CPU ms per op, not durable, vs Flask floor",
+        "small_cpu_ms",
+        "small",
+        "ours-nd",
+        "floor",
+        "(info)",
+        ".2f",
     ),
     Goal(
         "single stream MiB/s (vs tus)", "stream_mibs", "stream", "ours", "tus", ">= 0.8"
@@ -257,6 +295,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="also run this app (durable, ours' settings plus the environment)",
     )
     add(
+        "--no-floor",
+        action="store_true",
+        help="leave out the Flask floor (bench/flask_floor.py)",
+    )
+    add(
         "--ours-env",
         action="append",
         default=[],
@@ -302,6 +345,16 @@ def server_specs(args: argparse.Namespace, base_dir: Path | None) -> list[Spec]:
             "lean", "lean", "bench.lean_app:app", False, {**common, "LEAN_DURABLE": "0"}
         ),
     ]
+    if not args.no_floor:
+        specs.append(
+            Spec(
+                "floor",
+                "floor",
+                "bench.flask_floor:app",
+                False,
+                {**common, "LEAN_DURABLE": "0"},
+            )
+        )
     if base_dir is not None:
         base_env = {"MPUFLASK_CHUNK_SIZE": chunk, "MPUFLASK_MIN_PART_SIZE": "16"}
         specs.append(
@@ -333,9 +386,11 @@ def server_specs(args: argparse.Namespace, base_dir: Path | None) -> list[Spec]:
 
 def runs_on(workload: str, server: Server) -> bool:
     """Which servers a workload runs on: durability off only for small objects;
-    tus only for the single stream."""
+    tus only for the single stream; the Flask floor for the per-request rows."""
     if server.kind == "tus":
         return workload == "stream"
+    if server.kind == "floor":
+        return workload in ("small", "tiny")
     if not server.durable and server.kind != "lean":
         return workload == "small"
     return True

@@ -1,0 +1,63 @@
+"""bench/flask_floor.py answers exactly as bench/lean_app.py does: its figures
+measure Flask's own cost per request, not different work."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from werkzeug.test import Client
+from werkzeug.wsgi import FileWrapper
+
+
+def test_the_flask_floor_answers_a_round_trip_as_the_lean_app_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench import flask_floor
+    from bench import lean_app
+
+    answers = []
+    for name, app in (("lean", lean_app.app), ("floor", flask_floor.app)):
+        uploads, objects = tmp_path / name / "uploads", tmp_path / name / "objects"
+        uploads.mkdir(parents=True)
+        objects.mkdir()
+        monkeypatch.setattr(lean_app, "UPLOADS", str(uploads))
+        monkeypatch.setattr(lean_app, "OBJECTS", str(objects))
+        monkeypatch.setattr(lean_app, "DURABLE", False)
+        answers.append(_round_trip(Client(app)))
+    lean, floor = answers
+    assert floor == lean
+    body = b"x" * 4096
+    etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
+    assert lean[1] == (200, {"partNumber": 1, "etag": etag})
+    assert lean[3] == (200, body)
+    assert lean[4][0] == 204
+
+
+def _round_trip(client: Client) -> list[tuple[int, object]]:
+    created = client.post("/k?action=mpu-create")
+    upload_id = json.loads(created.data)["uploadId"]
+    part = client.put(
+        f"/k?action=mpu-uploadpart&uploadId={upload_id}&partNumber=1",
+        data=b"x" * 4096,
+    )
+    completed = client.post(
+        f"/k?action=mpu-complete&uploadId={upload_id}",
+        data=json.dumps({"parts": [json.loads(part.data)]}),
+    )
+    # gunicorn gives a file wrapper (the lean app sends with it); the test client none.
+    got = client.get(
+        "/k?action=get", environ_overrides={"wsgi.file_wrapper": FileWrapper}
+    )
+    got_body = got.get_data()
+    got.close()  # the file the wrapper sends
+    deleted = client.delete("/k?action=delete")
+    return [
+        (created.status_code, sorted(json.loads(created.data))),
+        (part.status_code, json.loads(part.data)),
+        (completed.status_code, completed.headers["etag"]),
+        (got.status_code, got_body),
+        (deleted.status_code, deleted.get_data()),
+    ]
