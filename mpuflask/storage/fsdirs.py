@@ -196,9 +196,10 @@ class Directories:
         """Stream ``chunks`` into a new temp file; yield ``tmp/``'s fd, the
         file's name, its MD5 and size.
 
-        The temp file stays flocked until the ``with`` block ends (by then it
-        has been renamed into its upload, or it is deleted), so a sweep in
-        another process can always tell it from a crash leftover.
+        The temp file stays flocked until the ``with`` block ends, so a sweep
+        in another process can always tell it from a crash leftover. A block
+        that ends normally has renamed it into its upload; one that raises
+        leaves it to be deleted here.
         """
         operation = "uploadPart"
         name = secrets.token_hex(16)
@@ -223,6 +224,8 @@ class Directories:
                 if self.durable:
                     os.fsync(fd)
                 yield tmp_fd, name, md5, size
+            except BaseException:
+                diskio.unlink_quietly(name, tmp_fd)  # perhaps renamed away already
+                raise
             finally:
-                diskio.unlink_quietly(name, tmp_fd)  # renamed away if all went well
                 os.close(fd)
