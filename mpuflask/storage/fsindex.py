@@ -13,7 +13,8 @@ repaired, never trusted over them:
 * every publish (complete) and delete first commits a *mark* for its key
   (fsynced with durability on), then renames, then, in one write transaction,
   reads the key's current version back from the directories and writes its
-  row (or removes it), deleting the mark;
+  row (or removes it), deleting the mark (a complete whose directory is
+  still the key's takes the info it has just written: :class:`.fsobject.Published`);
 * those write transactions are serialised by SQLite's write lock and each
   reads the truth inside it, so the last one always sees the last rename:
   two completes of one key racing cannot leave the older version's row.
