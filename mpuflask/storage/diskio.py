@@ -168,6 +168,11 @@ def open_file(name: str, dir_fd: int | None) -> int:
     FileNotFoundError if it is absent (or deleted as we open it); CorruptEntry
     if ``name`` is a symlink, a directory, a device or a FIFO.
     """
+    return _open_regular(name, dir_fd)[0]
+
+
+def _open_regular(name: str, dir_fd: int | None) -> tuple[int, os.stat_result]:
+    """:func:`open_file`, and the file's stat (its size, for reading it)."""
     try:
         fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
     except OSError as error:
@@ -176,39 +181,54 @@ def open_file(name: str, dir_fd: int | None) -> int:
         raise
     try:
         with deleted_meanwhile(name):
-            mode = os.fstat(fd).st_mode
+            found = os.fstat(fd)
     except OSError:
         os.close(fd)
         raise
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(found.st_mode):
         os.close(fd)
         raise CorruptEntry(f"{name}: not a file of the store")
-    return fd
+    return fd, found
 
 
 def read_file(dir_fd: int | None, name: str) -> bytes:
     """Read a small file whole (metadata, never object bytes); see open_file."""
-    fd = open_file(name, dir_fd)
+    fd, found = _open_regular(name, dir_fd)
     try:
-        return read_metadata(fd)
+        return _read_metadata(fd, found.st_size)
     finally:
         os.close(fd)
 
 
 def read_metadata(fd: int) -> bytes:
     """Read an open record or manifest whole; CorruptEntry if it is too big."""
-    if os.fstat(fd).st_size > MAX_METADATA_BYTES:
+    return _read_metadata(fd, os.fstat(fd).st_size)
+
+
+def _read_metadata(fd: int, size: int) -> bytes:
+    if size > MAX_METADATA_BYTES:
         raise CorruptEntry(f"over {MAX_METADATA_BYTES} bytes: not a file of the store")
-    return read_fd(fd)
+    return read_fd(fd, size)
 
 
-def read_fd(fd: int) -> bytes:
-    """Read a small open file whole from its start."""
+def read_fd(fd: int, size: int) -> bytes:
+    """Read a small open regular file whole from its start; ``size`` is what
+    fstat said.
+
+    The first read asks one byte more than that: a regular file reads short
+    only at its end, so a short answer is the whole file, in one system call
+    instead of two (every part upload reads its upload's record). A file
+    longer than ``size`` is read on to its end.
+    """
     chunks = []
     offset = 0
-    while chunk := os.pread(fd, 65536, offset):
+    step = size + 1
+    while chunk := os.pread(fd, step, offset):
         chunks.append(chunk)
         offset += len(chunk)
+        if len(chunk) < step:
+            break
+        step = 65536
     return b"".join(chunks)
 
 
