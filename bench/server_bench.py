@@ -316,6 +316,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.only = [w for w in args.only.split(",") if w]
     if unknown := set(args.only) - set(WORKLOADS):
         parser.error(f"--only: unknown workloads {sorted(unknown)}")
+    if "single" in args.only and args.single_mib > args.size_mib:
+        # The one-part object is cut from the same source as the big uploads.
+        parser.error(
+            f"--single-mib ({args.single_mib}) must not exceed --size-mib "
+            f"({args.size_mib}), or leave out the single workload (--only)"
+        )
     return args
 
 

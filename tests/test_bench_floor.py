@@ -1,5 +1,6 @@
-"""bench/flask_floor.py answers exactly as bench/lean_app.py does: its figures
-measure Flask's own cost per request, not different work."""
+"""The server bench measures what it says: bench/flask_floor.py answers exactly
+as bench/lean_app.py does (its figures are Flask's own cost per request, not
+different work), and options it cannot honour stop it at once."""
 
 from __future__ import annotations
 
@@ -61,3 +62,22 @@ def _round_trip(client: Client) -> list[tuple[int, object]]:
         (got.status_code, got_body),
         (deleted.status_code, deleted.get_data()),
     ]
+
+
+def test_the_bench_refuses_a_one_part_object_larger_than_its_source(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The single workload cuts its object from the source of the big
+    uploads: a smaller source is refused at once, with the fix, not after
+    minutes of uploads with a puzzling length mismatch."""
+    from bench import server_bench
+
+    with pytest.raises(SystemExit) as stopped:
+        server_bench.parse_args(["--size-mib", "64"])
+    assert stopped.value.code == 2
+    assert (
+        "--single-mib (256) must not exceed --size-mib (64), or leave out the "
+        "single workload (--only)" in capsys.readouterr().err
+    )
+    assert server_bench.parse_args(["--size-mib", "64", "--only", "small"])
+    assert server_bench.parse_args(["--size-mib", "64", "--single-mib", "64"])
