@@ -1,5 +1,6 @@
-"""Records and manifests are read whole in as few system calls as can be:
-every part upload reads its upload's record, every GET its manifest."""
+"""Records and manifests are read and written in as few system calls as can
+be: every part upload reads its upload's record, every GET its manifest, every
+create and complete writes one."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def test_a_file_longer_than_its_stat_said_is_read_to_its_end(tmp_path: Path) -> 
     fd = os.open(path, os.O_RDONLY)
     try:
         for said in (0, 10, 65535, 199_999):
-            assert diskio.read_fd(fd, said) == data
+            assert diskio.read_metadata(fd, said) == data
     finally:
         os.close(fd)
 
@@ -66,3 +67,27 @@ def test_a_record_over_the_limit_is_corrupt_and_not_read(
     finally:
         os.close(fd)
     assert preads == []
+
+
+def test_a_write_replaces_a_leftover_temp_never_following_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The temp a crash (or a planted symlink) left is removed and made again,
+    never written through; with none there, nothing is unlinked first."""
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"keep")
+    folder = tmp_path / "upload"
+    folder.mkdir()
+    os.symlink(outside, folder / ".upload.json.tmp")
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    unlinks = _counted(monkeypatch, "unlink")
+    try:
+        diskio.write_file_atomic(fd, "upload.json", b"{}", durable=False)
+        assert len(unlinks) == 1
+        diskio.write_file_atomic(fd, "upload.json", b'{"a":1}', durable=False)
+        assert len(unlinks) == 1
+    finally:
+        os.close(fd)
+    assert outside.read_bytes() == b"keep"
+    assert sorted(os.listdir(folder)) == ["upload.json"]
+    assert (folder / "upload.json").read_bytes() == b'{"a":1}'

@@ -23,11 +23,14 @@ import sys
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from ..errors import InsufficientStorage
 
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
+T = TypeVar("T")
+
 _AT_FDCWD = -100
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -118,10 +121,8 @@ def write_file_atomic(dir_fd: int, name: str, data: bytes, durable: bool) -> Non
     the new content is on disk before it becomes visible.
     """
     temp = f".{name}.tmp"
-    # A leftover of a crash (or a planted symlink) is removed, never followed.
-    unlink_quietly(temp, dir_fd)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(temp, flags, 0o644, dir_fd=dir_fd)
+    fd = over_leftover(temp, dir_fd, lambda: os.open(temp, flags, 0o644, dir_fd=dir_fd))
     try:
         try:
             write_all(fd, data)
@@ -133,6 +134,18 @@ def write_file_atomic(dir_fd: int, name: str, data: bytes, durable: bool) -> Non
     except BaseException:
         unlink_quietly(temp, dir_fd)  # nothing half-written stays behind
         raise
+
+
+def over_leftover(name: str, dir_fd: int, make: Callable[[], T]) -> T:
+    """``make()`` the temp entry ``name`` of ``dir_fd``, which fails if the
+    name exists. One there is a crash's leftover (or planted): it is removed,
+    never followed, and made again. Tried first, removed only then: no
+    failing unlink in the usual case (a part upload, a create, a complete)."""
+    try:
+        return make()
+    except FileExistsError:
+        unlink_quietly(name, dir_fd)
+        return make()
 
 
 def open_dir(name: str, dir_fd: int | None = None) -> int:
@@ -195,31 +208,24 @@ def read_file(dir_fd: int | None, name: str) -> bytes:
     """Read a small file whole (metadata, never object bytes); see open_file."""
     fd, found = _open_regular(name, dir_fd)
     try:
-        return _read_metadata(fd, found.st_size)
+        return read_metadata(fd, found.st_size)
     finally:
         os.close(fd)
 
 
-def read_metadata(fd: int) -> bytes:
-    """Read an open record or manifest whole; CorruptEntry if it is too big."""
-    return _read_metadata(fd, os.fstat(fd).st_size)
+def read_metadata(fd: int, size: int | None = None) -> bytes:
+    """Read an open record or manifest whole; CorruptEntry if it is too big.
 
-
-def _read_metadata(fd: int, size: int) -> bytes:
+    ``size``: what an fstat of it said a moment ago (None: it is asked). The
+    first read asks one byte more than that: a regular file reads short only
+    at its end, so a short answer is the whole file, in one system call
+    instead of two (every part upload reads its upload's record, every GET
+    its manifest). A file longer than ``size`` is read on to its end.
+    """
+    if size is None:
+        size = os.fstat(fd).st_size
     if size > MAX_METADATA_BYTES:
         raise CorruptEntry(f"over {MAX_METADATA_BYTES} bytes: not a file of the store")
-    return read_fd(fd, size)
-
-
-def read_fd(fd: int, size: int) -> bytes:
-    """Read a small open regular file whole from its start; ``size`` is what
-    fstat said.
-
-    The first read asks one byte more than that: a regular file reads short
-    only at its end, so a short answer is the whole file, in one system call
-    instead of two (every part upload reads its upload's record). A file
-    longer than ``size`` is read on to its end.
-    """
     chunks = []
     offset = 0
     step = size + 1
@@ -319,18 +325,16 @@ def make_dirs(path: str, durable: bool) -> None:
             pass
 
 
-def unlinked(fd: int) -> bool:
-    """Whether an open file has lost its last name (it was deleted under us).
-
-    A local disk says so with a link count of 0; FUSE and network filesystems
-    may not stat a deleted file at all and answer ESTALE.
-    """
+def linked_stat(fd: int, name: str) -> os.stat_result | None:
+    """The stat of open file ``name``; None if it has lost its last name (it
+    was deleted under us: a link count of 0 on a local disk, ESTALE on FUSE
+    and NFS, see :func:`deleted_meanwhile`)."""
     try:
-        return os.fstat(fd).st_nlink == 0
-    except OSError as error:
-        if error.errno == errno.ESTALE:
-            return True
-        raise
+        with deleted_meanwhile(name):
+            found = os.fstat(fd)
+    except FileNotFoundError:
+        return None
+    return None if found.st_nlink == 0 else found
 
 
 def remove_tree(path: str) -> None:

@@ -99,12 +99,13 @@ def open_version(shard_fd: int, name: str) -> FilesystemObjectBody | None:
             log.error("corrupt object %s: %s", name, error)
             return None
         diskio.lock(manifest_fd, shared=True)
-        if diskio.unlinked(manifest_fd):
+        found = diskio.linked_stat(manifest_fd, MANIFEST)
+        if found is None:
             os.close(manifest_fd)
             os.close(dir_fd)
             continue
         try:
-            manifest = _checked(dir_fd, manifest_fd, name)
+            manifest = _checked(dir_fd, manifest_fd, found.st_size, name)
         except CorruptEntry as error:
             os.close(manifest_fd)
             os.close(dir_fd)
@@ -114,9 +115,10 @@ def open_version(shard_fd: int, name: str) -> FilesystemObjectBody | None:
     raise RuntimeError(f"object {name} kept changing while being opened")
 
 
-def _checked(dir_fd: int, manifest_fd: int, name: str) -> dict[str, Any]:
-    """The pinned version's manifest, checked against its files."""
-    manifest = load_object(diskio.read_metadata(manifest_fd), name)
+def _checked(dir_fd: int, manifest_fd: int, size: int, name: str) -> dict[str, Any]:
+    """The pinned version's manifest (``size`` bytes when pinned), checked
+    against its files."""
+    manifest = load_object(diskio.read_metadata(manifest_fd, size), name)
     manifest = check_manifest(manifest, f"{MANIFEST} of {name}")
     for part in manifest["parts"]:
         try:

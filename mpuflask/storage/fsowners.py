@@ -292,14 +292,16 @@ def _stale_open(
     """:func:`_stale` of the entry open as ``fd``, of upload ``upload_id``."""
     if not diskio.try_lock(fd):
         return False  # a create holds its record: it is being made
-    ino = os.fstat(fd).st_ino
+    found = os.fstat(fd)
     if not any(
-        _record_ino(area, upload_id) == ino for area in (uploads_fd, staging_fd)
+        _record_ino(area, upload_id) == found.st_ino
+        for area in (uploads_fd, staging_fd)
     ):
         return True
     # The entry is the upload's record: it must also be filed right.
     try:
-        record = check_record(load_object(diskio.read_metadata(fd), name), upload_id)
+        text = diskio.read_metadata(fd, found.st_size)
+        record = check_record(load_object(text, name), upload_id)
     except CorruptEntry:
         return True
     return entry_of(record) != (folder, name)

@@ -89,7 +89,11 @@ class FilesystemUpload:
             if previous != data_name:
                 try:
                     # Swap the link atomically: part N is the old bytes or the new.
-                    _make_link_temp(dir_fd, data_name)
+                    diskio.over_leftover(
+                        _LINK_TEMP,
+                        dir_fd,
+                        lambda: os.symlink(data_name, _LINK_TEMP, dir_fd=dir_fd),
+                    )
                     os.rename(_LINK_TEMP, link, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
                 except BaseException:
                     # Not linked: the bytes would be an orphan nobody lists.
@@ -308,17 +312,6 @@ class FilesystemUpload:
             except NoSuchUpload:
                 return
         bucket.reclaim_later(trash)
-
-
-def _make_link_temp(dir_fd: int, target: str) -> None:
-    """Make ``.link.tmp`` -> ``target`` in the upload's directory (under its
-    lock). One left there is a crash's (every request removes its own): it
-    is replaced. Tried first, removed only then: a system call less a part."""
-    try:
-        os.symlink(target, _LINK_TEMP, dir_fd=dir_fd)
-    except FileExistsError:
-        diskio.unlink_quietly(_LINK_TEMP, dir_fd)
-        os.symlink(target, _LINK_TEMP, dir_fd=dir_fd)
 
 
 def _manifest_json(manifest: dict[str, Any]) -> bytes:
