@@ -6,10 +6,10 @@ two sits this app: one Flask route (no hooks, no logging, no metrics) whose
 view hands the request to ``lean_app.app`` and returns its answer as a Flask
 ``Response``. Its ratio to lean is the floor a Flask app can reach on the
 per-request rows (small objects, tiny parts); mpuflask's ratio to it is what
-mpuflask adds on top of Flask::
+mpuflask adds on top of Flask. ``server_bench.py`` runs it as its ``floor``
+server (``--no-floor`` leaves it out)::
 
-    python bench/server_bench.py --only small,tiny \\
-        --also bench.flask_floor:app,LEAN_DURABLE=0
+    python bench/server_bench.py --only small,tiny
 """
 
 from __future__ import annotations

@@ -472,9 +472,12 @@ def report(results: Results, has_base: bool) -> bool:
         mine = values(results, goal.ours, goal)
         if not mine:
             continue
-        # The baseline's run of the same server, for ours and ours-nd only.
-        base_name = goal.ours.replace("ours", "base")
-        base = values(results, base_name, goal) if base_name != goal.ours else []
+        # The baseline's run of the same server: for ours and ours-nd only.
+        base = (
+            values(results, goal.ours.replace("ours", "base"), goal)
+            if goal.ours.startswith("ours")
+            else []
+        )
         if goal.versus is None:
             versus, mine_cmp, base_cmp = [], mine, base
             vs_text, ratio_text, base_ratio = "-", "-", "-"
