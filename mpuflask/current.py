@@ -15,7 +15,6 @@ from typing import cast
 from flask import current_app
 from flask import g
 
-from .hooks import PartInfo
 from .hooks import RequestInfo
 from .hooks import StreamCheck
 from .hooks import request_info
@@ -33,8 +32,9 @@ class AppMpu(Protocol):
     @property
     def metrics(self) -> Metrics: ...
 
-    def part_checks(self, part: PartInfo) -> list[StreamCheck]:
-        """Run the part validators' header stage; the stream checks they return."""
+    def part_checks(self, upload_id: str, part_number: int) -> list[StreamCheck]:
+        """Run the part validators' header stage on this request's part; the
+        stream checks they return."""
         ...
 
     def publish_check(self, upload_id: str) -> PublishCheck | None:

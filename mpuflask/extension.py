@@ -302,23 +302,38 @@ class MpuFlask:
         """
         if request.endpoint in self.public_endpoints:
             return
-        req = request_info()
         identity = None
         with refusals_counted_as("authenticate"):
-            for hook in self.auth_hooks:
-                identity = hook(req)
-                if identity is not None:
-                    break
+            if self.auth_hooks:
+                # Made only for hooks to see: without them nobody may ask
+                # (current_request_info makes it then).
+                req = request_info()
+                g.mpuflask_request = req
+                for hook in self.auth_hooks:
+                    identity = hook(req)
+                    if identity is not None:
+                        break
             if identity is None and self.requires_identity:
                 raise Unauthorized(
                     "Unauthorized: send 'Authorization: Bearer <token>'"
                     " or use a signed URL"
                 )
-        g.mpuflask_request = req
         g.mpuflask_identity = identity
 
-    def part_checks(self, part: PartInfo) -> list[StreamCheck]:
-        """Run the part validators on the part's headers; return their stream checks."""
+    def part_checks(self, upload_id: str, part_number: int) -> list[StreamCheck]:
+        """Run the part validators on this part's headers; return their stream
+        checks. The :class:`~mpuflask.hooks.PartInfo` they see is made only if
+        there are any: every part upload passes here."""
+        if not self.part_validators:
+            return []
+        part = PartInfo(
+            request=current_request_info(),
+            identity=current_identity(),
+            upload_id=upload_id,
+            part_number=part_number,
+            content_length=request.content_length,
+            content_type=request.content_type,
+        )
         with refusals_counted_as("validate_part"):
             return [
                 check

@@ -101,26 +101,28 @@ def request_info() -> RequestInfo:
     shown as latin-1 text (its view refuses it, 10020), so a hook never meets
     a string it cannot encode.
     """
-    key = (request.view_args or {}).get("key")
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    key = (req.view_args or {}).get("key")
     if not isinstance(key, str):
-        key = path_key(request.environ)
+        key = path_key(req.environ)
     try:
         key.encode("utf-8")
     except UnicodeEncodeError:
         key = key.encode("utf-8", "surrogateescape").decode("latin-1")
-    args: Mapping[str, str] = request.args
-    if args.get("action") in LISTING_ACTIONS:
+    args: Mapping[str, str] = req.args
+    action = args.get("action")
+    if action in LISTING_ACTIONS:
         # What a listing reads is every key under its prefix: a hook that
         # limits keys by prefix limits listings the same way.
         key = args.get("prefix", "")
     return RequestInfo(
-        method=request.method,
-        action=args.get("action"),
+        method=req.method,
+        action=action,
         key=key,
         upload_id=args.get("uploadId"),
         part_number=args.get("partNumber"),
-        headers=request.headers,
-        remote_addr=request.remote_addr,
+        headers=req.headers,
+        remote_addr=req.remote_addr,
         args=args,
     )
 

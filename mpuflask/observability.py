@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -292,7 +291,8 @@ def install_observability(app: Flask, metrics: Metrics) -> None:
     @app.before_request
     def _start() -> None:
         given = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = given if _SANE_ID.fullmatch(given) else uuid.uuid4().hex
+        # 32 random hex digits (what uuid4().hex gives, without making a UUID).
+        g.request_id = given if _SANE_ID.fullmatch(given) else os.urandom(16).hex()
         g.started = time.perf_counter()
 
     @app.after_request

@@ -205,3 +205,53 @@ def test_the_json_log_formats_each_second_once() -> None:
     record = logging.LogRecord("t", logging.INFO, "f", 1, "m", None, None)
     record.created = 1e9 + 0.9
     assert again["time"] == fresh.formatTime(record, "%Y-%m-%dT%H:%M:%S%z")
+
+
+def test_the_hooks_view_of_a_request_is_made_only_for_a_hook(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every request made a RequestInfo for the auth hooks, and every part a
+    PartInfo for the part validators, with no hook to see either. Now they
+    are made only for a hook; a validator still sees the request the auth
+    hooks saw, and who sent it."""
+    from mpuflask import extension
+    from mpuflask.hooks import PartInfo
+    from mpuflask.hooks import RequestInfo
+
+    made: list[RequestInfo] = []
+
+    def counted() -> RequestInfo:
+        info = real()
+        made.append(info)
+        return info
+
+    real = extension.request_info
+    monkeypatch.setattr(extension, "request_info", counted)
+    monkeypatch.setattr("mpuflask.current.request_info", counted)
+
+    def round_trip(app: Any) -> None:
+        client = app.test_client()
+        upload_id = client.post("/k?action=mpu-create").json["uploadId"]
+        part = client.put(
+            f"/k?action=mpu-uploadpart&uploadId={upload_id}&partNumber=1", data=b"x"
+        )
+        assert part.status_code == 200, part.text
+        parts = {"parts": [{"partNumber": 1, "etag": part.json["etag"]}]}
+        done = client.post(f"/k?action=mpu-complete&uploadId={upload_id}", json=parts)
+        assert done.status_code == 200, done.text
+        assert client.get("/k?action=get").data == b"x"
+
+    # Checksum verification, on by default, is a part validator.
+    round_trip(make_app(MPUFLASK_VERIFY_CHECKSUMS=False))
+    assert made == []
+
+    app = make_app(MPUFLASK_VERIFY_CHECKSUMS=False)
+    mpu = app.extensions["mpuflask"]
+    seen: list[PartInfo] = []
+    mpu.authenticate(lambda request: "ann")
+    mpu.validate_part(lambda part: seen.append(part))
+    round_trip(app)
+    assert len(made) == 4  # one a request, for the auth hook
+    assert [part.request for part in seen] == [made[1]]
+    assert seen[0].identity == "ann"
+    assert (seen[0].part_number, seen[0].content_length) == (1, 1)

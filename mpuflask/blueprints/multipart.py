@@ -21,13 +21,11 @@ from ..bodies import part_body
 from ..bodies import read_json_body
 from ..current import bucket
 from ..current import current_identity
-from ..current import current_request_info
 from ..current import mpuflask
 from ..errors import ApiError
 from ..errors import Forbidden
 from ..errors import NoSuchUpload
 from ..errors import TooManyUploads
-from ..hooks import PartInfo
 from ..hooks import StreamCheck
 from ..hooks import checked_chunks
 from ..jsontext import compact
@@ -148,15 +146,7 @@ def check_part_headers() -> None:
     config = current_app.config
     body = part_body(config["MPUFLASK_MAX_PART_SIZE"], config["MPUFLASK_CHUNK_SIZE"])
     upload = _open_upload(key, upload_id, "uploadPart")
-    info = PartInfo(
-        request=current_request_info(),
-        identity=current_identity(),
-        upload_id=upload_id,
-        part_number=part_number,
-        content_length=request.content_length,
-        content_type=request.content_type,
-    )
-    checks = mpuflask().part_checks(info)
+    checks = mpuflask().part_checks(upload_id, part_number)
     g.mpuflask_part = _Part(upload, part_number, body, checks)
 
 
