@@ -73,13 +73,19 @@ def body_chunks(chunk_size: int) -> Iterator[bytes]:
     slow upload cannot hold a worker thread for long.
     """
     pace = body_pace()
-    expected = request.content_length
     received = 0
     while chunk := pace.read(chunk_size):
         received += len(chunk)
         yield chunk
+    _check_whole(received)
+
+
+def _check_whole(received: int) -> None:
+    """Refuse a body that ended before its Content-Length (400): gunicorn
+    hands over a raw stream, where a short body ends quietly. Its prefix
+    may be a valid part, or valid JSON: it must not be acted on."""
+    expected = request.content_length
     if expected is not None and received < expected:
-        # gunicorn hands over a raw stream: a short body ends quietly.
         raise ClientDisconnected(
             f"The request body ended after {received} of {expected} bytes"
         )
@@ -119,6 +125,7 @@ def read_json_body(limit: int) -> Any:
         data += chunk
     if len(data) > limit:
         raise ApiError(f"Request body too large: at most {limit} bytes", 413)
+    _check_whole(len(data))
     if not data.strip():
         return None
     try:

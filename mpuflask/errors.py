@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Flask
 from flask import Response
+from werkzeug.exceptions import ClientDisconnected
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
 
@@ -266,6 +267,10 @@ def register_error_handlers(app: Flask) -> None:
         for name, value in error.get_headers():
             if name.lower() != "content-type":
                 response.headers[name] = value
+        if isinstance(error, ClientDisconnected):
+            # The body broke off or its framing did: what follows on this
+            # connection is never a request of its own.
+            response.headers["Connection"] = "close"
         return response
 
     @app.errorhandler(InternalServerError)

@@ -5,6 +5,7 @@ Each case here was once a 500 (issue: fail closed at every edge).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 
 from flask.testing import FlaskClient
@@ -78,3 +79,54 @@ def test_metric_labels_come_from_a_closed_set(client: FlaskClient) -> None:
         'mpuflask_requests_total{action="get",method="GET",status="404"} 1.0',
     ]
     assert "junk" not in text and "M1" not in text
+
+
+def test_a_complete_body_cut_short_publishes_nothing(
+    client: FlaskClient, flow: Flow, stored_state: Callable[[], dict[str, bytes]]
+) -> None:
+    """gunicorn ends a short body quietly: a complete read the 12 bytes
+    ``{"parts":[]}`` of a promised 40 as the whole body and published an
+    empty object. A body that ends before its Content-Length is refused, as
+    a part's is, and the connection closed (what follows is not a request)."""
+    upload_id = flow.create()
+    part = flow.part(upload_id, 1, b"data")
+    before = stored_state()
+    for sent in (b'{"parts":[]}', b'{"parts":[{"partNumber":1,"etag":"x"}]}'):
+        response = client.post(
+            f"/file.bin?action=mpu-complete&uploadId={upload_id}",
+            input_stream=io.BytesIO(sent),
+            content_type="application/json",
+            environ_overrides={
+                "wsgi.input_terminated": True,  # as gunicorn hands a body over
+                "CONTENT_LENGTH": str(len(sent) + 28),
+            },
+        )
+        assert (response.status_code, response.text) == (
+            400,
+            f"The request body ended after {len(sent)} of {len(sent) + 28} bytes",
+        )
+        assert response.headers["Connection"] == "close"
+        assert stored_state() == before
+    assert flow.get().status_code == 404
+    flow.complete(upload_id, [part])  # the upload is still usable
+    assert flow.get().data == b"data"
+
+
+def test_a_part_body_cut_short_closes_the_connection(
+    client: FlaskClient, flow: Flow, stored_state: Callable[[], dict[str, bytes]]
+) -> None:
+    """The 400 for a part body that broke off said ``keep-alive``: the bytes
+    after it would be read as the next request."""
+    upload_id = flow.create()
+    before = stored_state()
+    response = client.put(
+        f"/file.bin?action=mpu-uploadpart&uploadId={upload_id}&partNumber=1",
+        input_stream=io.BytesIO(b"12345"),
+        environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": "10"},
+    )
+    assert (response.status_code, response.text) == (
+        400,
+        "The request body ended after 5 of 10 bytes",
+    )
+    assert response.headers["Connection"] == "close"
+    assert stored_state() == before

@@ -101,6 +101,80 @@ def test_conditionals(stored: Flow) -> None:
             assert got.headers["etag"] == ETAG
 
 
+@pytest.mark.parametrize(
+    "sent",
+    ['"other', '"a" "b"', f'{ETAG} "b"', f'"b" {ETAG}', '"', "W/"],
+)
+def test_an_if_match_no_etag_of_parses_from_fails(stored: Flow, sent: str) -> None:
+    """An If-Match whose value Werkzeug could not parse was taken as absent:
+    the object was served whatever the client meant to pin. It matches
+    nothing, as one naming another version does (412, no body)."""
+    got = stored.get("obj", **{"If-Match": sent})
+    assert (got.status_code, got.data) == (412, b"")
+    assert got.headers["etag"] == ETAG
+    ranged = stored.get("obj", **{"If-Match": sent, "Range": "bytes=0-3"})
+    assert ranged.status_code == 412
+    head = stored.client.head("/obj?action=get", headers={"If-Match": sent})
+    assert head.status_code == 412
+
+
+def test_an_if_none_match_no_etag_of_parses_from_still_outranks_the_date(
+    stored: Flow,
+) -> None:
+    """RFC 9110 13.1.3: If-Modified-Since is read only without If-None-Match.
+    One that names nothing matches nothing: the object, 200."""
+    last_modified = stored.get("obj").headers["Last-Modified"]
+    for sent in ['"other', '"a" "b"']:
+        got = stored.get(
+            "obj", **{"If-None-Match": sent, "If-Modified-Since": last_modified}
+        )
+        assert (got.status_code, got.data) == (200, DATA), sent
+    # Empty (or only commas): no list, no condition; the date decides.
+    for sent in ["", " , "]:
+        got = stored.get(
+            "obj", **{"If-None-Match": sent, "If-Modified-Since": last_modified}
+        )
+        assert got.status_code == 304, repr(sent)
+        got = stored.get("obj", **{"If-Match": sent})
+        assert got.status_code == 200, repr(sent)
+
+
+def test_a_304_repeats_the_stored_freshness_headers(flow: Flow) -> None:
+    """RFC 9110 15.4.5: a 304 carries the Cache-Control and Expires a 200
+    would have sent; it said only nosniff, the etag and Last-Modified, so a
+    cache refreshed by it lost the object's own freshness."""
+    stored = {
+        "Cache-Control": "max-age=3600",
+        "Expires": "Wed, 21 Oct 2030 07:28:00 GMT",
+        "Content-Type": "text/html",
+        "Content-Disposition": "attachment",
+    }
+    flow.upload([b"page"], key="page", **stored)
+    whole = flow.get("page")
+    assert whole.headers["Cache-Control"] == stored["Cache-Control"]
+    etag = whole.headers["etag"]
+    for condition in (
+        {"If-None-Match": etag},
+        {"If-Modified-Since": whole.headers["Last-Modified"]},
+    ):
+        got = flow.get("page", **condition)
+        assert (got.status_code, got.data) == (304, b"")
+        assert got.headers["Cache-Control"] == stored["Cache-Control"]
+        assert got.headers["Expires"] == stored["Expires"]
+        assert got.headers["etag"] == etag
+        assert "Content-Type" not in got.headers
+        assert "Content-Disposition" not in got.headers
+    refused = flow.get("page", **{"If-Match": '"other"'})
+    assert refused.status_code == 412
+    assert "Cache-Control" not in refused.headers
+    # Stored without them: a 304 adds none.
+    flow.upload([b"plain"], key="plain")
+    plain = flow.get("plain", **{"If-None-Match": flow.get("plain").headers["etag"]})
+    assert plain.status_code == 304
+    assert "Cache-Control" not in plain.headers
+    assert "Expires" not in plain.headers
+
+
 def test_delete(stored: Flow, stored_state) -> None:
     response = stored.client.delete("/obj?action=delete")
     assert response.status_code == 204

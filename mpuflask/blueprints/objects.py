@@ -26,6 +26,9 @@ from ..storage import ObjectBody
 
 bp = ActionBlueprint("objects", __name__)
 
+#: Stored headers a 304 repeats, as the 200 would have sent them.
+_FRESHNESS = ("Cache-Control", "Expires")
+
 
 @bp.action("get", methods=["GET", "HEAD"])
 def get(key: str) -> Response:
@@ -57,6 +60,12 @@ def get(key: str) -> Response:
         body.close()
         response = Response(None, status, headers=safety)
         del response.headers["Content-Type"]
+        if status == 304:
+            # RFC 9110 15.4.5: a cache refreshes its copy's freshness from these.
+            stored = info.http_metadata.headers
+            for name in _FRESHNESS:
+                if name in stored:
+                    response.headers[name] = stored[name]
         response.set_etag(info.etag)
         response.last_modified = info.uploaded
         return response

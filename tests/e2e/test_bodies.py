@@ -157,3 +157,33 @@ def test_body_cut_short_is_refused_as_the_clients_fault(
     status = int(answer.split(b" ", 2)[1])  # from "HTTP/1.1 <status> <reason>"
     stored = api.parts_stored(key, upload_id)
     assert (status, stored) == (400, []), answer.decode(errors="replace")
+
+
+@pytest.mark.e2e
+def test_a_complete_body_cut_short_is_refused_and_publishes_nothing(
+    server: Server, api: Api
+) -> None:
+    """gunicorn ends a short body quietly, and 12 of a promised 40 bytes,
+    ``{"parts":[]}``, were read as a whole complete: an empty object was
+    published. Now: 400, ``Connection: close``, nothing published."""
+    key = "cut/complete.bin"
+    upload_id = api.create(key)
+    listed = [api.part(key, upload_id, 1, b"kept")]
+    sent = b'{"parts":[]}'
+    target = f"/{key}?action=mpu-complete&uploadId={upload_id}"
+    with socket.create_connection(address(server), timeout=30) as sock:
+        sock.sendall(
+            f"POST {target} HTTP/1.1\r\nHost: e2e\r\nContent-Length: 40\r\n\r\n".encode()
+            + sent
+        )
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):  # until the server closes
+            answer += chunk
+    head, _, text = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), answer
+    assert b"\r\nConnection: close" in head, head
+    assert text == b"The request body ended after 12 of 40 bytes"
+    api.assert_absent(key)
+    etag = api.complete(key, upload_id, listed)  # the upload is still open
+    api.assert_object(key, b"kept", etag)
