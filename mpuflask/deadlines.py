@@ -54,6 +54,9 @@ _TCP_INFO_BYTES_RECEIVED = 128
 _TCP_INFO_SIZE = 256
 
 _WATCH_KEY = "mpuflask.body_watch"
+#: Where the request's :class:`BodyPace` is kept (in its WSGI environ: ``g``
+#: can outlive a request, in an app context a test or a script holds open).
+_PACE_KEY = "mpuflask.body_pace"
 
 
 def tcp_bytes_received(sock: socket.socket) -> int | None:
@@ -167,9 +170,17 @@ class BodyPace:
     min_rate: int
     window: float
     watch: BodyWatch | None
+    #: Whether a read has met the end of the body.
+    ended: bool = False
 
     def read(self, size: int) -> bytes:
         """Up to ``size`` bytes (short only at the end), or a 408/400 refusal."""
+        data = self._paced_read(size)
+        if not data and size > 0:
+            self.ended = True
+        return data
+
+    def _paced_read(self, size: int) -> bytes:
         if self.sock is None or self.watch is None:
             return self._read(size)
         with self.watch.reading(self.sock) as read:
@@ -218,15 +229,19 @@ def body_pace() -> BodyPace:
     """The body rules for the current request, from the app's settings.
 
     Under gunicorn the socket gets the idle timeout; elsewhere (the test
-    client) there is no socket and only the stream is read.
+    client) there is no socket and only the stream is read. One per request.
     """
+    environ = request.environ
+    made: BodyPace | None = environ.get(_PACE_KEY)
+    if made is not None:
+        return made
     config = current_app.config
     sock = request.environ.get("gunicorn.socket")
     idle = config["MPUFLASK_BODY_TIMEOUT"]
     if sock is not None:
         sock.settimeout(idle)
     watch = current_app.extensions.get(_WATCH_KEY)
-    return BodyPace(
+    pace = BodyPace(
         stream=request.stream,
         sock=sock,
         idle_timeout=idle,
@@ -234,6 +249,16 @@ def body_pace() -> BodyPace:
         window=config["MPUFLASK_BODY_RATE_WINDOW"],
         watch=watch,
     )
+    environ[_PACE_KEY] = pace
+    return pace
+
+
+def body_left_unread() -> bool:
+    """Whether the current request has a body we did not read to its end."""
+    if not request.content_length and "Transfer-Encoding" not in request.headers:
+        return False
+    pace: BodyPace | None = request.environ.get(_PACE_KEY)
+    return pace is None or not pace.ended
 
 
 class HonorConnectionClose:
@@ -278,4 +303,11 @@ def install_deadlines(app: Flask) -> None:
         sock = request.environ.get("gunicorn.socket")
         if sock is not None:
             sock.settimeout(send_timeout)
+        if response.status_code >= 400 and body_left_unread():
+            # Refused before its body was read (a part on its headers, a
+            # request no auth hook vouched for): gunicorn would read the
+            # rest, up to gigabytes, to throw away, holding this thread for
+            # seconds. Closed instead; the worker lingers for the client to
+            # read the answer without a thread (mpuflask/worker.py).
+            response.headers["Connection"] = "close"
         return response

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from typing import Any
 
 from flask.testing import FlaskClient
 
@@ -130,3 +131,60 @@ def test_a_part_body_cut_short_closes_the_connection(
     )
     assert response.headers["Connection"] == "close"
     assert stored_state() == before
+
+
+def test_a_refusal_before_the_body_is_read_closes_the_connection(
+    make_app: Callable[..., Any],
+) -> None:
+    """gunicorn reads the unread rest of a refused request's body to throw it
+    away before the next request, holding the thread up to 5 s and reading
+    gigabytes at network speed. A refusal that leaves body bytes unread says
+    ``Connection: close`` (the worker lingers without a thread); one sent
+    after the whole body was read, or for a request without one, does not."""
+    app = make_app(
+        MPUFLASK_MIN_PART_SIZE=50,
+        MPUFLASK_MAX_PART_SIZE=100,
+        MPUFLASK_AUTH_TOKENS="tok",
+    )
+    client = app.test_client()
+    auth = {"Authorization": "Bearer tok"}
+    upload_id = client.post("/k?action=mpu-create", headers=auth).json["uploadId"]
+    part = f"/k?action=mpu-uploadpart&uploadId={upload_id}"
+
+    def put(url: str, body: bytes, **headers: str) -> Any:
+        return client.put(url, data=body, headers={**auth, **headers})
+
+    refused_unread = [
+        put(f"{part}&partNumber=0", b"data"),  # part number
+        put("/k?action=mpu-uploadpart&uploadId=nope&partNumber=1", b"data"),  # 10024
+        put(f"{part}&partNumber=1", b"x" * 101),  # over the part size, declared
+        client.put(f"{part}&partNumber=1", data=b"data"),  # no token: 401
+        client.post(
+            "/k?action=mpu-complete&uploadId=nope", data=b"x" * 3_000_000, headers=auth
+        ),  # over the complete body's limit, declared
+    ]
+    assert [answer.status_code for answer in refused_unread] == [
+        400,
+        400,
+        400,
+        401,
+        413,
+    ]
+    for answer in refused_unread:
+        assert answer.headers.get("Connection") == "close", answer.text
+    refused_read = [
+        # The whole body read, then refused: the connection stays usable.
+        put(
+            f"{part}&partNumber=1",
+            b"data",
+            **{"Content-MD5": "AAAAAAAAAAAAAAAAAAAAAA=="},
+        ),
+        client.post(
+            f"/k?action=mpu-complete&uploadId={upload_id}", data=b"{", headers=auth
+        ),
+        client.get("/absent?action=get", headers=auth),  # no body at all
+        put(f"{part}&partNumber=1", b"data"),  # and a success
+    ]
+    assert [answer.status_code for answer in refused_read] == [400, 400, 404, 200]
+    for answer in refused_read:
+        assert "Connection" not in answer.headers, answer.text

@@ -187,3 +187,25 @@ def test_a_complete_body_cut_short_is_refused_and_publishes_nothing(
     api.assert_absent(key)
     etag = api.complete(key, upload_id, listed)  # the upload is still open
     api.assert_object(key, b"kept", etag)
+
+
+@pytest.mark.e2e
+def test_a_part_refused_on_its_headers_is_not_read_to_its_end(
+    server: Server, api: Api
+) -> None:
+    """A part refused before its body is read (no such upload) used to say
+    keep-alive, and gunicorn then read up to 5 s of the declared gigabyte to
+    throw away, in a worker thread. Now the answer closes the connection."""
+    target = "/refused.bin?action=mpu-uploadpart&uploadId=nope&partNumber=1"
+    with socket.create_connection(address(server), timeout=30) as sock:
+        sock.sendall(
+            f"PUT {target} HTTP/1.1\r\nHost: e2e\r\nContent-Length: {1 << 30}\r\n\r\n".encode()
+            + b"x" * 65536
+        )
+        answer = b""
+        while chunk := sock.recv(65536):  # until the server closes
+            answer += chunk
+    head, _, _ = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), answer
+    assert b"\r\nConnection: close" in head, head
+    api.assert_absent("refused.bin")
