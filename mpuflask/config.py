@@ -40,6 +40,7 @@ from .rules import MIB
 from .tokens import parse_tokens
 
 PREFIX = "MPUFLASK_"
+S3_PREFIX = "MPUFLASK_S3_"
 
 
 class ConfigError(ValueError):
@@ -79,26 +80,26 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MPUFLASK_MAX_PART_SIZE", _ints(1), DEFAULT_MAX_PART_SIZE,
             "bytes; a larger part is refused (100100), on Content-Length or "
             "as it is read (R2: 5 GiB)"),
-    Setting("MPUFLASK_UPLOAD_TTL", _ints(1), 7 * 24 * 3600,
+    Setting("MPUFLASK_UPLOAD_TTL", _ints(1, types.SECONDS_MAX), 7 * 24 * 3600,
             "seconds; unfinished uploads expire this long after creation "
             "(R2: 7 days)"),
     Setting("MPUFLASK_MAX_OPEN_UPLOADS", _ints(0), 1000,
             "open uploads per identity; 0 = unlimited"),
-    Setting("MPUFLASK_CHUNK_SIZE", _ints(1), 1 * MIB,
+    Setting("MPUFLASK_CHUNK_SIZE", _ints(1, 64 * MIB), 1 * MIB,
             "bytes read from a request body or a stored file at a time"),
-    Setting("MPUFLASK_BODY_TIMEOUT", _ints(1), 60,
+    Setting("MPUFLASK_BODY_TIMEOUT", _ints(1, types.SECONDS_MAX), 60,
             "seconds; a request body whose client sends nothing for this long "
             "is cut off (408)"),
     Setting("MPUFLASK_BODY_MIN_RATE", _ints(0), 4096,
             "bytes/s; a body slower than this over MPUFLASK_BODY_RATE_WINDOW "
             "of waiting is cut off (408); 0 = no floor"),
-    Setting("MPUFLASK_BODY_RATE_WINDOW", _ints(1), 60,
+    Setting("MPUFLASK_BODY_RATE_WINDOW", _ints(1, types.SECONDS_MAX), 60,
             "seconds of waiting for a body over which MPUFLASK_BODY_MIN_RATE "
             "is averaged"),
-    Setting("MPUFLASK_SEND_TIMEOUT", _ints(0), 60,
+    Setting("MPUFLASK_SEND_TIMEOUT", _ints(0, types.SECONDS_MAX), 60,
             "seconds each response write (up to MPUFLASK_CHUNK_SIZE) may take "
             "before the connection is closed; 0 = no limit"),
-    Setting("MPUFLASK_MAX_COMPLETE_BODY", _ints(1), 2 * MIB,
+    Setting("MPUFLASK_MAX_COMPLETE_BODY", _ints(1, 64 * MIB), 2 * MIB,
             "bytes; the largest mpu-complete body (10,000 parts need ~700 KB)"),
     Setting("MPUFLASK_SWEEP_ON_START", types.BOOLEAN, True,
             "sweep crash leftovers and expired uploads when the app starts"),
@@ -123,7 +124,7 @@ SETTINGS: tuple[Setting, ...] = (
             "completion validators, comma-separated `package.module:function`"),
     Setting("MPUFLASK_PART_CONTENT_TYPES", types.MEDIA_TYPES, (),
             "refuse parts with another Content-Type (415), e.g. "
-            "`image/png,image/jpeg`; unset: any"),
+            "`image/png,image/jpeg`, or `image/*` for any image; unset: any"),
     Setting("MPUFLASK_VERIFY_CHECKSUMS", types.BOOLEAN, True,
             "verify Content-MD5 and x-amz-checksum-sha256 when a part sends them"),
     Setting("MPUFLASK_MAX_OBJECT_SIZE", _ints(0), 0,
@@ -157,7 +158,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MPUFLASK_LOG_FORMAT", types.choice("json", "text"), "json",
             "log lines under gunicorn: one JSON object each, or text for humans"),
     # -- the s3 store (docs/scale-out.md); unset: boto3's usual sources --
-    Setting("MPUFLASK_S3_ENDPOINT", types.optional(types.TEXT), None,
+    Setting("MPUFLASK_S3_ENDPOINT", types.optional(types.URL), None,
             "the engine's URL, e.g. `https://<account>.r2.cloudflarestorage.com`"),
     Setting("MPUFLASK_S3_BUCKET", types.optional(types.TEXT), None,
             "the bucket, required with `MPUFLASK_STORE=s3`; it must exist"),
@@ -177,9 +178,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MPUFLASK_S3_SPOOL_DIR", types.optional(types.PATH), None,
             "where chunked part bodies wait before going up; unset: the "
             "temp dir"),
-    Setting("MPUFLASK_S3_MAX_CONNECTIONS", _ints(1), 64,
+    Setting("MPUFLASK_S3_MAX_CONNECTIONS", _ints(1, 4096), 64,
             "connections to the engine per process (at least gunicorn's threads)"),
-    Setting("MPUFLASK_S3_MAX_ATTEMPTS", _ints(1), 3,
+    Setting("MPUFLASK_S3_MAX_ATTEMPTS", _ints(1, 100), 3,
             "tries per engine request (botocore's standard retries)"),
     Setting("MPUFLASK_S3_ORPHAN_GRACE", types.seconds(0), 900,
             "seconds before the sweep takes an upload without a record, or a "
@@ -231,7 +232,7 @@ def load_settings(
             values[name] = BY_NAME[name].kind.parse(value)
         except ValueError as error:
             raise ConfigError(f"{name} {error}") from None
-    _check_together(values)
+    _check_together(values, {name for name, _, _ in ours})
     return values
 
 
@@ -303,8 +304,8 @@ def _hint(name: str) -> str:
     return "README.md lists every setting"
 
 
-def _check_together(values: Mapping[str, Any]) -> None:
-    """Rules between settings."""
+def _check_together(values: Mapping[str, Any], given: set[str]) -> None:
+    """Rules between settings (``given``: the names an operator set)."""
     smallest = values["MPUFLASK_MIN_PART_SIZE"]
     largest = values["MPUFLASK_MAX_PART_SIZE"]
     if smallest > largest:
@@ -312,5 +313,19 @@ def _check_together(values: Mapping[str, Any]) -> None:
             f"MPUFLASK_MIN_PART_SIZE ({smallest}) is larger than "
             f"MPUFLASK_MAX_PART_SIZE ({largest})"
         )
+    s3_given = sorted(name for name in given if name.startswith(S3_PREFIX))
+    if values["MPUFLASK_STORE"] != "s3" and s3_given:
+        # Each machine would keep its own local store, believing it shared.
+        raise ConfigError(
+            f"{s3_given[0]} is set but MPUFLASK_STORE is "
+            f"{values['MPUFLASK_STORE']}; set MPUFLASK_STORE=s3 to use the s3 "
+            "store, or unset the MPUFLASK_S3_* settings"
+        )
     if values["MPUFLASK_STORE"] == "s3" and values["MPUFLASK_S3_BUCKET"] is None:
         raise ConfigError("MPUFLASK_STORE=s3 needs MPUFLASK_S3_BUCKET (a bucket name)")
+    key_id = values["MPUFLASK_S3_ACCESS_KEY_ID"] is not None
+    if key_id != (values["MPUFLASK_S3_SECRET_ACCESS_KEY"] is not None):
+        raise ConfigError(
+            "MPUFLASK_S3_ACCESS_KEY_ID and MPUFLASK_S3_SECRET_ACCESS_KEY go "
+            "together: set both, or neither (boto3's usual sources)"
+        )

@@ -39,8 +39,15 @@ _DIGITS = re.compile(r"[0-9]{1,16}")
 _DECIMAL = re.compile(r"[0-9]{1,10}(\.[0-9]{1,6})?")
 _IDENTIFIERS = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
 _DOTTED = re.compile(rf"{_IDENTIFIERS}(:{_IDENTIFIERS})?")
-_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s?#,]+")
-_MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+*-]+")
+#: scheme://host[:port]: a DNS name or an IP literal, no pattern characters
+#: (flask-cors would read ``*`` and the like as a regular expression).
+_ORIGIN = re.compile(
+    r"[a-z][a-z0-9+.-]*://([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])"
+    r"(:[0-9]{1,5})?"
+)
+_TOKEN = r"[A-Za-z0-9!#$&^_.+-]+"
+#: ``type/subtype``, ``type/*`` (any subtype) or ``*/*``.
+_MEDIA_TYPE = re.compile(rf"{_TOKEN}/({_TOKEN}|\*)|\*/\*")
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,29 @@ def _text(value: Any) -> str:
     if not value.strip():
         raise ValueError(EMPTY)
     return value
+
+
+def _utf8(value: Any) -> str:
+    """Non-empty text that is UTF-8: a byte that is not (an environment
+    variable holds it as a surrogate) would fail where the value is used, a
+    secret on every signed URL or webhook. The value is never shown."""
+    text = _text(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            "holds a byte that is not UTF-8 text; write it in UTF-8"
+        ) from None
+    return text
+
+
+def _trimmed(value: Any) -> str:
+    """UTF-8 text without spaces around it: a name or an address followed by a
+    stray space (``/srv/data ``) names something else, silently."""
+    text = _utf8(value)
+    if text != text.strip():
+        raise ValueError(f"has spaces before or after it, {shown(value)}; remove them")
+    return text
 
 
 def _words(value: str) -> bool | None:
@@ -190,17 +220,21 @@ def choice(*options: str) -> Kind:
     return Kind(", ".join(quoted[:-1]) + f" or {quoted[-1]}", parse)
 
 
-TEXT = Kind("text", _text)
+#: A name or an address: UTF-8, no spaces around it.
+TEXT = Kind("text", _trimmed)
 
 
 def _path(value: Any) -> str:
-    return _text(os.fspath(value) if isinstance(value, os.PathLike) else value)
+    text = _text(os.fspath(value) if isinstance(value, os.PathLike) else value)
+    if text != text.strip():
+        raise ValueError(f"has spaces before or after it, {shown(value)}; remove them")
+    return text
 
 
-#: A directory: text, or a ``pathlib.Path`` from code.
+#: A directory: text, or a ``pathlib.Path`` from code (any bytes Linux allows).
 PATH = Kind("path", _path)
-#: A secret: text taken as it is (never stripped, decoded or shown).
-SECRET = Kind("secret text", _text)
+#: A secret: UTF-8 text taken as it is (never stripped, decoded or shown).
+SECRET = Kind("secret text", _utf8)
 
 
 def _state_prefix(value: Any) -> str:
@@ -257,7 +291,10 @@ def _origins(value: Any) -> tuple[str, ...]:
 
 
 ORIGINS = Kind("origins, or `*`", _origins)
-MEDIA_TYPES = Kind("media types", _matching(_MEDIA_TYPE, "a media type like image/png"))
+MEDIA_TYPES = Kind(
+    "media types",
+    _matching(_MEDIA_TYPE, "a media type like image/png, or image/* for any image"),
+)
 
 
 def import_callable(path: str) -> Callable[..., Any]:
@@ -316,7 +353,7 @@ _URL = re.compile(r"https?://[^/\s?#]+(/[^\s]*)?")
 
 
 def _url(value: Any) -> str:
-    text = _text(value)
+    text = _trimmed(value)
     if not _URL.fullmatch(text):
         raise ValueError(
             f"must be an http:// or https:// URL with a host, not {shown(value)}"

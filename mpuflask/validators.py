@@ -34,12 +34,17 @@ class CompleteRefused(ApiError):
 
 
 def allowed_content_types(types: list[str]) -> Callable[[PartInfo], None]:
-    """Refuse parts whose Content-Type is not listed (none sent: octet-stream)."""
+    """Refuse parts whose Content-Type is not listed (none sent: octet-stream).
+
+    ``image/*`` lists every ``image/`` subtype, ``*/*`` every type.
+    """
     allowed = {t.strip().lower() for t in types if t.strip()}
 
     def validate(part: PartInfo) -> None:
         given = (part.content_type or "application/octet-stream").split(";")[0]
-        if given.strip().lower() not in allowed:
+        essence = given.strip().lower()
+        family = essence.split("/", 1)[0] + "/*"
+        if not allowed.intersection((essence, family, "*/*")):
             raise PartRefused(
                 f"Content-Type {given!r} is not accepted; "
                 f"allowed: {', '.join(sorted(allowed))}.",

@@ -38,6 +38,9 @@ IMPORTABLE = (
     "the module must be importable from the server's working directory or installed"
 )
 
+#: What a test that sets MPUFLASK_S3_* needs beside (they are refused alone).
+S3_STORE = {"MPUFLASK_STORE": "s3", "MPUFLASK_S3_BUCKET": "b"}
+
 #: Values a JSON decoder turns into something else than the text.
 JSONISH = ["0", "null", "false", "1e3", "true", "12345"]
 
@@ -238,17 +241,17 @@ def test_web_ui_on_words_turn_the_page_on(
         (
             "MPUFLASK_CHUNK_SIZE",
             "0",
-            "MPUFLASK_CHUNK_SIZE must be an integer from 1 to 10^15, not '0'",
+            "MPUFLASK_CHUNK_SIZE must be an integer from 1 to 67108864, not '0'",
         ),
         (
             "MPUFLASK_CHUNK_SIZE",
             " 1024",
-            "MPUFLASK_CHUNK_SIZE must be an integer from 1 to 10^15, not ' 1024'",
+            "MPUFLASK_CHUNK_SIZE must be an integer from 1 to 67108864, not ' 1024'",
         ),
         (
             "MPUFLASK_UPLOAD_TTL",
             "9" * 5000,
-            "MPUFLASK_UPLOAD_TTL must be an integer from 1 to 10^15, not '"
+            "MPUFLASK_UPLOAD_TTL must be an integer from 1 to 10^9, not '"
             + "9" * 56
             + "...'",
         ),
@@ -295,7 +298,65 @@ def test_web_ui_on_words_turn_the_page_on(
         (
             "MPUFLASK_PART_CONTENT_TYPES",
             "png",
-            "MPUFLASK_PART_CONTENT_TYPES has 'png', which is not a media type like image/png",
+            "MPUFLASK_PART_CONTENT_TYPES has 'png', which is not a media type like"
+            " image/png, or image/* for any image",
+        ),
+        # Found by an operator's hunt: each of these passed the check and then
+        # answered 500 on every request, or crashed or hung the worker.
+        (
+            "MPUFLASK_SEND_TIMEOUT",
+            "10000000000",
+            "MPUFLASK_SEND_TIMEOUT must be an integer from 0 to 10^9, not '10000000000'",
+        ),
+        (
+            "MPUFLASK_BODY_TIMEOUT",
+            "10000000000",
+            "MPUFLASK_BODY_TIMEOUT must be an integer from 1 to 10^9, not '10000000000'",
+        ),
+        (
+            "MPUFLASK_UPLOAD_TTL",
+            "300000000000",
+            "MPUFLASK_UPLOAD_TTL must be an integer from 1 to 10^9, not '300000000000'",
+        ),
+        (
+            "MPUFLASK_MAX_COMPLETE_BODY",
+            "1000000000000000",
+            "MPUFLASK_MAX_COMPLETE_BODY must be an integer from 1 to 67108864, "
+            "not '1000000000000000'",
+        ),
+        (
+            "MPUFLASK_PART_CONTENT_TYPES",
+            "image/pn*",
+            "MPUFLASK_PART_CONTENT_TYPES has 'image/pn*', which is not a media type"
+            " like image/png, or image/* for any image",
+        ),
+        (
+            "MPUFLASK_CORS_ORIGINS",
+            "https://*.example.com",
+            "MPUFLASK_CORS_ORIGINS has 'https://*.example.com', which is not an"
+            " origin like https://app.example (scheme://host[:port], no path) or *",
+        ),
+        (
+            "MPUFLASK_CORS_ORIGINS",
+            "https://app.example.com$",
+            "MPUFLASK_CORS_ORIGINS has 'https://app.example.com$', which is not an"
+            " origin like https://app.example (scheme://host[:port], no path) or *",
+        ),
+        (
+            "MPUFLASK_SIGNING_KEY",
+            "ab\udcffcd",
+            "MPUFLASK_SIGNING_KEY holds a byte that is not UTF-8 text; write it in UTF-8",
+        ),
+        (
+            "MPUFLASK_WEBHOOK_SECRET",
+            "s\udce9cret",
+            "MPUFLASK_WEBHOOK_SECRET holds a byte that is not UTF-8 text; write it in"
+            " UTF-8",
+        ),
+        (
+            "MPUFLASK_DATA_DIR",
+            "/srv/data ",
+            "MPUFLASK_DATA_DIR has spaces before or after it, '/srv/data '; remove them",
         ),
     ],
 )
@@ -481,7 +542,7 @@ def test_an_environment_error_is_found_even_when_code_sets_the_setting(
 def test_booleans_take_one_set_of_words(text: str, value: bool) -> None:
     for name in ("MPUFLASK_DURABLE", "MPUFLASK_WEB_UI", "MPUFLASK_VERIFY_CHECKSUMS"):
         assert load_settings(environ={name: text})[name] is value
-    stage = load_settings(environ={"MPUFLASK_S3_STAGE_UPLOADS": text})
+    stage = load_settings(environ={**S3_STORE, "MPUFLASK_S3_STAGE_UPLOADS": text})
     assert stage["MPUFLASK_S3_STAGE_UPLOADS"] is value
     required = load_settings(environ={"MPUFLASK_AUTH_REQUIRED": text})
     assert required["MPUFLASK_AUTH_REQUIRED"] is value
@@ -489,6 +550,7 @@ def test_booleans_take_one_set_of_words(text: str, value: bool) -> None:
 
 def test_environment_text_and_python_values_give_the_same_settings() -> None:
     environ = {
+        **S3_STORE,
         "MPUFLASK_MIN_PART_SIZE": "2048",
         "MPUFLASK_MAX_PARTS": "0",
         "MPUFLASK_SWEEP_INTERVAL": "0.2",
@@ -500,6 +562,7 @@ def test_environment_text_and_python_values_give_the_same_settings() -> None:
         "MPUFLASK_MAX_OPEN_UPLOADS": "0",
     }
     mapping: dict[str, Any] = {
+        **S3_STORE,
         "MPUFLASK_MIN_PART_SIZE": 2048,
         "MPUFLASK_MAX_PARTS": 0,
         "MPUFLASK_SWEEP_INTERVAL": 0.2,
@@ -594,6 +657,8 @@ def test_every_setting_has_one_type_default_and_doc() -> None:
             assert setting.default_text == "unset"
         else:  # the default as the table shows it reads back as the default
             environ = {setting.name: setting.default_text}
+            if setting.name.startswith("MPUFLASK_S3_"):
+                environ.update(S3_STORE)
             assert load_settings(environ=environ)[setting.name] == setting.default
 
 
@@ -626,3 +691,60 @@ def test_every_name_the_code_and_docs_use_is_declared() -> None:
             for name in re.findall(r"MPUFLASK_[A-Z0-9_]*[A-Z0-9]", line):
                 if not name.startswith(READ_ELSEWHERE_PREFIX):
                     assert name in known, f"{path.relative_to(ROOT)} names {name}"
+
+
+@pytest.mark.parametrize(
+    ("environ", "line"),
+    [
+        (
+            {"MPUFLASK_S3_BUCKET": "b", "MPUFLASK_S3_ENDPOINT": "http://s3.local"},
+            "MPUFLASK_S3_BUCKET is set but MPUFLASK_STORE is filesystem; set"
+            " MPUFLASK_STORE=s3 to use the s3 store, or unset the MPUFLASK_S3_*"
+            " settings",
+        ),
+        (
+            {**S3_STORE, "MPUFLASK_S3_ACCESS_KEY_ID": "x"},
+            "MPUFLASK_S3_ACCESS_KEY_ID and MPUFLASK_S3_SECRET_ACCESS_KEY go together:"
+            " set both, or neither (boto3's usual sources)",
+        ),
+        (
+            {**S3_STORE, "MPUFLASK_S3_ENDPOINT": "ab"},
+            "MPUFLASK_S3_ENDPOINT must be an http:// or https:// URL with a host,"
+            " not 'ab'",
+        ),
+        (
+            {**S3_STORE, "MPUFLASK_S3_BUCKET": "b "},
+            "MPUFLASK_S3_BUCKET has spaces before or after it, 'b '; remove them",
+        ),
+        (
+            {**S3_STORE, "MPUFLASK_S3_MAX_CONNECTIONS": "1000000000000000"},
+            "MPUFLASK_S3_MAX_CONNECTIONS must be an integer from 1 to 4096, not"
+            " '1000000000000000'",
+        ),
+    ],
+)
+def test_settings_that_cannot_work_together_stop_start_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, environ: dict[str, str], line: str
+) -> None:
+    """An operator's hunt: s3 settings without the s3 store were ignored (each
+    machine kept a store of its own); half a key pair, an endpoint that is no
+    URL and a huge pool failed at start with a 100-line traceback, or hung."""
+    assert refused(tmp_path, monkeypatch, environ) == line
+
+
+def test_a_media_type_family_admits_its_subtypes(make_app: Any) -> None:
+    """``image/*`` was accepted and then matched literally: image/png was refused."""
+    client = make_app(MPUFLASK_PART_CONTENT_TYPES="image/*,text/csv").test_client()
+    upload_id = client.post("/k?action=mpu-create").json["uploadId"]
+    url = f"/k?action=mpu-uploadpart&uploadId={upload_id}&partNumber=1"
+    for given, status in [
+        ("image/png", 200),
+        ("IMAGE/webp; q=1", 200),
+        ("text/csv", 200),
+        ("text/plain", 415),
+        ("imagex/png", 415),
+        (None, 415),  # none sent: application/octet-stream
+    ]:
+        headers = {} if given is None else {"Content-Type": given}
+        answer = client.put(url, data=b"x", headers=headers)
+        assert answer.status_code == status, (given, answer.text)
