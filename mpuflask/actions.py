@@ -29,3 +29,16 @@ LISTING_ACTIONS = frozenset({"list", "mpu-list"})
 
 #: Actions on ``/`` alone that any caller may use: no key, no credentials.
 SERVICE_ACTIONS = ("health", "metrics")
+
+#: The R2 binding method each action calls: the prefix of its errors.
+OPERATIONS = {
+    "mpu-create": "createMultipartUpload",
+    "mpu-complete": "completeMultipartUpload",
+    "mpu-uploadpart": "uploadPart",
+    "get": "get",
+    "mpu-abort": "abortMultipartUpload",
+    "delete": "delete",
+    "mpu-listparts": "listParts",
+    "list": "list",
+    "mpu-list": "listMultipartUploads",
+}

@@ -14,9 +14,12 @@ from typing import Any
 
 from flask import Flask
 from flask import Response
+from flask import request
 from werkzeug.exceptions import ClientDisconnected
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
+
+from .actions import OPERATIONS
 
 log = logging.getLogger(__name__)
 
@@ -273,8 +276,23 @@ def register_error_handlers(app: Flask) -> None:
             response.headers["Connection"] = "close"
         return response
 
+    @app.errorhandler(PermissionError)
+    def _not_permitted(error: PermissionError) -> Response:
+        # Someone changed the data directory's owner or modes under a running
+        # server (start-up refuses one it may not write): the operator's to
+        # fix, not a bug of ours. 503, as for other damage, and logged.
+        log.error("the store may not write %s: %s", error.filename, error.strerror)
+        refusal = DataDirDamaged(_operation())
+        return Response(refusal.get_body(), refusal.code, refusal.get_headers())
+
     @app.errorhandler(InternalServerError)
     def _internal_error(error: InternalServerError) -> Response:
         original = error.original_exception or error
         log.error("unhandled error", exc_info=original)
         return Response("Internal Server Error", 500, content_type=PLAIN_TEXT)
+
+
+def _operation() -> str:
+    """The R2 operation of the current request, for an error's prefix."""
+    action = request.args.get("action") or "-"
+    return OPERATIONS.get(action, action)

@@ -77,10 +77,11 @@ from .observability import install_observability
 from .observability import make_metrics
 from .routing import install_action_routing
 from .sendfile import SendfileMiddleware
+from .startup import open_store
+from .startup import sweep_at_start
 from .storage import Bucket
 from .storage import PublishCheck
 from .storage import UploadedPart
-from .storage import open_bucket
 from .sweeper import gc_command
 from .validators import allowed_content_types
 from .validators import checksum_sha256
@@ -137,13 +138,14 @@ class MpuFlask:
             raise RuntimeError("this MpuFlask serves another app: make one per app")
         load_app_config(app)
         self.app = app
-        self.bucket = open_bucket(app.config)
+        self.bucket = open_store(app.config)
         self.metrics = make_metrics(self.bucket)
         install_after_answer(app, self.bucket)
         self._load_hooks(app.config)
         install_events(app, self)
         if app.config["MPUFLASK_SWEEP_ON_START"]:
-            self.bucket.sweep()  # after install_events: expiries it finds are events
+            # After install_events: the expiries it finds are events.
+            sweep_at_start(self.bucket, app.config)
         app.extensions["mpuflask"] = self
         install_action_routing(app)
         install_observability(app, self.metrics)

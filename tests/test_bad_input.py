@@ -9,6 +9,7 @@ import io
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 
 from .conftest import Flow
@@ -188,3 +189,24 @@ def test_a_refusal_before_the_body_is_read_closes_the_connection(
     assert [answer.status_code for answer in refused_read] == [400, 400, 404, 200]
     for answer in refused_read:
         assert "Connection" not in answer.headers, answer.text
+
+
+@pytest.mark.filesystem_only("the filesystem store's data directory")
+def test_a_data_dir_made_unwritable_under_a_running_server_is_503(
+    client: FlaskClient, flow: Flow, monkeypatch: Any, caplog: Any
+) -> None:
+    """Start-up refuses a data dir the server may not write; one whose modes
+    or owner an operator changes later answered 500 to every write."""
+    import os
+
+    def refused(*args: Any, **kwargs: Any) -> None:
+        raise PermissionError(13, "Permission denied", "/srv/data/uploads")
+
+    monkeypatch.setattr(os, "mkdir", refused)
+    answer = client.post("/file.bin?action=mpu-create")
+    assert (answer.status_code, answer.text) == (
+        503,
+        "createMultipartUpload: We encountered an internal error. Please try again."
+        " (10001)",
+    )
+    assert "the store may not write /srv/data/uploads: Permission denied" in caplog.text

@@ -8,6 +8,7 @@ runner (``flask --app wsgi``, a gunicorn without our config file).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,70 @@ def test_token_zero_is_a_token_under_gunicorn(tmp_path: Path) -> None:
     assert anonymous.status_code == 401
     assert bearer.status_code == 200
     assert "without authentication" not in log
+
+
+def test_a_data_dir_that_is_a_file_stops_gunicorn_with_one_line(
+    tmp_path: Path,
+) -> None:
+    """It stopped every worker with a FileExistsError traceback (three of them
+    in 20 lines for the default workers)."""
+    plain = tmp_path / "afile"
+    plain.write_text("not a directory")
+    line = (
+        f"MPUFLASK_DATA_DIR '{plain}' cannot be used: it, or a folder above it,"
+        " is not a directory"
+    )
+    for data_dir in (plain, plain / "sub"):
+        environ = _environment(tmp_path, {"MPUFLASK_DATA_DIR": str(data_dir)})
+        status, output = _run([gunicorn_executable(), "wsgi:app"], environ)
+        assert status == 1, output
+        expected = line.replace(f"'{plain}'", f"'{data_dir}'")
+        assert output.count(expected) == 1, output
+        assert "Traceback" not in output
+        assert "Booting worker" not in output
+    assert plain.read_text() == "not a directory"
+
+
+def _unwritable(folder: Path) -> list[str]:
+    """Make ``folder`` read-only for the server; the command prefix that runs
+    a program as a user the mode binds (root bypasses it: drop the
+    capabilities that let it, as the server's own user would not have them)."""
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("root, and no setpriv to drop the capabilities that bypass modes")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+
+
+def test_a_data_dir_the_server_may_not_write_stops_it_with_one_line(
+    tmp_path: Path,
+) -> None:
+    """It started, said healthy, and answered 500 to every write."""
+    data_dir = tmp_path / "data"
+    environ = _environment(tmp_path, {})
+    status, output = _run(
+        [sys.executable, "-c", "import mpuflask.wsgi"], environ
+    )  # a store as a first run leaves it
+    assert status == 0, output
+    before = sorted(str(path) for path in data_dir.rglob("*"))
+    prefix = _unwritable(data_dir)
+    try:
+        status, output = _run([*prefix, gunicorn_executable(), "wsgi:app"], environ)
+        flask_status, flask_output = _run(
+            [*prefix, sys.executable, "-m", "flask", "--app", "wsgi", "routes"],
+            environ,
+        )
+    finally:
+        for path in [data_dir, *data_dir.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    line = (
+        f"MPUFLASK_DATA_DIR '{data_dir}' cannot be used: the server may not write"
+        " it; give its user write access"
+    )
+    assert status == 1, output
+    assert output.count(line) == 1, output
+    assert "Traceback" not in output
+    assert (flask_status, flask_output) == (4, f"mpuflask: {line}\n")
+    assert sorted(str(path) for path in data_dir.rglob("*")) == before

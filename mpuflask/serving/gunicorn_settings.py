@@ -203,7 +203,14 @@ def _check_settings() -> str:
             from mpuflask.config import load_settings
 
             try:
-                verdict = "auth" if auth_configured(load_settings()) else "open"
+                settings = load_settings()
+                if settings["MPUFLASK_STORE"] == "filesystem":
+                    # A data dir that is a file, or not ours to write: one
+                    # line here, not a traceback from each worker.
+                    from mpuflask.startup import open_store
+
+                    open_store(settings)
+                verdict = "auth" if auth_configured(settings) else "open"
             except ConfigError as error:
                 verdict = f"error {error}"
         except BaseException as error:  # any failure at all, as one line

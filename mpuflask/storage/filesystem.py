@@ -56,6 +56,7 @@ by that complete.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -80,6 +81,7 @@ from .base import UploadPosition
 from .diskio import CorruptEntry
 from .fsdirs import Directories
 from .fsevents import FilesystemOutbox
+from .fsindex import INDEX_DIR
 from .fsindex import ObjectIndex
 from .fslisting import scan_objects
 from .fslisting import uploads_of
@@ -94,6 +96,21 @@ log = logging.getLogger(__name__)
 __all__ = ["FilesystemBucket", "FilesystemUpload", "UPLOAD_RECORD"]
 
 _AREAS = ("uploads", "staging", "objects", "trash", "tmp", fsowners.OWNERS)
+
+
+def _check_writable(folders: list[str]) -> None:
+    """Refuse to start on a data directory the server may not write (read-only,
+    or another user's): it would answer health checks, then 500 every write.
+    PermissionError names the first such folder."""
+    for folder in folders:
+        if os.path.lexists(folder) and not os.access(
+            folder, os.W_OK | os.X_OK, effective_ids=_EFFECTIVE
+        ):
+            raise PermissionError(errno.EACCES, "the server may not write here", folder)
+
+
+#: Whether access() can ask as the server's effective user (Linux can).
+_EFFECTIVE = os.access in os.supports_effective_ids
 
 
 class FilesystemBucket(Directories):
@@ -127,6 +144,7 @@ class FilesystemBucket(Directories):
         if durable:
             diskio.fsync_path(self.root)
             diskio.fsync_path(self._area("objects"))
+        _check_writable([self.root, *map(self._area, (*_AREAS, INDEX_DIR))])
         self.index = ObjectIndex(
             self.root, durable, self._indexed, lambda: scan_objects(self)
         )
