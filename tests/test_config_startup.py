@@ -186,3 +186,45 @@ def test_a_data_dir_the_server_may_not_write_stops_it_with_one_line(
     assert "Traceback" not in output
     assert (flask_status, flask_output) == (4, f"mpuflask: {line}\n")
     assert sorted(str(path) for path in data_dir.rglob("*")) == before
+
+
+@pytest.mark.parametrize(
+    ("settings", "line"),
+    [
+        (
+            {"GUNICORN_WORKERS": "abc"},
+            "GUNICORN_WORKERS must be an integer from 1 to 1024, not 'abc'",
+        ),
+        (
+            {"GUNICORN_WORKERS": "0"},  # started, and hung every request
+            "GUNICORN_WORKERS must be an integer from 1 to 1024, not '0'",
+        ),
+        (
+            {"GUNICORN_THREADS": "4x"},
+            "GUNICORN_THREADS must be an integer from 1 to 10000, not '4x'",
+        ),
+        (
+            {"GUNICORN_TIMEOUT": "1.5"},
+            "GUNICORN_TIMEOUT must be an integer from 1 to 1000000000, not '1.5'",
+        ),
+        (
+            {"GUNICORN_BIND": ""},  # served nothing, silently, forever
+            "GUNICORN_BIND is set but empty; unset it or give it a value",
+        ),
+        (
+            {"GUNICORN_LOGLEVEL": "bogus"},
+            "GUNICORN_LOGLEVEL must be debug, info, warning, error or critical,"
+            " not 'bogus'",
+        ),
+    ],
+)
+def test_bad_gunicorn_overrides_stop_it_with_one_line(
+    tmp_path: Path, settings: dict[str, str], line: str
+) -> None:
+    """An operator's hunt: these gave a traceback, an error naming no
+    variable, or a server that ran without serving."""
+    status, output = _run(
+        [gunicorn_executable(), "wsgi:app"], _environment(tmp_path, settings)
+    )
+    assert (status, output) == (1, f"mpuflask: {line}\n")
+    assert not (tmp_path / "data").exists()

@@ -23,7 +23,31 @@ from typing import Any
 
 
 def _env(name: str, default: object) -> str:
-    return os.environ.get(f"GUNICORN_{name}", str(default))
+    """``GUNICORN_<name>``, or ``default``; set but empty stops the server."""
+    value = os.environ.get(f"GUNICORN_{name}")
+    if value is None:
+        return str(default)
+    if not value.strip():
+        _refuse(f"GUNICORN_{name} is set but empty; unset it or give it a value")
+    return value
+
+
+def _int_env(name: str, default: int, minimum: int, maximum: int) -> int:
+    """``GUNICORN_<name>`` as a whole number in range, or ``default``."""
+    text = _env(name, default)
+    if not (text.isascii() and text.isdigit() and minimum <= int(text) <= maximum):
+        _refuse(
+            f"GUNICORN_{name} must be an integer from {minimum} to {maximum}, "
+            f"not {text!r}"
+        )
+    return int(text)
+
+
+def _refuse(line: str) -> None:
+    """Stop here with one line (gunicorn prints a traceback for an exception
+    in its config file; SystemExit passes through)."""
+    print(f"mpuflask: {line}", file=sys.stderr, flush=True)
+    raise SystemExit(1)
 
 
 # -- the app --------------------------------------------------------------------
@@ -41,7 +65,7 @@ bind = _env("BIND", "127.0.0.1:8000")
 # the way (hashlib releases the GIL). One process per core plus one keeps the
 # cores busy; threads inside each process carry the many slow, long-lived
 # connections of big uploads.
-workers = int(_env("WORKERS", multiprocessing.cpu_count() + 1))
+workers = _int_env("WORKERS", multiprocessing.cpu_count() + 1, 1, 1024)
 
 # mpuflask.worker.DeadlineWorker: gunicorn's gthread worker with deadlines for
 # slow clients (mpuflask/worker.py). Why not the others:
@@ -71,18 +95,18 @@ worker_class = _env("WORKER_CLASS", "mpuflask.worker.DeadlineWorker")
 # by the deadlines, leave threads free for everyone else (bench/slow_clients.py,
 # 200 slow connections on 2 cores: 16 threads answered 0% of health checks
 # within 2 s, 64 answered 100%).
-threads = int(_env("THREADS", 64))
+threads = _int_env("THREADS", 64, 1, 10_000)
 
 # -- timeouts -----------------------------------------------------------------
 # With gthread, `timeout` is how long a worker's main loop may stay silent
 # (a deadlocked or stuck process), not how long a request may take: a 50 GiB
 # part streaming for an hour is fine.
-timeout = int(_env("TIMEOUT", 60))
+timeout = _int_env("TIMEOUT", 60, 1, 10**9)
 # On restart or shutdown, let in-flight parts finish for this long.
-graceful_timeout = int(_env("GRACEFUL_TIMEOUT", 120))
+graceful_timeout = _int_env("GRACEFUL_TIMEOUT", 120, 0, 10**9)
 # Parallel part uploads reuse their connections: keep them open a while (an
 # idle kept-alive connection waits in the main loop, not in a thread).
-keepalive = int(_env("KEEPALIVE", 30))
+keepalive = _int_env("KEEPALIVE", 30, 0, 10**9)
 # GUNICORN_HEADER_TIMEOUT (seconds, default 15): a request head (request line
 # and headers) must arrive within this long after the connection opens, or
 # after the first byte of a kept-alive connection's next request; else 408 and
@@ -94,7 +118,7 @@ keepalive = int(_env("KEEPALIVE", 30))
 
 # -- limits -------------------------------------------------------------------
 # Query strings carry keys up to 1024 bytes, percent-encoded up to 3x.
-limit_request_line = int(_env("LIMIT_REQUEST_LINE", 8190))
+limit_request_line = _int_env("LIMIT_REQUEST_LINE", 8190, 0, 8190)
 
 # -- control ------------------------------------------------------------------
 # gunicorn 25+ opens a control socket in ~/.gunicorn; several servers on one
@@ -111,6 +135,11 @@ errorlog = _env("ERRORLOG", "-")
 # logger skips that work unless the access log is on.
 logger_class = "mpuflask.gunicorn_logging.Logger"
 loglevel = _env("LOGLEVEL", "info")
+if loglevel.lower() not in ("debug", "info", "warning", "error", "critical"):
+    _refuse(
+        "GUNICORN_LOGLEVEL must be debug, info, warning, error or critical, "
+        f"not {loglevel!r}"
+    )
 # MPUFLASK_LOG_FORMAT=json (default) writes one JSON object per line, with
 # request_id on every line written while a request runs; "text" for humans.
 # Another value stops the server in on_starting (below), with one line.
