@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 import click
 
 from .actions import LISTING_ACTIONS
+from .setting_types import SECRET
 
 #: The first line of every signed message: names the scheme and its version.
 SCHEME = "MPUFLASK-HMAC-SHA256-V1"
@@ -290,7 +291,19 @@ def sign_command(
     For a listing (--action list or mpu-list), OBJECT_URL is http://host/
     and the prefix its path or --prefix.
     """
-    parts = urlsplit(object_url)
+    try:
+        parts = urlsplit(object_url)
+    except ValueError as error:
+        raise click.UsageError(f"{object_url!r} is not a URL: {error}") from None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise click.UsageError(
+            f"{object_url!r} is not an http:// or https:// URL with a host, "
+            "like http://host:8000/key"
+        )
+    try:
+        SECRET.parse(secret)  # the server's rule: non-empty UTF-8 text
+    except ValueError as error:
+        raise click.UsageError(f"--secret (MPUFLASK_SIGNING_KEY) {error}") from None
     base = f"{parts.scheme}://{parts.netloc}/"
     key = unquote(parts.path[1:])
     if prefix is not None:

@@ -824,3 +824,36 @@ def test_example_endpoint_refuses(
 ) -> None:
     response = endpoint.post("/sign", json=fields)
     assert (response.status_code, response.json) == (status, {"error": error})
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (
+            ["h/k", "--secret", "s"],
+            "'h/k' is not an http:// or https:// URL with a host",
+        ),
+        (
+            ["ftp://h/k", "--secret", "s"],
+            "'ftp://h/k' is not an http:// or https:// URL",
+        ),
+        (["http://[::1/k", "--secret", "s"], "'http://[::1/k' is not a URL"),
+        (
+            ["http://h/k", "--secret", ""],
+            "--secret (MPUFLASK_SIGNING_KEY) is set but empty",
+        ),
+    ],
+)
+def test_sign_refuses_what_no_server_would_accept(args: list[str], error: str) -> None:
+    """``mpuflask sign`` printed ``://k?...`` for a URL without a scheme, and a
+    URL signed with an empty secret that every server refuses."""
+    from click.testing import CliRunner
+
+    from mpuflask.signing import sign_command
+
+    result = CliRunner().invoke(
+        sign_command, [*args, "--method", "GET", "--action", "get"]
+    )
+    assert result.exit_code == 2, result.output
+    assert error in result.output
+    assert "X-Mpu-Signature" not in result.output

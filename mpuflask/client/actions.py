@@ -44,6 +44,14 @@ def why_not_resumable(error: ServerRefused) -> str | None:
     return None
 
 
+def _text(answer: Any, name: str) -> str:
+    """``answer[name]``, a non-empty string (TypeError or KeyError if not)."""
+    value = answer[name]
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{name} is {value!r}, not a string")
+    return value
+
+
 class ObjectApi:
     """The multipart actions on one object URL, sent through a transport."""
 
@@ -58,8 +66,7 @@ class ObjectApi:
         """``mpu-create``; ``headers`` (Content-Type, ...) become object metadata."""
 
         def upload_id(response: requests.Response) -> str:
-            value: str = response.json()["uploadId"]
-            return value
+            return _text(response.json(), "uploadId")
 
         return self.transport.call(
             "POST",
@@ -76,8 +83,7 @@ class ObjectApi:
         """``mpu-uploadpart``: send ``body()`` (made anew per try); the part's etag."""
 
         def etag(response: requests.Response) -> str:
-            value: str = response.json()["etag"]
-            return value
+            return _text(response.json(), "etag")
 
         params = [("uploadId", upload_id), ("partNumber", str(part_number))]
         return self.transport.call(

@@ -75,6 +75,10 @@ class TransferFailed(ClientError):
         self.host = host
 
 
+class BadAnswer(ClientError):
+    """The server said 200 with an answer of the wrong shape: not mpuflask's."""
+
+
 class VerificationFailed(ClientError):
     """The bytes the server holds are not the bytes we sent or received."""
 

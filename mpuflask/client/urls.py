@@ -24,7 +24,11 @@ class BadUrl(ClientError, ValueError):
 
 def check_url(url: str) -> str:
     """``url`` if it is an ``http(s)://host[:port]/...`` URL, else :class:`BadUrl`."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.hostname  # noqa: B018 - a bracketed host is checked here
+    except ValueError as error:  # http://[::1/k, http://[zz]/k
+        raise BadUrl(f"{url!r} is not a URL: {error}") from None
     if parts.scheme.lower() not in SCHEMES or "://" not in url:
         if "://" not in url:
             raise BadUrl(f"{url!r} has no scheme: try http://{url.lstrip('/')}")

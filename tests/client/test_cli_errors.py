@@ -166,3 +166,72 @@ def test_a_download_that_lost_its_connection_says_run_again(
         "again\n"
     )
     assert not (tmp_path / "out.bin").exists()
+
+
+@pytest.mark.parametrize(
+    ("create", "part", "why"),
+    [
+        ("[]", None, "TypeError: list indices must be integers or slices, not str"),
+        ("null", None, "TypeError: 'NoneType' object is not subscriptable"),
+        ('{"uploadId": 7}', None, "TypeError: uploadId is 7, not a string"),
+        (
+            "<html>busy</html>",
+            None,
+            "JSONDecodeError: Expecting value: line 1 column 1",
+        ),
+        ('{"uploadId": "u"}', "{}", "KeyError: 'etag'"),
+    ],
+)
+def test_an_answer_of_the_wrong_shape_is_one_line(
+    tmp_path: Path,
+    app: Flask,
+    run_cli: Callable[..., Result],
+    create: str,
+    part: str | None,
+    why: str,
+) -> None:
+    """A server that said 200 with ``[]``, ``null`` or no ``etag`` made the
+    upload command die with a KeyError or TypeError traceback."""
+
+    def wrong(environ: dict[str, Any], start_response: Any) -> Any:
+        drain(environ)
+        text = create if "mpu-create" in environ["QUERY_STRING"] else part or ""
+        return answer(start_response, "200 OK", text)
+
+    app.wsgi_app = wrong  # type: ignore[method-assign]
+    write_file(tmp_path / "f.bin", 10)
+    result = run_cli("upload", tmp_path / "f.bin", URL, "-q", "--no-resume")
+    assert result.exit_code == 1
+    action = "mpu-create" if part is None else "mpu-uploadpart"
+    assert result.output.startswith(
+        f"Error: {action} {URL}: the answer is not what {action} answers ({why}"
+    ), result.output
+    assert result.output.endswith("); is this an mpuflask server?\n"), result.output
+    assert result.output.count("\n") == 1
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://[::1/k", "Invalid IPv6 URL"),
+        ("http://[zz]/k", "'zz' does not appear to be an IPv4 or IPv6 address"),
+    ],
+)
+@pytest.mark.parametrize("command", ["upload", "download", "rm", "ls", "abort"])
+def test_a_url_with_a_broken_host_is_one_line(
+    tmp_path: Path, run_cli: Callable[..., Result], url: str, why: str, command: str
+) -> None:
+    write_file(tmp_path / "f.bin", 10)
+    args = {
+        "upload": [tmp_path / "f.bin", url],
+        "download": [url, tmp_path / "out.bin"],
+        "rm": [url],
+        "ls": [url],
+        "abort": [url, "some-upload-id"],
+    }[command]
+    result = run_cli(command, *args)
+    assert result.exit_code == 2, result.output
+    assert f"{url!r} is not a URL: {why}" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out.bin").exists()
