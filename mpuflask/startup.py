@@ -23,6 +23,14 @@ from .storage import open_bucket
 
 def open_store(config: Mapping[str, Any]) -> Bucket:
     """:func:`~mpuflask.storage.open_bucket`, its failures as one line."""
+    spool = config.get("MPUFLASK_S3_SPOOL_DIR")
+    if config["MPUFLASK_STORE"] == "s3" and spool is not None:
+        # Checked now: a missing one failed each chunked part with a 500.
+        if not os.path.isdir(spool) or not os.access(spool, os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"MPUFLASK_S3_SPOOL_DIR {spool!r} is not a directory the server "
+                "may write; create it, or unset it to use the temp dir"
+            )
     try:
         return open_bucket(config)
     except OSError as error:

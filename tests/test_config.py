@@ -717,6 +717,11 @@ def test_every_name_the_code_and_docs_use_is_declared() -> None:
             "MPUFLASK_S3_BUCKET has spaces before or after it, 'b '; remove them",
         ),
         (
+            {**S3_STORE, "MPUFLASK_S3_SPOOL_DIR": "/nonexistent/spool"},
+            "MPUFLASK_S3_SPOOL_DIR '/nonexistent/spool' is not a directory the server"
+            " may write; create it, or unset it to use the temp dir",
+        ),
+        (
             {**S3_STORE, "MPUFLASK_S3_MAX_CONNECTIONS": "1000000000000000"},
             "MPUFLASK_S3_MAX_CONNECTIONS must be an integer from 1 to 4096, not"
             " '1000000000000000'",

@@ -228,3 +228,13 @@ def test_bad_gunicorn_overrides_stop_it_with_one_line(
     )
     assert (status, output) == (1, f"mpuflask: {line}\n")
     assert not (tmp_path / "data").exists()
+
+
+def test_a_port_out_of_range_stops_it_with_one_line(tmp_path: Path) -> None:
+    """``-b 127.0.0.1:99999`` gave gunicorn's 45-line OverflowError traceback."""
+    environ = _environment(tmp_path, {"GUNICORN_BIND": "127.0.0.1:99999"})
+    status, output = _run([gunicorn_executable(), "wsgi:app"], environ)
+    line = "mpuflask: cannot listen on '127.0.0.1:99999': the port must be 0 to 65535"
+    assert status == 1, output
+    assert output.count(line) == 1, output
+    assert "Traceback" not in output

@@ -214,11 +214,28 @@ def on_starting(server: Any) -> None:
     modules: workers started later (``kill -HUP``) still load the code as it
     is then.
     """
+    for address in server.cfg.bind:
+        problem = _bind_problem(address)
+        if problem:
+            print(f"mpuflask: {problem}", file=sys.stderr, flush=True)
+            sys.exit(1)
     verdict = _check_settings()
     if verdict.startswith("error "):
         print(f"mpuflask: {verdict[6:]}", file=sys.stderr, flush=True)
         sys.exit(1)
     server.mpuflask_auth = verdict == "auth"
+
+
+def _bind_problem(address: str) -> str | None:
+    """Why gunicorn could not listen on ``address`` (a port out of range
+    gave a 45-line traceback), or None."""
+    if address.startswith(("unix:", "fd://")):
+        return None
+    _, colon, port = address.rpartition(":")
+    if colon and not port.endswith("]"):
+        if not (port.isascii() and port.isdigit() and int(port) <= 65535):
+            return f"cannot listen on {address!r}: the port must be 0 to 65535"
+    return None
 
 
 def _check_settings() -> str:
