@@ -171,18 +171,7 @@ def test_a_complete_body_cut_short_is_refused_and_publishes_nothing(
     listed = [api.part(key, upload_id, 1, b"kept")]
     sent = b'{"parts":[]}'
     target = f"/{key}?action=mpu-complete&uploadId={upload_id}"
-    with socket.create_connection(address(server), timeout=30) as sock:
-        sock.sendall(
-            f"POST {target} HTTP/1.1\r\nHost: e2e\r\nContent-Length: 40\r\n\r\n".encode()
-            + sent
-        )
-        sock.shutdown(socket.SHUT_WR)
-        answer = b""
-        while chunk := sock.recv(65536):  # until the server closes
-            answer += chunk
-    head, _, text = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 400 "), answer
-    assert b"\r\nConnection: close" in head, head
+    _, text = _closing_answer(server, f"POST {target}", 40, sent, half_close=True)
     assert text == b"The request body ended after 12 of 40 bytes"
     api.assert_absent(key)
     etag = api.complete(key, upload_id, listed)  # the upload is still open
@@ -197,15 +186,25 @@ def test_a_part_refused_on_its_headers_is_not_read_to_its_end(
     keep-alive, and gunicorn then read up to 5 s of the declared gigabyte to
     throw away, in a worker thread. Now the answer closes the connection."""
     target = "/refused.bin?action=mpu-uploadpart&uploadId=nope&partNumber=1"
+    _closing_answer(server, f"PUT {target}", 1 << 30, b"x" * 65536)
+    api.assert_absent("refused.bin")
+
+
+def _closing_answer(
+    server: Server, request: str, length: int, sent: bytes, half_close: bool = False
+) -> tuple[bytes, bytes]:
+    """Send ``request`` with a Content-Length of ``length`` and the bytes
+    ``sent``; read until the server closes. Checks that the answer is a 400
+    that says ``Connection: close``; returns its head and body."""
     with socket.create_connection(address(server), timeout=30) as sock:
-        sock.sendall(
-            f"PUT {target} HTTP/1.1\r\nHost: e2e\r\nContent-Length: {1 << 30}\r\n\r\n".encode()
-            + b"x" * 65536
-        )
+        head = f"{request} HTTP/1.1\r\nHost: e2e\r\nContent-Length: {length}\r\n\r\n"
+        sock.sendall(head.encode() + sent)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
         answer = b""
         while chunk := sock.recv(65536):  # until the server closes
             answer += chunk
-    head, _, _ = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 400 "), answer
-    assert b"\r\nConnection: close" in head, head
-    api.assert_absent("refused.bin")
+    answer_head, _, text = answer.partition(b"\r\n\r\n")
+    assert answer_head.startswith(b"HTTP/1.1 400 "), answer
+    assert b"\r\nConnection: close" in answer_head, answer_head
+    return answer_head, text
