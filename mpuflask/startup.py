@@ -40,6 +40,27 @@ def open_store(config: Mapping[str, Any]) -> Bucket:
         raise ConfigError(refusal) from None
 
 
+#: A key the start-up check asks the s3 engine about (any answer will do).
+PROBE_KEY = "mpuflask-start-probe"
+
+
+def check_store(config: Mapping[str, Any]) -> None:
+    """What gunicorn's settings check runs once, before any worker: open the
+    store; for an s3 store whose workers will sweep at start, ask the engine
+    once too. Each worker would otherwise fail with the same error, and
+    gunicorn's master can die of several failing at once with a traceback."""
+    bucket = open_store(config)
+    if config["MPUFLASK_STORE"] == "s3" and config["MPUFLASK_SWEEP_ON_START"]:
+        try:
+            bucket.head(PROBE_KEY)
+        except ApiError as error:
+            cause = _reason(error.__cause__ or error)
+            raise ConfigError(
+                f"the s3 store cannot reach its bucket: {cause} "
+                "(MPUFLASK_SWEEP_ON_START=false starts without asking)"
+            ) from None
+
+
 def sweep_at_start(bucket: Bucket, config: Mapping[str, Any]) -> None:
     """The start-up sweep (``MPUFLASK_SWEEP_ON_START``), its failures as one line."""
     try:

@@ -238,3 +238,32 @@ def test_a_port_out_of_range_stops_it_with_one_line(tmp_path: Path) -> None:
     assert status == 1, output
     assert output.count(line) == 1, output
     assert "Traceback" not in output
+
+
+def test_an_s3_engine_out_of_reach_stops_it_with_one_line(tmp_path: Path) -> None:
+    """Each worker's start-up sweep failed with a 100-line botocore traceback
+    (and the master could die of several at once with its own)."""
+    pytest.importorskip("boto3")
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    settings = {
+        "MPUFLASK_STORE": "s3",
+        "MPUFLASK_S3_BUCKET": "b",
+        "MPUFLASK_S3_ENDPOINT": endpoint,
+        "MPUFLASK_S3_REGION": "us-east-1",
+        "MPUFLASK_S3_ACCESS_KEY_ID": "x",
+        "MPUFLASK_S3_SECRET_ACCESS_KEY": "y",
+        "MPUFLASK_S3_MAX_ATTEMPTS": "1",
+        "MPUFLASK_S3_STAGE_UPLOADS": "false",
+    }
+    status, output = _run(
+        [gunicorn_executable(), "wsgi:app"], _environment(tmp_path, settings)
+    )
+    line = (
+        "mpuflask: the s3 store cannot reach its bucket: Could not connect to the"
+        f' endpoint URL: "{endpoint}/b/mpuflask-start-probe"'
+        " (MPUFLASK_SWEEP_ON_START=false starts without asking)"
+    )
+    assert status == 1, output
+    assert output.count(line) == 1, output
+    assert "Traceback" not in output
+    assert "Booting worker" not in output

@@ -250,12 +250,12 @@ def _check_settings() -> str:
 
             try:
                 settings = load_settings()
-                if settings["MPUFLASK_STORE"] == "filesystem":
-                    # A data dir that is a file, or not ours to write: one
-                    # line here, not a traceback from each worker.
-                    from mpuflask.startup import open_store
+                # A data dir that is a file, or not ours to write; an engine
+                # that cannot be reached: one line here, not a traceback from
+                # each worker.
+                from mpuflask.startup import check_store
 
-                    open_store(settings)
+                check_store(settings)
                 verdict = "auth" if auth_configured(settings) else "open"
             except ConfigError as error:
                 verdict = f"error {error}"
