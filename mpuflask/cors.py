@@ -9,6 +9,8 @@ installed only when ``MPUFLASK_CORS_ORIGINS`` lists origins, adds the grant.
 
 from __future__ import annotations
 
+import re
+
 from flask import Flask
 from flask import Response
 from flask import request
@@ -57,10 +59,20 @@ def install_cors(app: Flask) -> None:
     listed = origins.split(",") if isinstance(origins, str) else list(origins)
     CORS(
         app,
-        origins=[origin.strip() for origin in listed if origin.strip()],
+        origins=[_exactly(origin.strip()) for origin in listed if origin.strip()],
         methods=["GET", "HEAD", "PUT", "POST", "DELETE"],
         allow_headers=ALLOWED_HEADERS,
         expose_headers=EXPOSED_HEADERS,
         max_age=600,
         vary_header=True,
     )
+
+
+def _exactly(origin: str) -> str | re.Pattern[str]:
+    """``origin`` as flask-cors must match it: exactly. flask-cors reads a
+    string with ``[`` or ``*`` in it as a regular expression, matched at the
+    start only: ``http://[::1]:8080`` then matched nothing, and a pattern
+    could match more than it says. ``*`` alone is its "any origin"."""
+    if origin == "*":
+        return origin
+    return re.compile(re.escape(origin) + r"\Z", re.IGNORECASE)

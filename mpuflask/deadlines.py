@@ -33,6 +33,7 @@ import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Collection
 from collections.abc import Iterator
 from collections.abc import Mapping
 from contextlib import contextmanager
@@ -288,8 +289,10 @@ class HonorConnectionClose:
         return self.app(environ, start)
 
 
-def install_deadlines(app: Flask) -> None:
-    """The body watchdog, the send deadline and ``Connection: close``, for this app."""
+def install_deadlines(app: Flask, blueprints: Collection[str]) -> None:
+    """The body watchdog, the send deadline and ``Connection: close``, for
+    this app; ``blueprints``: mpuflask's, whose refusals close the connection
+    when they leave a body unread (an app's own routes read theirs their way)."""
     app.wsgi_app = HonorConnectionClose(app.wsgi_app)  # type: ignore[method-assign]
     config: Mapping[str, Any] = app.config
     app.extensions[_WATCH_KEY] = BodyWatch(
@@ -303,7 +306,11 @@ def install_deadlines(app: Flask) -> None:
         sock = request.environ.get("gunicorn.socket")
         if sock is not None:
             sock.settimeout(send_timeout)
-        if response.status_code >= 400 and body_left_unread():
+        if (
+            response.status_code >= 400
+            and request.blueprint in blueprints
+            and body_left_unread()
+        ):
             # Refused before its body was read (a part on its headers, a
             # request no auth hook vouched for): gunicorn would read the
             # rest, up to gigabytes, to throw away, holding this thread for

@@ -9,6 +9,7 @@ so a client written for the Worker sees the same bytes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from http import HTTPStatus
 from typing import Any
 
@@ -250,7 +251,7 @@ class InsufficientStorage(ApiError):
         )
 
 
-def register_error_handlers(app: Flask) -> None:
+def register_error_handlers(app: Flask, blueprints: Collection[str]) -> None:
     """Render every error the app can raise, in one place.
 
     Werkzeug's own HTTP errors (a body over the size limit, say) keep their
@@ -278,10 +279,12 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(PermissionError)
     def _not_permitted(error: PermissionError) -> Response:
+        if request.blueprint not in blueprints:
+            raise error  # an app's own route: its 500, as before
         # Someone changed the data directory's owner or modes under a running
         # server (start-up refuses one it may not write): the operator's to
         # fix, not a bug of ours. 503, as for other damage, and logged.
-        log.error("the store may not write %s: %s", error.filename, error.strerror)
+        log.error("the store may not use %s: %s", error.filename or "?", error)
         refusal = DataDirDamaged(_operation())
         return Response(refusal.get_body(), refusal.code, refusal.get_headers())
 

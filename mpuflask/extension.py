@@ -160,8 +160,9 @@ class MpuFlask:
         # Inside the deadlines' middleware, which looks for gunicorn's own
         # start_response (its force_close).
         app.wsgi_app = SendfileMiddleware(app.wsgi_app)  # type: ignore[method-assign]
-        install_deadlines(app)
-        register_error_handlers(app)
+        ours = [bp.name for bp in (multipart_bp, objects_bp, listing_bp, service_bp)]
+        install_deadlines(app, frozenset(ours))
+        register_error_handlers(app, frozenset(ours))
         install_cors(app)
         app.cli.add_command(gc_command)
 

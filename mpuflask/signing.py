@@ -293,6 +293,7 @@ def sign_command(
     """
     try:
         parts = urlsplit(object_url)
+        parts.hostname  # noqa: B018 - a bracketed host is checked here
     except ValueError as error:
         raise click.UsageError(f"{object_url!r} is not a URL: {error}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:

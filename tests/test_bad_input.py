@@ -209,4 +209,39 @@ def test_a_data_dir_made_unwritable_under_a_running_server_is_503(
         "createMultipartUpload: We encountered an internal error. Please try again."
         " (10001)",
     )
-    assert "the store may not write /srv/data/uploads: Permission denied" in caplog.text
+    assert "the store may not use /srv/data/uploads: [Errno 13] Permission denied" in (
+        caplog.text
+    )
+
+
+def test_an_apps_own_routes_keep_their_connections_and_their_500s(
+    tmp_path: Any,
+) -> None:
+    """A review: the rule that closes the connection after a refusal that left
+    a body unread ran app-wide, so an embedding app's own 4xx (a login refused
+    after reading its JSON) closed the connection; and its PermissionError
+    became mpuflask's 503. Both are mpuflask's blueprints' only."""
+    from flask import Flask
+    from flask import request
+
+    from mpuflask import MpuFlask
+
+    app = Flask("host")
+    app.config.update(TESTING=True, MPUFLASK_DATA_DIR=str(tmp_path / "data"))
+
+    @app.post("/login")
+    def login() -> tuple[str, int]:
+        return f"no, {request.get_json()['user']}", 401
+
+    @app.get("/secret")
+    def secret() -> str:
+        raise PermissionError(13, "Permission denied", "/etc/shadow")
+
+    MpuFlask(app)
+    client = app.test_client()
+    refused = client.post("/login", json={"user": "ann"})
+    assert (refused.status_code, refused.text) == (401, "no, ann")
+    assert "Connection" not in refused.headers
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    failed = client.get("/secret")
+    assert (failed.status_code, failed.text) == (500, "Internal Server Error")

@@ -205,7 +205,7 @@ def test_a_data_dir_the_server_may_not_write_stops_it_with_one_line(
         ),
         (
             {"GUNICORN_TIMEOUT": "1.5"},
-            "GUNICORN_TIMEOUT must be an integer from 1 to 1000000000, not '1.5'",
+            "GUNICORN_TIMEOUT must be an integer from 0 to 1000000000, not '1.5'",
         ),
         (
             {"GUNICORN_BIND": ""},  # served nothing, silently, forever

@@ -80,3 +80,20 @@ def test_preflight_needs_no_credentials(make_app: Any) -> None:
     assert refused.status_code == 401
     # The refusal is readable by the page, so it can tell the user why.
     assert refused.headers["Access-Control-Allow-Origin"] == "https://app.example"
+
+
+def test_an_origin_is_matched_exactly_ip_literals_too(make_app: Any) -> None:
+    """flask-cors reads an origin with ``[`` in it as a regular expression:
+    ``http://[::1]:8080`` matched no request from that origin, and matched
+    ``http://1:8080`` and ``http://::8080``."""
+    client = make_app(MPUFLASK_CORS_ORIGINS="http://[::1]:8080").test_client()
+    for origin, granted in [
+        ("http://[::1]:8080", True),
+        ("HTTP://[::1]:8080", True),
+        ("http://1:8080", False),
+        ("http://::8080", False),
+        ("http://[::1]:80800", False),
+    ]:
+        answer = client.get("/?action=health", headers={"Origin": origin})
+        allowed = answer.headers.get("Access-Control-Allow-Origin")
+        assert (allowed == origin) is granted, (origin, allowed)

@@ -120,7 +120,7 @@ def test_metrics_count_requests_bytes_and_rejections(make_app: Any) -> None:
         (
             "MPUFLASK_CHUNK_SIZE",
             "big",
-            "MPUFLASK_CHUNK_SIZE must be an integer from 1 to 10^15, not 'big'",
+            "MPUFLASK_CHUNK_SIZE must be an integer from 1 to 67108864, not 'big'",
         ),
         (
             "MPUFLASK_DURABLE",

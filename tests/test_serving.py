@@ -111,3 +111,41 @@ def test_a_worker_freezes_what_it_loaded_for_the_garbage_collector() -> None:
         "settings.on_exit(None)"
     )
     assert frozen.split() == ["0", "True"]
+
+
+def test_the_settings_check_runs_as_the_workers_user_and_reads_binds_as_gunicorn(
+    tmp_path: Path,
+) -> None:
+    """A review of the start-up checks: the check opens the store, so as root
+    with ``--user`` it made the data directory root's and the workers could
+    not write it; ``tcp://127.0.0.1`` (port 8000 to gunicorn) was refused;
+    ``GUNICORN_TIMEOUT=0`` (gunicorn: no timeout) was refused."""
+    out = _python(
+        "import os, types\n"
+        "os.environ['GUNICORN_TIMEOUT'] = '0'\n"
+        "import gunicorn.util\n"
+        "import mpuflask.serving.gunicorn_settings as settings\n"
+        f"os.environ['MPUFLASK_DATA_DIR'] = {str(tmp_path / 'data')!r}\n"
+        "def owner(uid, gid, initgroups=False):\n"
+        "    raise RuntimeError(f'as {uid}:{gid}')\n"
+        "gunicorn.util.set_owner_process = owner\n"
+        "me = types.SimpleNamespace(uid=os.geteuid(), gid=os.getegid(), initgroups=False)\n"
+        "other = types.SimpleNamespace(uid=4321, gid=8765, initgroups=False)\n"
+        "print(settings._check_settings(me))\n"
+        "print(settings._check_settings(other))\n"
+        "for bind in ('tcp://127.0.0.1', '[::1]:8000', 'unix:/run/a.sock',"
+        " 'tcp://127.0.0.1:99999', '127.0.0.1:8x'):\n"
+        "    print(settings._bind_problem(bind))\n"
+        "print(settings.timeout)\n"
+        "settings.on_exit(None)",
+    )
+    assert out.splitlines() == [
+        "open",
+        "error checking the settings failed: RuntimeError('as 4321:8765')",
+        "None",
+        "None",
+        "None",
+        "cannot listen on 'tcp://127.0.0.1:99999': the port must be 0 to 65535",
+        "cannot listen on '127.0.0.1:8x': the port must be 0 to 65535",
+        "0",
+    ]

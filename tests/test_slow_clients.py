@@ -130,12 +130,12 @@ def test_head_complete(data: bytes, complete: bool) -> None:
         (
             "MPUFLASK_BODY_RATE_WINDOW",
             0,
-            "MPUFLASK_BODY_RATE_WINDOW must be an integer from 1 to 10^15, not 0",
+            "MPUFLASK_BODY_RATE_WINDOW must be an integer from 1 to 10^9, not 0",
         ),
         (
             "MPUFLASK_SEND_TIMEOUT",
             1.5,
-            "MPUFLASK_SEND_TIMEOUT must be an integer from 0 to 10^15, not 1.5",
+            "MPUFLASK_SEND_TIMEOUT must be an integer from 0 to 10^9, not 1.5",
         ),
     ],
 )

@@ -12,14 +12,20 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from typing import TypeVar
 
 import requests
 
 from ..rules import normalize_etag
+from .errors import BadAnswer
 from .errors import ServerRefused
 from .transport import Transport
+from .urls import display
 
 NO_SUCH_UPLOAD = 10024
+T = TypeVar("T")
+#: What reading a JSON answer of another shape than asked raises.
+_WRONG_SHAPE = (KeyError, IndexError, TypeError, ValueError, AttributeError)
 
 
 @dataclass(frozen=True)
@@ -62,17 +68,32 @@ class ObjectApi:
         self.url = url
         self.cancel = cancel if cancel is not None else threading.Event()
 
+    def _answer(
+        self, action: str, read: Callable[[Any], T]
+    ) -> Callable[[requests.Response], T]:
+        """``read`` of a JSON answer; one of the wrong shape (not JSON, ``[]``,
+        no ``etag``) is :class:`BadAnswer`, one line, not a KeyError traceback."""
+
+        def handle(response: requests.Response) -> T:
+            try:
+                return read(response.json())
+            except _WRONG_SHAPE as error:
+                raise BadAnswer(
+                    f"{action} {display(self.url)}: the answer is not what {action} "
+                    f"answers ({type(error).__name__}: {error}); is this an "
+                    "mpuflask server?"
+                ) from None
+
+        return handle
+
     def create(self, headers: Mapping[str, str] | None = None) -> str:
         """``mpu-create``; ``headers`` (Content-Type, ...) become object metadata."""
-
-        def upload_id(response: requests.Response) -> str:
-            return _text(response.json(), "uploadId")
 
         return self.transport.call(
             "POST",
             self.url,
             "mpu-create",
-            upload_id,
+            self._answer("mpu-create", lambda answer: _text(answer, "uploadId")),
             headers=headers,
             cancel=self.cancel,
         )
@@ -82,15 +103,12 @@ class ObjectApi:
     ) -> str:
         """``mpu-uploadpart``: send ``body()`` (made anew per try); the part's etag."""
 
-        def etag(response: requests.Response) -> str:
-            return _text(response.json(), "etag")
-
         params = [("uploadId", upload_id), ("partNumber", str(part_number))]
         return self.transport.call(
             "PUT",
             self.url,
             "mpu-uploadpart",
-            etag,
+            self._answer("mpu-uploadpart", lambda answer: _text(answer, "etag")),
             params=params,
             body=body,
             cancel=self.cancel,
@@ -99,17 +117,17 @@ class ObjectApi:
     def list_parts(self, upload_id: str) -> list[ListedPart]:
         """``mpu-listparts`` (ours): the parts stored so far, by number."""
 
-        def parts(response: requests.Response) -> list[ListedPart]:
+        def parts(answer: Any) -> list[ListedPart]:
             return [
                 ListedPart(int(p["partNumber"]), str(p["etag"]), int(p["size"]))
-                for p in response.json()["parts"]
+                for p in answer["parts"]
             ]
 
         return self.transport.call(
             "GET",
             self.url,
             "mpu-listparts",
-            parts,
+            self._answer("mpu-listparts", parts),
             params=[("uploadId", upload_id)],
             cancel=self.cancel,
         )

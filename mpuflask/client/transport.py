@@ -25,7 +25,6 @@ from urllib.parse import urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from .errors import BadAnswer
 from .errors import Cancelled
 from .errors import ClientError
 from .errors import ServerRefused
@@ -174,7 +173,7 @@ class Transport:
                 )
                 with response:
                     if response.status_code in accepted:
-                        return _handled(handle, response, action, url)
+                        return handle(response)
                     problem: ClientError = ServerRefused(
                         method,
                         action,
@@ -227,22 +226,3 @@ class Transport:
         if self.token is not None:
             headers["Authorization"] = f"Bearer {self.token}"
         return headers
-
-
-def _handled(
-    handle: Callable[[requests.Response], T],
-    response: requests.Response,
-    action: str,
-    url: str,
-) -> T:
-    """``handle(response)``; an answer of the wrong shape (not JSON, ``[]``,
-    no ``etag``) as one line, not a KeyError traceback."""
-    try:
-        return handle(response)
-    except ClientError:
-        raise
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
-        raise BadAnswer(
-            f"{action} {display(url)}: the answer is not what {action} answers "
-            f"({type(error).__name__}: {error}); is this an mpuflask server?"
-        ) from None

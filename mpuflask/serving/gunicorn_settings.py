@@ -101,7 +101,7 @@ threads = _int_env("THREADS", 64, 1, 10_000)
 # With gthread, `timeout` is how long a worker's main loop may stay silent
 # (a deadlocked or stuck process), not how long a request may take: a 50 GiB
 # part streaming for an hour is fine.
-timeout = _int_env("TIMEOUT", 60, 1, 10**9)
+timeout = _int_env("TIMEOUT", 60, 0, 10**9)  # 0: gunicorn never times out
 # On restart or shutdown, let in-flight parts finish for this long.
 graceful_timeout = _int_env("GRACEFUL_TIMEOUT", 120, 0, 10**9)
 # Parallel part uploads reuse their connections: keep them open a while (an
@@ -219,7 +219,7 @@ def on_starting(server: Any) -> None:
         if problem:
             print(f"mpuflask: {problem}", file=sys.stderr, flush=True)
             sys.exit(1)
-    verdict = _check_settings()
+    verdict = _check_settings(server.cfg)
     if verdict.startswith("error "):
         print(f"mpuflask: {verdict[6:]}", file=sys.stderr, flush=True)
         sys.exit(1)
@@ -231,19 +231,28 @@ def _bind_problem(address: str) -> str | None:
     gave a 45-line traceback), or None."""
     if address.startswith(("unix:", "fd://")):
         return None
-    _, colon, port = address.rpartition(":")
+    _, colon, port = address.removeprefix("tcp://").rpartition(":")
     if colon and not port.endswith("]"):
         if not (port.isascii() and port.isdigit() and int(port) <= 65535):
             return f"cannot listen on {address!r}: the port must be 0 to 65535"
     return None
 
 
-def _check_settings() -> str:
-    """The child's verdict: "auth" or "open" if valid, else "error <line>"."""
+def _check_settings(cfg: Any) -> str:
+    """The child's verdict: "auth" or "open" if valid, else "error <line>".
+
+    The child runs as the workers will (``--user``/``--group``): it opens the
+    store, so what it makes in the data directory is theirs, and whether they
+    may write there is asked as them.
+    """
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: load the settings as create_app will, and say
         try:
+            if (cfg.uid, cfg.gid) != (os.geteuid(), os.getegid()):
+                from gunicorn.util import set_owner_process  # type: ignore[import-untyped]
+
+                set_owner_process(cfg.uid, cfg.gid, initgroups=cfg.initgroups)
             from mpuflask.config import ConfigError
             from mpuflask.config import auth_configured
             from mpuflask.config import load_settings
