@@ -212,6 +212,11 @@ def test_a_data_dir_the_server_may_not_write_stops_it_with_one_line(
             "GUNICORN_BIND is set but empty; unset it or give it a value",
         ),
         (
+            {"GUNICORN_WORKER_CLASS": "nonexist.Worker"},
+            "GUNICORN_WORKER_CLASS 'nonexist.Worker' is no worker class gunicorn can"
+            " load (gthread, sync, or a dotted path like mpuflask.worker.DeadlineWorker)",
+        ),
+        (
             {"GUNICORN_LOGLEVEL": "bogus"},
             "GUNICORN_LOGLEVEL must be debug, info, warning, error or critical,"
             " not 'bogus'",

@@ -43,6 +43,19 @@ def _int_env(name: str, default: int, minimum: int, maximum: int) -> int:
     return int(text)
 
 
+def _check_worker_class(uri: str) -> None:
+    """Load ``uri`` as gunicorn will (a traceback from its master, else)."""
+    from gunicorn.util import load_class  # type: ignore[import-untyped]
+
+    try:
+        load_class(uri)
+    except Exception:
+        _refuse(
+            f"GUNICORN_WORKER_CLASS {uri!r} is no worker class gunicorn can load "
+            "(gthread, sync, or a dotted path like mpuflask.worker.DeadlineWorker)"
+        )
+
+
 def _refuse(line: str) -> None:
     """Stop here with one line (gunicorn prints a traceback for an exception
     in its config file; SystemExit passes through)."""
@@ -89,6 +102,8 @@ workers = _int_env("WORKERS", multiprocessing.cpu_count() + 1, 1, 1024)
 # GUNICORN_WORKER_CLASS=gthread gives the stock worker back (the app's
 # deadlines still apply).
 worker_class = _env("WORKER_CLASS", "mpuflask.worker.DeadlineWorker")
+if "GUNICORN_WORKER_CLASS" in os.environ:  # ours is known to load
+    _check_worker_class(worker_class)
 # Threads wait for clients; the CPU work (MD5, copies) releases the GIL. A
 # thread blocked on a slow socket costs a stack, little resident memory, so
 # there are enough that a few hundred slow uploads and downloads, each bounded
@@ -250,7 +265,7 @@ def _check_settings(cfg: Any) -> str:
     if pid == 0:  # the child: load the settings as create_app will, and say
         try:
             if (cfg.uid, cfg.gid) != (os.geteuid(), os.getegid()):
-                from gunicorn.util import set_owner_process  # type: ignore[import-untyped]
+                from gunicorn.util import set_owner_process
 
                 set_owner_process(cfg.uid, cfg.gid, initgroups=cfg.initgroups)
             from mpuflask.config import ConfigError
