@@ -285,8 +285,7 @@ def register_error_handlers(app: Flask, blueprints: Collection[str]) -> None:
         # server (start-up refuses one it may not write): the operator's to
         # fix, not a bug of ours. 503, as for other damage, and logged.
         log.error("the store may not use %s: %s", error.filename or "?", error)
-        refusal = DataDirDamaged(_operation())
-        return Response(refusal.get_body(), refusal.code, refusal.get_headers())
+        return _api_error(DataDirDamaged(_operation()))
 
     @app.errorhandler(InternalServerError)
     def _internal_error(error: InternalServerError) -> Response:

@@ -101,11 +101,15 @@ def _utf8(value: Any) -> str:
 
 
 def _trimmed(value: Any) -> str:
-    """UTF-8 text without spaces around it: a name or an address followed by a
+    """UTF-8 text without spaces around it (a name, an address)."""
+    return _unpadded(_utf8(value))
+
+
+def _unpadded(text: str) -> str:
+    """``text``, refused with spaces around it: a name or a path followed by a
     stray space (``/srv/data ``) names something else, silently."""
-    text = _utf8(value)
     if text != text.strip():
-        raise ValueError(f"has spaces before or after it, {shown(value)}; remove them")
+        raise ValueError(f"has spaces before or after it, {shown(text)}; remove them")
     return text
 
 
@@ -225,10 +229,8 @@ TEXT = Kind("text", _trimmed)
 
 
 def _path(value: Any) -> str:
-    text = _text(os.fspath(value) if isinstance(value, os.PathLike) else value)
-    if text != text.strip():
-        raise ValueError(f"has spaces before or after it, {shown(value)}; remove them")
-    return text
+    text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    return _unpadded(_text(text))
 
 
 #: A directory: text, or a ``pathlib.Path`` from code (any bytes Linux allows).

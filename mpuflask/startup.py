@@ -18,15 +18,16 @@ from typing import Any
 from .config import ConfigError
 from .errors import ApiError
 from .storage import Bucket
+from .storage import diskio
 from .storage import open_bucket
 
 
 def open_store(config: Mapping[str, Any]) -> Bucket:
     """:func:`~mpuflask.storage.open_bucket`, its failures as one line."""
-    spool = config.get("MPUFLASK_S3_SPOOL_DIR")
+    spool = config["MPUFLASK_S3_SPOOL_DIR"]
     if config["MPUFLASK_STORE"] == "s3" and spool is not None:
         # Checked now: a missing one failed each chunked part with a 500.
-        if not os.path.isdir(spool) or not os.access(spool, os.W_OK | os.X_OK):
+        if not os.path.isdir(spool) or not diskio.may_write(spool):
             raise ConfigError(
                 f"MPUFLASK_S3_SPOOL_DIR {spool!r} is not a directory the server "
                 "may write; create it, or unset it to use the temp dir"
@@ -35,7 +36,7 @@ def open_store(config: Mapping[str, Any]) -> Bucket:
         return open_bucket(config)
     except OSError as error:
         if config["MPUFLASK_STORE"] != "filesystem":
-            raise ConfigError(f"the s3 store cannot start: {_reason(error)}") from None
+            raise ConfigError(f"the s3 store cannot start: {_cause(error)}") from None
         refusal = _data_dir_refusal(config["MPUFLASK_DATA_DIR"], error)
         raise ConfigError(refusal) from None
 
@@ -54,9 +55,8 @@ def check_store(config: Mapping[str, Any]) -> None:
         try:
             bucket.head(PROBE_KEY)
         except ApiError as error:
-            cause = _reason(error.__cause__ or error)
             raise ConfigError(
-                f"the s3 store cannot reach its bucket: {cause} "
+                f"the s3 store cannot reach its bucket: {_cause(error)} "
                 "(MPUFLASK_SWEEP_ON_START=false starts without asking)"
             ) from None
 
@@ -66,10 +66,9 @@ def sweep_at_start(bucket: Bucket, config: Mapping[str, Any]) -> None:
     try:
         bucket.sweep()
     except (OSError, ApiError) as error:
-        cause = error.__cause__ if isinstance(error, ApiError) else error
         raise ConfigError(
             f"the {config['MPUFLASK_STORE']} store failed its start-up sweep: "
-            f"{_reason(cause or error)} (MPUFLASK_SWEEP_ON_START=false starts "
+            f"{_cause(error)} (MPUFLASK_SWEEP_ON_START=false starts "
             "without it)"
         ) from None
 
@@ -86,7 +85,9 @@ def _data_dir_refusal(root: str, error: OSError) -> str:
     return f"MPUFLASK_DATA_DIR {root!r} cannot be used: {reason}"
 
 
-def _reason(error: BaseException) -> str:
-    """An error as a phrase on one line."""
-    text = " ".join(str(error).split()) or type(error).__name__
+def _cause(error: BaseException) -> str:
+    """What went wrong, as a phrase on one line: the engine's or the disk's
+    own error, not the R2 error a store answers requests with for it."""
+    found = error.__cause__ or error
+    text = " ".join(str(found).split()) or type(found).__name__
     return text if len(text) <= 300 else text[:297] + "..."

@@ -232,12 +232,10 @@ def on_starting(server: Any) -> None:
     for address in server.cfg.bind:
         problem = _bind_problem(address)
         if problem:
-            print(f"mpuflask: {problem}", file=sys.stderr, flush=True)
-            sys.exit(1)
+            _refuse(problem)
     verdict = _check_settings(server.cfg)
     if verdict.startswith("error "):
-        print(f"mpuflask: {verdict[6:]}", file=sys.stderr, flush=True)
-        sys.exit(1)
+        _refuse(verdict[6:])
     server.mpuflask_auth = verdict == "auth"
 
 

@@ -337,6 +337,16 @@ def linked_stat(fd: int, name: str) -> os.stat_result | None:
     return None if found.st_nlink == 0 else found
 
 
+def may_write(folder: str) -> bool:
+    """Whether this process may make and remove entries in ``folder``, asked
+    as its effective user (Linux can; elsewhere the real one)."""
+    return os.access(folder, os.W_OK | os.X_OK, effective_ids=_EFFECTIVE)
+
+
+#: Whether access() can ask as the process's effective user.
+_EFFECTIVE = os.access in os.supports_effective_ids
+
+
 def remove_tree(path: str) -> None:
     """``shutil.rmtree(path, ignore_errors=True)``, also when others remove it too.
 

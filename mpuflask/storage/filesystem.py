@@ -103,14 +103,8 @@ def _check_writable(folders: list[str]) -> None:
     or another user's): it would answer health checks, then 500 every write.
     PermissionError names the first such folder."""
     for folder in folders:
-        if os.path.lexists(folder) and not os.access(
-            folder, os.W_OK | os.X_OK, effective_ids=_EFFECTIVE
-        ):
+        if os.path.lexists(folder) and not diskio.may_write(folder):
             raise PermissionError(errno.EACCES, "the server may not write here", folder)
-
-
-#: Whether access() can ask as the server's effective user (Linux can).
-_EFFECTIVE = os.access in os.supports_effective_ids
 
 
 class FilesystemBucket(Directories):

@@ -92,7 +92,7 @@ class Directories:
         try:
             for name in names:
                 try:
-                    fds.append(diskio.open_dir(os.path.join(self.root, name)))
+                    fds.append(diskio.open_dir(self._area(name)))
                 except (CorruptEntry, FileNotFoundError) as error:
                     log.error("data directory damaged: %s: %s", name, error)
                     raise DataDirDamaged(operation) from None
