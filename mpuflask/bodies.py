@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask import request
-from werkzeug.exceptions import ClientDisconnected
 
 from .deadlines import body_pace
 from .errors import ApiError
@@ -72,23 +71,9 @@ def body_chunks(chunk_size: int) -> Iterator[bytes]:
     that stalls or trickles is cut off with 408 (mpuflask/deadlines.py), so a
     slow upload cannot hold a worker thread for long.
     """
-    pace = body_pace()
-    received = 0
+    pace = body_pace()  # refuses a body that ends short of its Content-Length
     while chunk := pace.read(chunk_size):
-        received += len(chunk)
         yield chunk
-    _check_whole(received)
-
-
-def _check_whole(received: int) -> None:
-    """Refuse a body that ended before its Content-Length (400): gunicorn
-    hands over a raw stream, where a short body ends quietly. Its prefix
-    may be a valid part, or valid JSON: it must not be acted on."""
-    expected = request.content_length
-    if expected is not None and received < expected:
-        raise ClientDisconnected(
-            f"The request body ended after {received} of {expected} bytes"
-        )
 
 
 def part_body(limit: int, chunk_size: int) -> Iterator[bytes]:
@@ -125,7 +110,6 @@ def read_json_body(limit: int) -> Any:
         data += chunk
     if len(data) > limit:
         raise ApiError(f"Request body too large: at most {limit} bytes", 413)
-    _check_whole(len(data))
     if not data.strip():
         return None
     try:

@@ -171,13 +171,29 @@ class BodyPace:
     min_rate: int
     window: float
     watch: BodyWatch | None
-    #: Whether a read has met the end of the body.
+    #: The body's Content-Length (None: chunked).
+    expected: int | None = None
+    #: Bytes read so far.
+    received: int = 0
+    #: Whether the body was read to its end, whole.
     ended: bool = False
 
     def read(self, size: int) -> bytes:
-        """Up to ``size`` bytes (short only at the end), or a 408/400 refusal."""
+        """Up to ``size`` bytes (short only at the end), or a 408/400 refusal.
+
+        A body that ends before its Content-Length is refused (400) at that
+        end: gunicorn hands over a raw stream, where a short body ends
+        quietly, and its prefix may be a valid part, or valid JSON.
+        """
         data = self._paced_read(size)
-        if not data and size > 0:
+        if data:
+            self.received += len(data)
+        elif size > 0:
+            if self.expected is not None and self.received < self.expected:
+                raise ClientDisconnected(
+                    f"The request body ended after {self.received} of "
+                    f"{self.expected} bytes"
+                )
             self.ended = True
         return data
 
@@ -249,13 +265,15 @@ def body_pace() -> BodyPace:
         min_rate=config["MPUFLASK_BODY_MIN_RATE"],
         window=config["MPUFLASK_BODY_RATE_WINDOW"],
         watch=watch,
+        expected=request.content_length,
     )
     environ[_PACE_KEY] = pace
     return pace
 
 
 def body_left_unread() -> bool:
-    """Whether the current request has a body we did not read to its end."""
+    """Whether the current request has a body we did not read to its end
+    (or that broke off before it)."""
     if not request.content_length and "Transfer-Encoding" not in request.headers:
         return False
     pace: BodyPace | None = request.environ.get(_PACE_KEY)
@@ -315,6 +333,8 @@ def install_deadlines(app: Flask, blueprints: Collection[str]) -> None:
             # request no auth hook vouched for): gunicorn would read the
             # rest, up to gigabytes, to throw away, holding this thread for
             # seconds. Closed instead; the worker lingers for the client to
-            # read the answer without a thread (mpuflask/worker.py).
+            # read the answer without a thread (mpuflask/worker.py). A body
+            # that broke off or lost its framing: what follows on this
+            # connection is never a request of its own.
             response.headers["Connection"] = "close"
         return response

@@ -16,7 +16,6 @@ from typing import Any
 from flask import Flask
 from flask import Response
 from flask import request
-from werkzeug.exceptions import ClientDisconnected
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
 
@@ -271,10 +270,6 @@ def register_error_handlers(app: Flask, blueprints: Collection[str]) -> None:
         for name, value in error.get_headers():
             if name.lower() != "content-type":
                 response.headers[name] = value
-        if isinstance(error, ClientDisconnected):
-            # The body broke off or its framing did: what follows on this
-            # connection is never a request of its own.
-            response.headers["Connection"] = "close"
         return response
 
     @app.errorhandler(PermissionError)
