@@ -135,7 +135,7 @@ def test_a_part_body_cut_short_closes_the_connection(
 
 
 def test_a_refusal_before_the_body_is_read_closes_the_connection(
-    make_app: Callable[..., Any],
+    make_app: Callable[..., Any], stored_state: Callable[[], dict[str, bytes]]
 ) -> None:
     """gunicorn reads the unread rest of a refused request's body to throw it
     away before the next request, holding the thread up to 5 s and reading
@@ -155,6 +155,7 @@ def test_a_refusal_before_the_body_is_read_closes_the_connection(
     def put(url: str, body: bytes, **headers: str) -> Any:
         return client.put(url, data=body, headers={**auth, **headers})
 
+    before = stored_state()
     refused_unread = [
         put(f"{part}&partNumber=0", b"data"),  # part number
         put("/k?action=mpu-uploadpart&uploadId=nope&partNumber=1", b"data"),  # 10024
@@ -173,6 +174,7 @@ def test_a_refusal_before_the_body_is_read_closes_the_connection(
     ]
     for answer in refused_unread:
         assert answer.headers.get("Connection") == "close", answer.text
+    assert stored_state() == before
     refused_read = [
         # The whole body read, then refused: the connection stays usable.
         put(
@@ -184,16 +186,21 @@ def test_a_refusal_before_the_body_is_read_closes_the_connection(
             f"/k?action=mpu-complete&uploadId={upload_id}", data=b"{", headers=auth
         ),
         client.get("/absent?action=get", headers=auth),  # no body at all
-        put(f"{part}&partNumber=1", b"data"),  # and a success
     ]
-    assert [answer.status_code for answer in refused_read] == [400, 400, 404, 200]
-    for answer in refused_read:
+    assert [answer.status_code for answer in refused_read] == [400, 400, 404]
+    assert stored_state() == before
+    stored = put(f"{part}&partNumber=1", b"data")  # and a success
+    assert stored.status_code == 200
+    for answer in [*refused_read, stored]:
         assert "Connection" not in answer.headers, answer.text
 
 
 @pytest.mark.filesystem_only("the filesystem store's data directory")
 def test_a_data_dir_made_unwritable_under_a_running_server_is_503(
-    client: FlaskClient, flow: Flow, monkeypatch: Any, caplog: Any
+    client: FlaskClient,
+    monkeypatch: Any,
+    caplog: Any,
+    stored_state: Callable[[], dict[str, bytes]],
 ) -> None:
     """Start-up refuses a data dir the server may not write; one whose modes
     or owner an operator changes later answered 500 to every write."""
@@ -202,6 +209,7 @@ def test_a_data_dir_made_unwritable_under_a_running_server_is_503(
     def refused(*args: Any, **kwargs: Any) -> None:
         raise PermissionError(13, "Permission denied", "/srv/data/uploads")
 
+    before = stored_state()
     monkeypatch.setattr(os, "mkdir", refused)
     answer = client.post("/file.bin?action=mpu-create")
     assert (answer.status_code, answer.text) == (
@@ -212,6 +220,8 @@ def test_a_data_dir_made_unwritable_under_a_running_server_is_503(
     assert "the store may not use /srv/data/uploads: [Errno 13] Permission denied" in (
         caplog.text
     )
+    monkeypatch.undo()
+    assert stored_state() == before
 
 
 def test_an_apps_own_routes_keep_their_connections_and_their_500s(
