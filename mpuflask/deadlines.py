@@ -39,8 +39,8 @@ from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
-from typing import IO
 from typing import Any
+from typing import Protocol
 
 from flask import Flask
 from flask import Response
@@ -49,6 +49,7 @@ from flask import request
 from werkzeug.exceptions import ClientDisconnected
 
 from .errors import RequestTimeout
+from .socketbody import socket_body
 
 #: Where ``tcpi_bytes_received`` sits in Linux's ``struct tcp_info`` (since 4.1).
 _TCP_INFO_BYTES_RECEIVED = 128
@@ -161,11 +162,18 @@ class BodyWatch:
         return received - oldest_count < self.min_rate * self.window
 
 
+class Readable(Protocol):
+    """What a body is read from: ``read(size)``, short only at its end."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
 @dataclass
 class BodyPace:
     """Reads a request body under the body rules; one per request."""
 
-    stream: IO[bytes]
+    #: ``request.stream``, or the socket itself (:mod:`mpuflask.socketbody`).
+    stream: Readable
     sock: socket.socket | None
     idle_timeout: float
     min_rate: int
@@ -258,8 +266,9 @@ def body_pace() -> BodyPace:
     if sock is not None:
         sock.settimeout(idle)
     watch = current_app.extensions.get(_WATCH_KEY)
+    stream = request.stream  # first: Werkzeug's checks (MAX_CONTENT_LENGTH)
     pace = BodyPace(
-        stream=request.stream,
+        stream=socket_body(environ) or stream,
         sock=sock,
         idle_timeout=idle,
         min_rate=config["MPUFLASK_BODY_MIN_RATE"],
