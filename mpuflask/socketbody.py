@@ -76,17 +76,23 @@ class SocketBody:
 def socket_body(environ: Mapping[str, Any]) -> SocketBody | None:
     """A :class:`SocketBody` for this request, if it is served by gunicorn with
     a Content-Length body nobody has read from yet; else None."""
-    sock = environ.get("gunicorn.socket")
+    sock: socket.socket | None = environ.get("gunicorn.socket")
     body: Any = environ.get("wsgi.input")
     if sock is None or type(body) is not Body:
         return None
-    reader = body.reader
+    # Only the gunicorn we know: a release that renamed these reads as before.
+    reader = getattr(body, "reader", None)
+    unreader = getattr(reader, "unreader", None)
+    declared = str(environ.get("CONTENT_LENGTH", "")).strip()
+    reads_our_socket = getattr(unreader, "sock", None) is sock
     if (
         type(reader) is not LengthReader
-        or not isinstance(reader.unreader, SocketUnreader)
-        or reader.unreader.sock is not sock
-        or body.buf.getvalue()
-        or str(reader.length) != str(environ.get("CONTENT_LENGTH", "")).strip()
+        or not isinstance(unreader, SocketUnreader)
+        or not reads_our_socket
+        or not isinstance(getattr(unreader, "buf", None), io.BytesIO)
+        or not isinstance(getattr(body, "buf", None), io.BytesIO)
+        or body.buf.getvalue()  # someone began to read it
+        or str(getattr(reader, "length", "")) != declared
     ):
         return None
     return SocketBody(sock, body)

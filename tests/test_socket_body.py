@@ -143,6 +143,17 @@ def test_anything_but_a_fresh_content_length_body_is_left_to_wsgi_input() -> Non
     assert socket_body({"wsgi.input": object()}) is None
 
 
+def test_a_gunicorn_whose_reader_changed_shape_is_read_through_wsgi_input() -> None:
+    with connection(head(3) + b"abc") as sock:
+        _, req, environ = parse(sock)
+        del req.body.reader.unreader.buf  # as if a release renamed it
+        assert socket_body(environ) is None
+    with connection(head(3) + b"abc") as sock:
+        _, req, environ = parse(sock)
+        del req.body.reader.length
+        assert socket_body(environ) is None
+
+
 def test_under_gunicorn_parts_are_stored_exactly_and_pipelining_works(
     tmp_path: Path,
 ) -> None:
