@@ -83,17 +83,24 @@ def _upload_part(
 ) -> Iterable[bytes]:
     upload_id = query["uploadId"][0]
     part_number = int(query["partNumber"][0])
-    remaining = int(environ.get("CONTENT_LENGTH") or 0)
+    declared = environ.get("CONTENT_LENGTH")
+    # No Content-Length: a chunked body (gunicorn decodes it), read to its end.
+    remaining = int(declared) if declared else None
     stream = environ["wsgi.input"]
     digest = hashlib.md5(usedforsecurity=False)
     path = os.path.join(UPLOADS, upload_id, f"{part_number:05d}")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        while remaining > 0:
-            chunk = stream.read(min(CHUNK_SIZE, remaining))
+        while remaining is None or remaining > 0:
+            chunk = stream.read(
+                CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
+            )
             if not chunk:
+                if remaining is None:
+                    break
                 raise ConnectionError("client went away mid-part")
-            remaining -= len(chunk)
+            if remaining is not None:
+                remaining -= len(chunk)
             digest.update(chunk)
             view = memoryview(chunk)
             while view:

@@ -81,3 +81,33 @@ def test_the_bench_refuses_a_one_part_object_larger_than_its_source(
     )
     assert server_bench.parse_args(["--size-mib", "64", "--only", "small"])
     assert server_bench.parse_args(["--size-mib", "64", "--single-mib", "64"])
+
+
+def test_the_lean_app_stores_a_chunked_body_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body without Content-Length (chunked: gunicorn hands it over decoded)
+    is read to its end, not stored as an empty part."""
+    import io
+
+    from bench import lean_app
+
+    monkeypatch.setattr(lean_app, "UPLOADS", str(tmp_path))
+    monkeypatch.setattr(lean_app, "DURABLE", False)
+    (tmp_path / "U").mkdir()
+    body = b"chunked body " * 100_000
+    statuses = []
+    answer = lean_app.app(
+        {
+            "REQUEST_METHOD": "PUT",
+            "PATH_INFO": "/k",
+            "QUERY_STRING": "action=mpu-uploadpart&uploadId=U&partNumber=1",
+            "HTTP_TRANSFER_ENCODING": "chunked",
+            "wsgi.input": io.BytesIO(body),
+        },
+        lambda status, headers: statuses.append(status),
+    )
+    etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
+    assert statuses == ["200 OK"]
+    assert json.loads(b"".join(answer)) == {"partNumber": 1, "etag": etag}
+    assert (tmp_path / "U" / f"00001.{etag}").read_bytes() == body
