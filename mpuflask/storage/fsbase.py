@@ -18,6 +18,7 @@ from typing import Any
 from typing import Protocol
 
 from .fsindex import ObjectIndex
+from .groupsync import DirSyncs
 
 
 class Areas(Protocol):
@@ -75,6 +76,9 @@ class UploadStore(DataDir, Protocol):
 
     @property
     def events(self) -> UploadEnding: ...
+
+    @property
+    def dir_syncs(self) -> DirSyncs: ...
 
     def locked_upload(
         self,

@@ -37,6 +37,7 @@ from .fsrecords import UPLOAD_ID
 from .fsrecords import UPLOAD_RECORD
 from .fsrecords import check_record
 from .fsrecords import load_object
+from .groupsync import DirSyncs
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ class Directories:
         self.clock: Callable[[], datetime] = _now
         #: Threads that hash part bodies while they stream in.
         self.helpers = Helpers()
+        #: Directory fsyncs shared by the parts that wait on one (group commit).
+        self.dir_syncs = DirSyncs()
         #: Where reclaiming a retired version goes: at once, unless the app
         #: runs it after the answer (:class:`~.base.LeavesCleanup`).
         self.after_answer: Callable[[Cleanup], None] = run_now

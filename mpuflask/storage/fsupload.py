@@ -110,11 +110,13 @@ class FilesystemUpload:
         """Make a new part's rename and link durable, before it is acknowledged.
 
         The part is durable before we answer, but the other parts of this
-        upload need not queue behind our fsync: the lock goes first. An
-        override point for measuring where this fsync goes (bench/variants.py).
+        upload need not queue behind our fsync: the lock goes first, and one
+        fsync serves every part of the process waiting on it (group commit,
+        :mod:`.groupsync`). An override point for measuring where this fsync
+        goes (bench/variants.py).
         """
         diskio.unlock(dir_fd)
-        os.fsync(dir_fd)
+        self.bucket.dir_syncs.sync(dir_fd)
 
     def _current(self, dir_fd: int, link: str) -> str | None:
         """The file part ``link`` names now; a corrupt link is removed (logged)."""

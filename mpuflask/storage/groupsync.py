@@ -1,0 +1,103 @@
+"""Group commit for directory fsyncs: one fsync for the parts that wait on it.
+
+The parts of one upload arrive in parallel, and each is acknowledged only once
+its directory has been fsynced after its rename. An fsync of a directory makes
+every entry the directory holds durable, so one that *starts* after a part's
+rename covers that part, whichever thread calls it. :class:`DirSyncs` lets the
+threads of a process share them: a thread whose rename is done takes a ticket
+for the next fsync to start; while one is in flight it waits, and the first
+to find none running starts the next, for every ticket taken meanwhile.
+
+An fsync that fails fails every ticket it was to cover: a later fsync of the
+same directory may report success for writes the kernel has already dropped
+(Linux clears the error once reported), so nobody is told "durable" on its
+strength.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+
+class _Dir:
+    """The fsync rounds of one directory (by device and inode)."""
+
+    __slots__ = ("changed", "failures", "finished", "running", "started", "users")
+
+    def __init__(self) -> None:
+        self.changed = threading.Condition(threading.Lock())
+        self.started = 0  # rounds started; round n covers tickets taken before it
+        self.finished = 0  # rounds over (they finish in order: one runs at a time)
+        self.running = False
+        self.failures: dict[int, BaseException] = {}
+        self.users = 0  # threads between ticket and answer (under DirSyncs' lock)
+
+
+class DirSyncs:
+    """Directory fsyncs shared by a process's threads (one per store)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._dirs: dict[tuple[int, int], _Dir] = {}
+
+    def sync(self, dir_fd: int) -> None:
+        """Return once an fsync of ``dir_fd``'s directory that started after
+        this call began has succeeded; raise the error if it failed."""
+        found = os.fstat(dir_fd)
+        key = (found.st_dev, found.st_ino)
+        with self._lock:
+            state = self._dirs.get(key)
+            if state is None:
+                state = self._dirs[key] = _Dir()
+            state.users += 1
+        try:
+            failure, ran_it = self._wait_for_round(state, dir_fd)
+        finally:
+            with self._lock:
+                state.users -= 1
+                if not state.users:
+                    del self._dirs[key]
+        if failure is None:
+            return
+        if ran_it:
+            raise failure
+        raise OSError(
+            getattr(failure, "errno", None), f"directory fsync failed: {failure}"
+        ) from failure
+
+    def _wait_for_round(
+        self, state: _Dir, dir_fd: int
+    ) -> tuple[BaseException | None, bool]:
+        """The outcome of the first round to start after now, and whether this
+        thread ran it (it runs it if nobody else has started it)."""
+        ran_it = False
+        with state.changed:
+            need = self._ticket(state)
+            while state.finished < need:
+                if state.running:
+                    state.changed.wait()
+                    continue
+                state.running = True
+                ran_it = True
+                state.started += 1
+                round_ = state.started
+                failure: BaseException | None = None
+                state.changed.release()
+                try:
+                    os.fsync(dir_fd)
+                except BaseException as error:  # told to every waiter
+                    failure = error
+                finally:
+                    state.changed.acquire()
+                    state.running = False
+                    state.finished = round_
+                    if failure is not None:
+                        state.failures[round_] = failure
+                    state.changed.notify_all()
+            return state.failures.get(need), ran_it
+
+    @staticmethod
+    def _ticket(state: _Dir) -> int:
+        """The round that covers a change made before now: the next to start."""
+        return state.started + 1

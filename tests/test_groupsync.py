@@ -1,0 +1,192 @@
+"""Group commit of directory fsyncs (mpuflask/storage/groupsync.py).
+
+Every caller returns only after an fsync that started after it called has
+succeeded; callers that arrive while one runs share the next; a failed fsync
+fails every caller it was to cover, even when a later one succeeds. In the
+store, parallel parts of one upload share their directory's fsyncs.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mpuflask.storage import groupsync
+from mpuflask.storage.groupsync import DirSyncs
+
+#: Bounded polls: generous for a loaded machine, never reached when it works.
+WAIT = 60.0
+
+
+class FakeFsync:
+    """``os.fsync`` for groupsync: the first call blocks until released;
+    ``fail`` lists the calls (1-based) that raise EIO."""
+
+    def __init__(self, fail: tuple[int, ...] = ()) -> None:
+        self.calls = 0
+        self.fail = fail
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+
+    def __call__(self, fd: int) -> None:
+        with self.lock:
+            self.calls += 1
+            call = self.calls
+        if call == 1:
+            assert self.release.wait(WAIT)
+        if call in self.fail:
+            raise OSError(errno.EIO, "Input/output error")
+
+
+def poll(condition: Any) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def run_callers(
+    syncs: DirSyncs, fd: int, count: int, tickets: list[int]
+) -> tuple[list[threading.Thread], dict[int, BaseException | None]]:
+    """``count`` threads calling ``sync(fd)``; their outcomes by index."""
+    outcomes: dict[int, BaseException | None] = {}
+
+    def call(index: int) -> None:
+        try:
+            syncs.sync(fd)
+            outcomes[index] = None
+        except BaseException as error:  # noqa: BLE001 - the test inspects it
+            outcomes[index] = error
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads, outcomes
+
+
+@pytest.fixture
+def dir_fd(tmp_path: Path) -> Any:
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    yield fd
+    os.close(fd)
+
+
+@pytest.fixture
+def tickets(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The round each caller waits for, in the order they took them."""
+    taken: list[int] = []
+    original = DirSyncs._ticket
+
+    def counted(state: Any) -> int:
+        need = original(state)
+        taken.append(need)
+        return need
+
+    monkeypatch.setattr(DirSyncs, "_ticket", staticmethod(counted))
+    return taken
+
+
+def test_callers_that_arrive_during_an_fsync_share_the_next_one(
+    dir_fd: int, tickets: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeFsync()
+    monkeypatch.setattr(groupsync.os, "fsync", fake)
+    syncs = DirSyncs()
+    first, outcome = run_callers(syncs, dir_fd, 1, tickets)
+    poll(lambda: fake.calls == 1)  # round 1 runs, blocked
+    others, outcomes = run_callers(syncs, dir_fd, 7, tickets)
+    poll(lambda: len(tickets) == 8)  # all seven wait for round 2
+    fake.release.set()
+    for thread in first + others:
+        thread.join(WAIT)
+    assert outcome == {0: None}
+    assert outcomes == dict.fromkeys(range(7))
+    assert tickets == [1] + [2] * 7
+    assert fake.calls == 2  # eight callers, two fsyncs
+    assert not syncs._dirs  # nothing kept once everyone is answered
+
+
+def test_a_failed_fsync_fails_every_caller_it_covered_not_the_later_ones(
+    dir_fd: int, tickets: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeFsync(fail=(2,))
+    monkeypatch.setattr(groupsync.os, "fsync", fake)
+    syncs = DirSyncs()
+    first, outcome = run_callers(syncs, dir_fd, 1, tickets)
+    poll(lambda: fake.calls == 1)
+    covered, outcomes = run_callers(syncs, dir_fd, 4, tickets)
+    poll(lambda: len(tickets) == 5)
+    fake.release.set()
+    for thread in first + covered:
+        thread.join(WAIT)
+    assert outcome == {0: None}
+    # Round 2 failed: all four fail, whoever of them ran it.
+    assert sorted(map(type, outcomes.values()), key=str) == [OSError] * 4
+    assert {error.errno for error in outcomes.values()} == {errno.EIO}  # type: ignore[union-attr]
+    assert not syncs._dirs  # everyone was answered: nothing kept
+    # A later caller gets an fsync of its own, which succeeds.
+    later, later_outcome = run_callers(syncs, dir_fd, 1, tickets)
+    later[0].join(WAIT)
+    assert later_outcome == {0: None}
+    assert fake.calls == 3
+
+
+def test_different_directories_do_not_wait_for_each_other(tmp_path: Path) -> None:
+    syncs = DirSyncs()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    fds = [os.open(tmp_path / name, os.O_RDONLY) for name in "ab"]
+    try:
+        for fd in fds:
+            syncs.sync(fd)  # a real fsync each
+        assert not syncs._dirs
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def test_parallel_parts_of_one_upload_share_directory_fsyncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's parts go through DirSyncs, and all are stored and listed."""
+    from mpuflask.storage.base import HttpMetadata
+    from mpuflask.storage.filesystem import FilesystemBucket
+
+    bucket = FilesystemBucket(
+        tmp_path / "data", durable=True, min_part_size=1, upload_ttl=timedelta(days=1)
+    )
+    calls: list[int] = []
+    real_sync = bucket.dir_syncs.sync
+
+    def counted(fd: int) -> None:
+        calls.append(fd)
+        real_sync(fd)
+
+    monkeypatch.setattr(bucket.dir_syncs, "sync", counted)
+    upload = bucket.create_multipart_upload("k", HttpMetadata({}))
+    errors: list[BaseException] = []
+
+    def put(number: int) -> None:
+        try:
+            bucket.resume_multipart_upload("k", upload.upload_id).upload_part(
+                number, [b"%d" % number]
+            )
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=put, args=(n,)) for n in range(1, 17)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+    assert not errors
+    assert len(calls) == 16
+    listed = bucket.resume_multipart_upload("k", upload.upload_id).list_parts()
+    assert [part.part_number for part in listed] == list(range(1, 17))
