@@ -97,6 +97,61 @@ def test_the_body_comes_out_exactly_and_the_next_request_still_parses(
         assert nxt.body.read(10) == b"abc"
 
 
+FOLLOW = b"GET /next?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+
+
+@pytest.mark.parametrize("first_read", [None, 10, 99])
+def test_gunicorn_drains_an_unread_rest_and_finds_the_next_request(
+    first_read: int | None,
+) -> None:
+    """A refusal after some of the body (or none of it: the reader made, never
+    read): gunicorn's keep-alive drain discards exactly the rest."""
+    body = b"B" * 100
+    with connection(head(100) + body + FOLLOW, close=False) as sock:
+        parser, _, environ = parse(sock)
+        reader = socket_body(environ)
+        assert reader is not None
+        if first_read is not None:
+            assert reader.read(first_read) == body[:first_read]
+        assert parser.finish_body() is True
+        nxt = next(parser)
+        assert (nxt.method, nxt.path) == ("GET", "/next")
+
+
+def test_a_request_hidden_in_the_next_body_is_never_parsed() -> None:
+    """Draining from the wrong place would parse a request smuggled inside
+    the next request's body; the next request is the outer one."""
+    inner = b"GET /smuggled HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"
+    outer_head = "PUT /outer HTTP/1.1\r\nHost: a\r\nContent-Length: {:04d}\r\n\r\n"
+    outer_body = b"p" * (90 - len(outer_head.format(0))) + inner
+    outer = outer_head.format(len(outer_body)).encode() + outer_body
+    with connection(head(100) + b"B" * 100 + outer, close=False) as sock:
+        parser, _, environ = parse(sock)
+        reader = socket_body(environ)
+        assert reader is not None
+        assert reader.read(10) == b"B" * 10
+        assert parser.finish_body() is True
+        assert next(parser).path == "/outer"
+
+
+def test_wsgi_input_reads_on_where_the_socket_reader_stopped_and_back() -> None:
+    """A hook's ``request.get_data()`` after our reads gets the rest of the
+    body, and reads through gunicorn and from the socket interleave."""
+    body = bytes(range(256)) * 40
+    with connection(head(len(body)) + body + FOLLOW, close=False) as sock:
+        parser, _, environ = parse(sock)
+        reader = socket_body(environ)
+        assert reader is not None
+        got = reader.read(10)
+        got += environ["wsgi.input"].read(5)
+        got += reader.read(1000)
+        got += environ["wsgi.input"].read()
+        assert got == body
+        assert reader.read(10) == b""
+        assert parser.finish_body() is True
+        assert next(parser).path == "/next"
+
+
 def test_a_body_that_ends_early_comes_out_short_and_the_connection_is_not_reused() -> (
     None
 ):
