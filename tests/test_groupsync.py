@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import threading
 import time
 from datetime import timedelta
@@ -190,3 +191,59 @@ def test_parallel_parts_of_one_upload_share_directory_fsyncs(
     assert len(calls) == 16
     listed = bucket.resume_multipart_upload("k", upload.upload_id).list_parts()
     assert [part.part_number for part in listed] == list(range(1, 17))
+
+
+def test_after_a_failed_fsync_every_waiting_caller_fails_without_another(
+    dir_fd: int, tickets: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Callers that took a ticket while the failing fsync ran may have had
+    their renames in it; a second fsync could report success for them."""
+    fake = FakeFsync(fail=(1,))
+    monkeypatch.setattr(groupsync.os, "fsync", fake)
+    syncs = DirSyncs()
+    first, outcome = run_callers(syncs, dir_fd, 1, tickets)
+    poll(lambda: fake.calls == 1)
+    waiting, outcomes = run_callers(syncs, dir_fd, 4, tickets)
+    poll(lambda: len(tickets) == 5)
+    fake.release.set()
+    for thread in first + waiting:
+        thread.join(WAIT)
+    assert isinstance(outcome[0], OSError) and outcome[0].errno == errno.EIO
+    assert [getattr(error, "errno", None) for error in outcomes.values()] == [
+        errno.EIO
+    ] * 4
+    assert fake.calls == 1
+
+
+def test_a_forked_child_syncs_though_the_parent_was_inside_an_fsync(
+    dir_fd: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child does not inherit the thread of the parent's fsync in flight
+    (nor a lock it held): its own sync must not wait for it."""
+    real_fsync = os.fsync
+    fake = FakeFsync()
+    monkeypatch.setattr(groupsync.os, "fsync", fake)
+    syncs = DirSyncs()
+    parent, _ = run_callers(syncs, dir_fd, 1, [])
+    poll(lambda: fake.calls == 1)  # the parent's fsync is in flight
+    pid = os.fork()
+    if pid == 0:  # the child: a real fsync, which must return
+        code = 1
+        try:
+            groupsync.os.fsync = real_fsync
+            syncs.sync(dir_fd)
+            code = 0
+        finally:
+            os._exit(code)
+    try:
+        deadline = time.monotonic() + WAIT
+        while (done := os.waitpid(pid, os.WNOHANG)) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                pytest.fail("the child's sync hung")
+            time.sleep(0.01)
+        assert os.waitstatus_to_exitcode(done[1]) == 0
+    finally:
+        fake.release.set()
+        parent[0].join(WAIT)

@@ -23,41 +23,64 @@ import threading
 class _Dir:
     """The fsync rounds of one directory (by device and inode)."""
 
-    __slots__ = ("changed", "failures", "finished", "running", "started", "users")
+    __slots__ = (
+        "changed",
+        "failed_round",
+        "failure",
+        "finished",
+        "running",
+        "started",
+        "users",
+    )
 
     def __init__(self) -> None:
         self.changed = threading.Condition(threading.Lock())
         self.started = 0  # rounds started; round n covers tickets taken before it
         self.finished = 0  # rounds over (they finish in order: one runs at a time)
         self.running = False
-        self.failures: dict[int, BaseException] = {}
+        #: The first round that failed, and how. Every ticket from that round
+        #: on fails too, as long as anyone waits on this directory: a rename
+        #: that the failed fsync tried to write may belong to a ticket taken
+        #: a little later, and the next fsync may not report the error again.
+        self.failed_round = 0
+        self.failure: BaseException | None = None
         self.users = 0  # threads between ticket and answer (under DirSyncs' lock)
 
 
 class DirSyncs:
-    """Directory fsyncs shared by a process's threads (one per store)."""
+    """Directory fsyncs shared by a process's threads (one per store).
+
+    The state starts afresh in a forked child: the threads of an fsync in
+    flight at the fork (and any lock they held) did not come along.
+    """
 
     def __init__(self) -> None:
+        self._pid = os.getpid()
         self._lock = threading.Lock()
         self._dirs: dict[tuple[int, int], _Dir] = {}
 
     def sync(self, dir_fd: int) -> None:
         """Return once an fsync of ``dir_fd``'s directory that started after
         this call began has succeeded; raise the error if it failed."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._lock = threading.Lock()
+            self._dirs = {}
         found = os.fstat(dir_fd)
         key = (found.st_dev, found.st_ino)
-        with self._lock:
-            state = self._dirs.get(key)
+        lock, dirs = self._lock, self._dirs
+        with lock:
+            state = dirs.get(key)
             if state is None:
-                state = self._dirs[key] = _Dir()
+                state = dirs[key] = _Dir()
             state.users += 1
         try:
             failure, ran_it = self._wait_for_round(state, dir_fd)
         finally:
-            with self._lock:
+            with lock:
                 state.users -= 1
                 if not state.users:
-                    del self._dirs[key]
+                    del dirs[key]
         if failure is None:
             return
         if ran_it:
@@ -69,33 +92,35 @@ class DirSyncs:
     def _wait_for_round(
         self, state: _Dir, dir_fd: int
     ) -> tuple[BaseException | None, bool]:
-        """The outcome of the first round to start after now, and whether this
-        thread ran it (it runs it if nobody else has started it)."""
+        """The outcome for a change made before now, and whether this thread
+        ran the fsync that decided it (it does if nobody else has started it)."""
         ran_it = False
         with state.changed:
             need = self._ticket(state)
-            while state.finished < need:
+            while state.finished < need and state.failure is None:
                 if state.running:
                     state.changed.wait()
                     continue
                 state.running = True
-                ran_it = True
                 state.started += 1
                 round_ = state.started
-                failure: BaseException | None = None
-                state.changed.release()
+                ran_it = True
                 try:
-                    os.fsync(dir_fd)
+                    state.changed.release()
+                    try:
+                        os.fsync(dir_fd)
+                    finally:
+                        state.changed.acquire()
                 except BaseException as error:  # told to every waiter
-                    failure = error
+                    if state.failure is None:
+                        state.failed_round, state.failure = round_, error
                 finally:
-                    state.changed.acquire()
                     state.running = False
                     state.finished = round_
-                    if failure is not None:
-                        state.failures[round_] = failure
                     state.changed.notify_all()
-            return state.failures.get(need), ran_it
+            if state.failure is not None and need >= state.failed_round:
+                return state.failure, ran_it and state.failed_round == need
+            return None, False
 
     @staticmethod
     def _ticket(state: _Dir) -> int:
