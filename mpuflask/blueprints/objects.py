@@ -100,6 +100,14 @@ def _object_response(body: ObjectBody, chunk_size: int) -> Response:
         headers["Content-Type"] = multipart.content_type
         # The coding names the object's bytes, not this multipart wrapping.
         headers.pop("Content-Encoding", None)
+    if request.method != "HEAD" and not all(
+        body.intact(piece.start, piece.stop)
+        for piece in pieces
+        if isinstance(piece, ByteRange)
+    ):
+        # Damaged at rest (logged by the store): absent, before any byte.
+        body.close()
+        raise ObjectNotFound()
     # Sent with sendfile under gunicorn (mpuflask/sendfile.py); its close
     # releases the version the body pins.
     chunks = ObjectChunks(body, pieces, chunk_size)

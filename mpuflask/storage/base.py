@@ -146,6 +146,16 @@ class ObjectBody(io.RawIOBase):
 
     info: ObjectInfo
 
+    def intact(self, start: int, stop: int) -> bool:
+        """Whether bytes ``start`` to ``stop`` can be read whole, as stored.
+
+        A store whose bytes can be found damaged at rest checks (and logs)
+        here what a response is about to send, before its first byte: a
+        response can still say 404 then, not break off a 200. The default
+        (nothing to check before reading) is True.
+        """
+        return True
+
 
 @runtime_checkable
 class FileSegments(Protocol):

@@ -87,6 +87,7 @@ from .fslisting import scan_objects
 from .fslisting import uploads_of
 from .fsobject import Published
 from .fsobject import open_version
+from .fsobject import open_whole
 from .fspublish import object_name
 from .fsrecords import UPLOAD_RECORD
 from .fsupload import FilesystemUpload
@@ -241,7 +242,9 @@ class FilesystemBucket(Directories):
             with self._shard(key) as found:
                 if found is not None and diskio.same_dir(*found, published.dir_fd):
                     return published.info
-        body = self._open_object(key)
+        check_key(key, "get")
+        with self._shard(key) as found:
+            body = None if found is None else open_whole(*found)
         if body is None:
             return None
         with body:

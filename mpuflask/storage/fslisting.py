@@ -21,7 +21,7 @@ from .base import UploadListing
 from .base import UploadPosition
 from .diskio import CorruptEntry
 from .fsbase import DataDir
-from .fsobject import open_version
+from .fsobject import open_whole
 from .fspublish import object_name
 from .fsrecords import upload_info
 from .listing import uploads_page
@@ -43,7 +43,7 @@ def scan_objects(bucket: DataDir) -> Iterator[ObjectInfo]:
                 continue
             try:
                 for name in sorted(os.listdir(shard_fd)):
-                    body = open_version(shard_fd, name)
+                    body = open_whole(shard_fd, name)
                     if body is None:
                         continue
                     with body:

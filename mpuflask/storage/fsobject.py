@@ -7,10 +7,15 @@ reader streams are never deleted under it, even if the key is overwritten or
 deleted meanwhile.
 
 Nothing read here is trusted: the version's directory and manifest are opened
-without following symlinks, the manifest is checked field by field
-(:func:`~.fsrecords.check_manifest`), and every part file it names must be a
-regular file of this directory with the size the manifest says, before the
-first byte is served. A version that fails is corrupt: logged, and absent.
+without following symlinks, and the manifest is checked field by field
+(:func:`~.fsrecords.check_manifest`) when the version is opened; a version
+whose manifest fails is corrupt: logged, and absent. A part file must be a
+regular file of this directory with the size the manifest says before the
+first byte is sent from it (:meth:`FilesystemObjectBody.intact`, then again
+as it is opened): a response checks the files it sends from, and only those,
+so a HEAD, a 304 or a small range of a 10,000-part object does not ``stat``
+10,000 files. :func:`open_whole` checks them all, for the index, which lists
+what a whole GET finds.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ __all__ = [
     "Published",
     "info_from_manifest",
     "open_version",
+    "open_whole",
 ]
 
 _PART_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -77,9 +83,10 @@ class Published:
 def open_version(shard_fd: int, name: str) -> FilesystemObjectBody | None:
     """Open the version published as ``name`` in ``shard_fd`` and pin it.
 
-    None if absent, or corrupt (logged). A version can be retired between our
-    ``open`` of its directory and our lock; we notice (its manifest is gone or
-    unlinked) and look again.
+    None if absent, or its manifest is corrupt (logged). A version can be
+    retired between our ``open`` of its directory and our lock; we notice
+    (its manifest is gone or unlinked) and look again. Its part files are
+    checked as they are sent (:meth:`FilesystemObjectBody.intact`).
     """
     for _ in range(100):
         try:
@@ -105,37 +112,38 @@ def open_version(shard_fd: int, name: str) -> FilesystemObjectBody | None:
             os.close(dir_fd)
             continue
         try:
-            manifest = _checked(dir_fd, manifest_fd, found.st_size, name)
+            manifest = load_object(
+                diskio.read_metadata(manifest_fd, found.st_size), name
+            )
+            manifest = check_manifest(manifest, f"{MANIFEST} of {name}")
         except CorruptEntry as error:
             os.close(manifest_fd)
             os.close(dir_fd)
             log.error("corrupt object %s: %s", name, error)
             return None
-        return FilesystemObjectBody(dir_fd, manifest_fd, manifest)
+        return FilesystemObjectBody(dir_fd, manifest_fd, manifest, name)
     raise RuntimeError(f"object {name} kept changing while being opened")
 
 
-def _checked(dir_fd: int, manifest_fd: int, size: int, name: str) -> dict[str, Any]:
-    """The pinned version's manifest (``size`` bytes when pinned), checked
-    against its files."""
-    manifest = load_object(diskio.read_metadata(manifest_fd, size), name)
-    manifest = check_manifest(manifest, f"{MANIFEST} of {name}")
-    for part in manifest["parts"]:
-        try:
-            found = os.stat(part["file"], dir_fd=dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            raise CorruptEntry(f"part file {part['file']} is missing") from None
-        if not stat.S_ISREG(found.st_mode) or found.st_size != part["size"]:
-            raise CorruptEntry(f"part file {part['file']} is not the part listed")
-    return manifest
+def open_whole(shard_fd: int, name: str) -> FilesystemObjectBody | None:
+    """:func:`open_version`, with every part file checked: what a GET of the
+    whole object finds (None if it would find the version corrupt)."""
+    body = open_version(shard_fd, name)
+    if body is not None and not body.intact(0, body.info.size):
+        body.close()
+        return None
+    return body
 
 
 class FilesystemObjectBody(ObjectBody):
     """The bytes of one version: its part files read in order, seekably."""
 
-    def __init__(self, dir_fd: int, manifest_fd: int, manifest: dict[str, Any]) -> None:
+    def __init__(
+        self, dir_fd: int, manifest_fd: int, manifest: dict[str, Any], name: str
+    ) -> None:
         super().__init__()
         self.info = info_from_manifest(manifest)
+        self._name = name
         self._dir_fd = dir_fd
         self._manifest_fd = manifest_fd
         self._files = [part["file"] for part in manifest["parts"]]
@@ -146,6 +154,8 @@ class FilesystemObjectBody(ObjectBody):
         self._position = 0
         self._open_index = -1
         self._open_fd = -1
+        #: The parts :meth:`intact` found whole.
+        self._checked: set[int] = set()
 
     def readable(self) -> bool:
         return True
@@ -170,6 +180,35 @@ class FilesystemObjectBody(ObjectBody):
         count = os.preadv(fd, [view], self._position - self._starts[index])
         self._position += count
         return count
+
+    def intact(self, start: int, stop: int) -> bool:
+        """Whether each part file holding bytes ``start`` to ``stop`` is a
+        regular file of this version with the size the manifest says (if not:
+        logged, and False)."""
+        if start >= stop:
+            return True
+        first = bisect.bisect_right(self._starts, start) - 1
+        last = bisect.bisect_left(self._starts, stop) - 1
+        for index in range(first, last + 1):
+            if index in self._checked or self._sizes[index] == 0:
+                continue
+            name = self._files[index]
+            try:
+                found = os.stat(name, dir_fd=self._dir_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                log.error(
+                    "corrupt object %s: part file %s is missing", self._name, name
+                )
+                return False
+            if not stat.S_ISREG(found.st_mode) or found.st_size != self._sizes[index]:
+                log.error(
+                    "corrupt object %s: part file %s is not the part listed",
+                    self._name,
+                    name,
+                )
+                return False
+            self._checked.add(index)
+        return True
 
     def file_segments(self, start: int, stop: int) -> Iterator[tuple[int, int, int]]:
         """``(fd, offset, count)`` of each part file holding bytes ``start``
