@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -206,6 +207,7 @@ def tiny_parts(server: Server, clients: int, parts: int, size: int = 16) -> Figu
         start = time.perf_counter()
         complete(conns[0], key, upload_id, refs)
         complete_s = time.perf_counter() - start
+        range_ms = _small_range_ms(conns[0], key, b"".join(bodies))
         start = time.perf_counter()
         delete(conns[0], key)
         delete_s = time.perf_counter() - start
@@ -214,7 +216,23 @@ def tiny_parts(server: Server, clients: int, parts: int, size: int = 16) -> Figu
         "tiny_list_ms": list_s * 1000,
         "tiny_complete_ms": complete_s * 1000,
         "tiny_delete_ms": delete_s * 1000,
+        "tiny_range_ms": range_ms,
     }
+
+
+def _small_range_ms(conn: Connection, key: str, data: bytes, times: int = 21) -> float:
+    """The median time of a 100-byte range GET of ``key`` (holding ``data``),
+    from its middle: what a reader seeking in a many-part object waits."""
+    start = len(data) // 2
+    span = (start, start + 100)
+    took = []
+    for _ in range(times):
+        begun = time.perf_counter()
+        answer = get(conn, key, len(data), span, keep=True)
+        took.append(time.perf_counter() - begun)
+        if answer.body != data[span[0] : span[1]]:
+            raise RuntimeError("get: the range's bytes are not the object's")
+    return statistics.median(took) * 1000
 
 
 def upload_parts(

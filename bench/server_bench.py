@@ -226,6 +226,15 @@ GOALS = [
         ".1f",
     ),
     Goal(
+        "100-byte range of the 10,000-part object ms",
+        "tiny_range_ms",
+        "tiny",
+        "ours",
+        None,
+        "(info)",
+        ".1f",
+    ),
+    Goal(
         "delete of the 10,000-part object ms (answer)",
         "tiny_delete_ms",
         "tiny",
