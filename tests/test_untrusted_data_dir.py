@@ -165,6 +165,19 @@ def test_manifest_naming_a_file_outside_is_not_served(
         {"http_metadata": "text/html"},
         {"parts": {"file": "00001.0"}},
         {"parts": [{"file": "00001.d41d8cd98f00b204e9800998ecf8427e"}]},
+        # Two good names in one: the names are checked joined, by "/".
+        {
+            "parts": [
+                {
+                    "file": "00001.d41d8cd98f00b204e9800998ecf8427e"
+                    "/00002.d41d8cd98f00b204e9800998ecf8427e",
+                    "size": 4,
+                }
+            ]
+        },
+        {"parts": [{"file": 1, "size": 4}]},
+        {"parts": ["00001.d41d8cd98f00b204e9800998ecf8427e"]},
+        {"parts": [{"file": "00001.d41d8cd98f00b204e9800998ecf8427e", "size": 4.0}]},
     ],
 )
 def test_manifest_with_bad_fields_is_absent_not_a_500(

@@ -38,9 +38,6 @@ PART_LINK = re.compile(r"[0-9]{5}")
 #: need no ``stat`` per part. Files of uploads begun before sizes were named
 #: are ``NNNNN.<md5>``: still read, their size from ``stat``.
 PART_FILE = re.compile(r"[0-9]{5}\.[0-9a-f]{32}(?:\.(?:0|[1-9][0-9]{0,18}))?")
-#: Part file names, one per line: a manifest's names are checked in one
-#: match (no name can hold a line break), not one call per part.
-_PART_FILE_LINES = re.compile(rf"(?:{PART_FILE.pattern}\n)*{PART_FILE.pattern}")
 #: Where the size starts in a part file name that holds one.
 _SIZE_AT = 39
 #: What no header value the server received can hold: WSGI headers are
@@ -94,12 +91,7 @@ def check_manifest(manifest: dict[str, Any], what: str) -> dict[str, Any]:
         sizes = [part["size"] for part in parts]
     except (KeyError, TypeError):
         raise CorruptEntry(f"{what}: a part is not a file and a size") from None
-    lines = "\n".join(names) if set(map(type, names)) <= {str} else None
-    if names and (
-        lines is None
-        or lines.count("\n") != len(names) - 1  # a name holding a line break
-        or not _PART_FILE_LINES.fullmatch(lines)
-    ):
+    if not _all_match(PART_FILE, names):
         name = next(
             n for n in names if not isinstance(n, str) or not PART_FILE.fullmatch(n)
         )
@@ -173,15 +165,28 @@ def _part_size(dir_fd: int, name: str, what: str) -> int:
 
 
 def _matching(pattern: re.Pattern[str], names: list[str]) -> list[str]:
-    """The ``names`` that ``pattern`` matches whole.
-
-    Usually all do: one match of them all joined by "/" (which no name can
-    hold) tells so in C, rather than 10,000 matches one by one in Python.
-    """
-    one = f"(?:{pattern.pattern})"
-    if re.fullmatch(f"{one}(?:/{one})*", "/".join(names)):
+    """The ``names`` that ``pattern`` matches whole (usually all of them)."""
+    if _all_match(pattern, names):
         return names
     return [name for name in names if pattern.fullmatch(name)]
+
+
+def _all_match(pattern: re.Pattern[str], names: list[Any]) -> bool:
+    """Whether every one of ``names`` is a string ``pattern`` matches whole.
+
+    One match of them all joined by "/" tells so in C, rather than 10,000
+    matches one by one in Python. A name holding a "/" itself (a directory's
+    names cannot; a manifest's could) fails the count of separators.
+    """
+    if not names:
+        return True
+    if not set(map(type, names)) <= {str}:
+        return False
+    joined = "/".join(names)
+    one = f"(?:{pattern.pattern})"
+    return joined.count("/") == len(names) - 1 and bool(
+        re.fullmatch(f"{one}(?:/{one})*", joined)
+    )
 
 
 class PartFiles:
