@@ -153,3 +153,32 @@ def test_a_missing_part_file_keeps_the_object_out_of_a_rebuilt_index(
     assert [(item["key"], item["etag"]) for item in answer["objects"]] == [
         ("good", good.strip('"'))
     ]
+
+
+@pytest.mark.parametrize("where", [0, 1, 2])
+@pytest.mark.parametrize("planted", ["missing", "fifo", "directory", "bytes"])
+def test_a_damaged_empty_part_fails_a_whole_get_and_the_index(
+    make_app: Any, flow: Flow, data_dir: Path, where: int, planted: str
+) -> None:
+    """A manifest listing a part of 0 bytes (found by a review): no range
+    sends from its file, but a whole GET and the index check it, as before."""
+    flow.upload([b"a" * MIN_PART, b"tail"])
+    folder = _version_dir(data_dir)
+    manifest = json.loads((folder / "object.json").read_text())
+    name = "00009.d41d8cd98f00b204e9800998ecf8427e.0"
+    manifest["parts"].insert(where, {"file": name, "size": 0})
+    (folder / "object.json").write_text(json.dumps(manifest))
+    if planted == "fifo":
+        os.mkfifo(folder / name)
+    elif planted == "directory":
+        (folder / name).mkdir()
+    elif planted == "bytes":
+        (folder / name).write_bytes(b"x")
+    whole = flow.get()
+    assert (whole.status_code, whole.text) == (404, "Object Not Found")
+    tail = flow.get(Range="bytes=-4")
+    assert (tail.status_code, tail.data) == (206, b"tail")
+    shutil.rmtree(data_dir / "index")
+    answer = make_app().test_client().get("/?action=list").json
+    assert answer is not None
+    assert answer["objects"] == []

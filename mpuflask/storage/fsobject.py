@@ -129,7 +129,7 @@ def open_whole(shard_fd: int, name: str) -> FilesystemObjectBody | None:
     """:func:`open_version`, with every part file checked: what a GET of the
     whole object finds (None if it would find the version corrupt)."""
     body = open_version(shard_fd, name)
-    if body is not None and not body.intact(0, body.info.size):
+    if body is not None and not body.whole_intact():
         body.close()
         return None
     return body
@@ -187,17 +187,27 @@ class FilesystemObjectBody(ObjectBody):
         logged, and False)."""
         if start >= stop:
             return True
+        if start <= 0 and stop >= self._size:
+            return self.whole_intact()  # the whole object: as the index sees it
         first = bisect.bisect_right(self._starts, start) - 1
         last = bisect.bisect_left(self._starts, stop) - 1
-        for index in range(first, last + 1):
-            if index in self._checked or self._sizes[index] == 0:
+        return self._files_intact(range(first, last + 1))
+
+    def whole_intact(self) -> bool:
+        """:meth:`intact` for every part file the manifest lists, those of 0
+        bytes too (no GET sends from them, but a listed object has them all)."""
+        return self._files_intact(range(len(self._files)))
+
+    def _files_intact(self, indexes: range) -> bool:
+        for index in indexes:
+            if index in self._checked:
                 continue
             name = self._files[index]
             try:
                 found = os.stat(name, dir_fd=self._dir_fd, follow_symlinks=False)
-            except FileNotFoundError:
+            except OSError as error:
                 log.error(
-                    "corrupt object %s: part file %s is missing", self._name, name
+                    "corrupt object %s: part file %s: %s", self._name, name, error
                 )
                 return False
             if not stat.S_ISREG(found.st_mode) or found.st_size != self._sizes[index]:
