@@ -61,6 +61,7 @@ import json
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -242,18 +243,20 @@ class FilesystemBucket(Directories):
             with self._shard(key) as found:
                 if found is not None and diskio.same_dir(*found, published.dir_fd):
                     return published.info
-        check_key(key, "get")
-        with self._shard(key) as found:
-            body = None if found is None else open_whole(*found)
+        body = self._open_object(key, open_whole)
         if body is None:
             return None
         with body:
             return body.info
 
-    def _open_object(self, key: str) -> ObjectBody | None:
+    def _open_object(
+        self, key: str, opener: Callable[[int, str], ObjectBody | None] = open_version
+    ) -> ObjectBody | None:
+        """The key's version opened by ``opener`` (its part files checked as
+        they are sent; :func:`.open_whole`: all of them first)."""
         check_key(key, "get")
         with self._shard(key) as found:
-            return None if found is None else open_version(*found)
+            return None if found is None else opener(*found)
 
     @contextmanager
     def _shard(self, key: str) -> Iterator[tuple[int, str] | None]:
