@@ -170,8 +170,8 @@ def test_parallel_parts_of_one_upload_share_directory_fsyncs(
         calls.append(fd)
         real_sync(fd)
 
-    monkeypatch.setattr(bucket.dir_syncs, "sync", counted)
     upload = bucket.create_multipart_upload("k", HttpMetadata({}))
+    monkeypatch.setattr(bucket.dir_syncs, "sync", counted)
     errors: list[BaseException] = []
 
     def put(number: int) -> None:
@@ -247,3 +247,106 @@ def test_a_forked_child_syncs_though_the_parent_was_inside_an_fsync(
     finally:
         fake.release.set()
         parent[0].join(WAIT)
+
+
+def _synced_dirs(
+    bucket: Any, monkeypatch: pytest.MonkeyPatch, fail: frozenset[str] = frozenset()
+) -> list[str]:
+    """The data directory paths (relative) the bucket's DirSyncs is asked to
+    fsync, in order; those in ``fail`` raise EIO instead."""
+    root = Path(bucket.root)
+    names = {
+        (found.st_dev, found.st_ino): str(path.relative_to(root))
+        for path in [root, *root.rglob("*")]
+        if path.is_dir() and (found := path.stat())
+    }
+    calls: list[str] = []
+    real_sync = bucket.dir_syncs.sync
+
+    def named(fd: int) -> None:
+        found = os.fstat(fd)
+        name = names.get((found.st_dev, found.st_ino), "?")
+        calls.append(name)
+        if name in fail:
+            raise OSError(errno.EIO, "Input/output error")
+        real_sync(fd)
+
+    monkeypatch.setattr(bucket.dir_syncs, "sync", named)
+    return calls
+
+
+def test_parallel_creates_share_the_fsyncs_of_uploads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create's rename into uploads/ is made durable through DirSyncs, so
+    creates in flight together share one fsync of uploads/."""
+    from mpuflask.storage.base import HttpMetadata
+    from mpuflask.storage.filesystem import FilesystemBucket
+
+    bucket = FilesystemBucket(
+        tmp_path / "data", durable=True, min_part_size=1, upload_ttl=timedelta(days=1)
+    )
+    calls = _synced_dirs(bucket, monkeypatch)
+    created: list[str] = []
+    errors: list[BaseException] = []
+
+    def create(number: int) -> None:
+        try:
+            info = bucket.create_multipart_upload(f"k{number}", HttpMetadata({}))
+            created.append(info.upload_id)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=create, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+    assert not errors
+    assert calls == ["uploads"] * 16
+    listed = bucket.list_uploads_page(None, "", None, 100).uploads
+    assert sorted(upload.upload_id for upload in listed) == sorted(created)
+
+
+def test_a_create_whose_fsync_of_uploads_fails_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shared fsync's error is the create's: it is undone, not half made."""
+    from mpuflask.storage.base import HttpMetadata
+    from mpuflask.storage.filesystem import FilesystemBucket
+
+    bucket = FilesystemBucket(
+        tmp_path / "data", durable=True, min_part_size=1, upload_ttl=timedelta(days=1)
+    )
+    calls = _synced_dirs(bucket, monkeypatch, fail=frozenset({"uploads"}))
+    with pytest.raises(OSError, match="Input/output error"):
+        bucket.create_multipart_upload("k", HttpMetadata({}))
+    assert calls == ["uploads"]
+    assert bucket.list_uploads_page(None, "", None, 100).uploads == []
+    assert bucket.open_uploads(None) == 0
+    for area in ("uploads", "tmp"):
+        assert os.listdir(tmp_path / "data" / area) == []
+
+
+def test_a_complete_and_a_delete_sync_their_shard_through_dirsyncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mpuflask.rules import PartRef
+    from mpuflask.storage.base import HttpMetadata
+    from mpuflask.storage.filesystem import FilesystemBucket
+    from mpuflask.storage.fspublish import object_name
+
+    bucket = FilesystemBucket(
+        tmp_path / "data", durable=True, min_part_size=1, upload_ttl=timedelta(days=1)
+    )
+    info = bucket.create_multipart_upload("k", HttpMetadata({}))
+    upload = bucket.resume_multipart_upload("k", info.upload_id)
+    part = upload.upload_part(1, [b"body"])
+    shard = os.path.join("objects", object_name("k")[0])
+    calls = _synced_dirs(bucket, monkeypatch)
+    upload.complete([PartRef(1, part.etag)])
+    assert shard in calls
+    del calls[:]
+    bucket.delete("k")
+    assert calls == [shard]
+    assert bucket.head("k") is None

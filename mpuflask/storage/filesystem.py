@@ -209,8 +209,7 @@ class FilesystemBucket(Directories):
                         building, upload_id, src_dir_fd=tmp_fd, dst_dir_fd=uploads_fd
                     )
                     done.append("rename")
-                    if self.durable:
-                        os.fsync(uploads_fd)
+                    self.sync_dirs(uploads_fd)
                 finally:
                     os.close(record_fd)
             finally:

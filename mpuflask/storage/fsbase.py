@@ -42,7 +42,8 @@ class DataDir(Areas, Protocol):
     def clock(self) -> Callable[[], datetime]: ...
 
     def sync_dirs(self, *fds: int) -> None:
-        """With durability on, make renames inside these directories stick."""
+        """With durability on, make renames inside these directories stick
+        (one fsync shared by the threads waiting on it: :mod:`.groupsync`)."""
         ...
 
     def is_expired(self, record: dict[str, Any]) -> bool:

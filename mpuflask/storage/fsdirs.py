@@ -112,10 +112,14 @@ class Directories:
         return os.path.join(self.root, *names)
 
     def sync_dirs(self, *fds: int) -> None:
-        """With durability on, make renames inside these directories stick."""
+        """With durability on, make renames inside these directories stick.
+
+        Through :attr:`dir_syncs`: concurrent creates share one fsync of
+        ``uploads/``, and publishes and deletes one of their shard's.
+        """
         if self.durable:
             for fd in fds:
-                os.fsync(fd)
+                self.dir_syncs.sync(fd)
 
     # -- upload internals -------------------------------------------------------
 

@@ -7,6 +7,8 @@ rename covers that part, whichever thread calls it. :class:`DirSyncs` lets the
 threads of a process share them: a thread whose rename is done takes a ticket
 for the next fsync to start; while one is in flight it waits, and the first
 to find none running starts the next, for every ticket taken meanwhile.
+Creates share the fsyncs of ``uploads/`` the same way, and completes and
+deletes those of their key's shard of ``objects/`` (``sync_dirs``).
 
 An fsync that fails fails every ticket it was to cover: a later fsync of the
 same directory may report success for writes the kernel has already dropped
