@@ -154,7 +154,8 @@ class Report:
             f"{c['expected_aborted']}, key histories checked {c['keys_checked']}",
             f"receiver: {c['deliveries']} deliveries, {c['accepted']} accepted "
             f"({c['distinct_events']} distinct events, {c['duplicates']} "
-            f"duplicates), {c['answered_500']} answered 500, {c['stalled']} stalled",
+            f"duplicates), {c['answered_500']} answered 500, {c['stalled']} stalled, "
+            f"{c['cut_short']} cut short by kills",
             f"elapsed {self.elapsed:.1f} s",
         ]
         for name in INVARIANTS:
@@ -527,6 +528,7 @@ class EventsHarness:
         self.counts["deliveries"] = len(deliveries)
         self.counts["answered_500"] = sum(1 for d in deliveries if d.status == 500)
         self.counts["stalled"] = self.receiver.stalls
+        self.counts["cut_short"] = self.receiver.cut_short
         for delivery in deliveries:
             if delivery.signature != "ok":
                 self.violation("bad signatures", f"{delivery.signature}")

@@ -5,7 +5,10 @@ delivery, with seeded odds: answer 500 (``fail_rate``), or stall past the
 sender's timeout and then answer 500 (``stall_rate``); and it can be stopped
 and started again on the same port (a receiver that restarts). Every POST is
 recorded with what it answered; only deliveries answered 2xx count as
-received (``accepted``).
+received (``accepted``). A POST whose body ends before its Content-Length (its
+sender was killed between sending the headers and the body, which
+``http.client`` sends apart) is no delivery: it is counted in ``cut_short``,
+never verified nor answered, as any HTTP server would drop it.
 """
 
 from __future__ import annotations
@@ -52,6 +55,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
+        if len(body) < length:  # the sender is gone: nobody to answer
+            self.server.receiver.count_cut_short()
+            self.close_connection = True
+            return
         status = self.server.receiver.decide(body, dict(self.headers.items()))
         self.send_response(status)
         if status in (301, 302, 307, 308):
@@ -86,6 +93,8 @@ class Receiver:
         self.deliveries: list[Delivery] = []
         #: How many deliveries it stalled.
         self.stalls = 0
+        #: How many POSTs ended before their body did (see the module docstring).
+        self.cut_short = 0
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._server: _Server | None = None
@@ -163,6 +172,10 @@ class Receiver:
         with self._lock:
             self.deliveries.append(Delivery(body, headers, status, signature))
         return status
+
+    def count_cut_short(self) -> None:
+        with self._lock:
+            self.cut_short += 1
 
     def accepted(self) -> list[Delivery]:
         """Deliveries answered 2xx, in arrival order."""
