@@ -7,6 +7,7 @@ Its log goes to a file under the test's ``tmp_path``, printed if start-up fails.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -61,6 +62,14 @@ def gunicorn_executable() -> str:
     return found or "gunicorn"
 
 
+#: Fresh ports to try when the one chosen is taken before gunicorn binds it.
+PORT_ATTEMPTS = 3
+
+
+class PortTaken(RuntimeError):
+    """gunicorn found its port in use (chosen free, taken meanwhile)."""
+
+
 @contextmanager
 def gunicorn_server(
     tmp_path: Path,
@@ -72,8 +81,45 @@ def gunicorn_server(
     data_dir: Path | None = None,
     port: int | None = None,
 ) -> Iterator[Server]:
-    """Run ``gunicorn app`` until the ``with`` block ends."""
-    port = port or free_port()
+    """Run ``gunicorn app`` until the ``with`` block ends.
+
+    Without ``port``, on a free one. It is free when chosen, so another process
+    (a second test worker's server, a client's connection) may take it before
+    gunicorn binds it; then the start is tried again on a fresh port.
+    """
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        with contextlib.ExitStack() as stack:
+            try:
+                server = stack.enter_context(
+                    _started(
+                        tmp_path,
+                        workers,
+                        threads,
+                        env,
+                        app,
+                        data_dir,
+                        port or free_port(),
+                    )
+                )
+            except PortTaken:
+                if port is not None or attempt == PORT_ATTEMPTS:
+                    raise
+                continue
+            yield server
+            return
+
+
+@contextmanager
+def _started(
+    tmp_path: Path,
+    workers: int,
+    threads: int,
+    env: dict[str, str] | None,
+    app: str,
+    data_dir: Path | None,
+    port: int,
+) -> Iterator[Server]:
+    """gunicorn on ``port``, stopped on exit; PortTaken (stopped) if in use."""
     data_dir = data_dir or tmp_path / "data"
     log = tmp_path / f"gunicorn-{port}.log"
     environ = {
@@ -95,7 +141,14 @@ def gunicorn_server(
         )
     server = Server(f"http://127.0.0.1:{port}/", process, log, data_dir)
     try:
-        _wait_until_serving(server)
+        try:
+            _wait_until_serving(server, port)
+        except PortTaken:
+            # Still retrying the bind, with its signals queued until it is
+            # done (5 s): it has no worker yet, nothing to stop gracefully.
+            process.kill()
+            process.wait()
+            raise
         yield server
     finally:
         if process.poll() is None:
@@ -107,25 +160,61 @@ def gunicorn_server(
                 process.wait()
 
 
-def _wait_until_serving(server: Server) -> None:
+def _wait_until_serving(server: Server, port: int) -> None:
     """Poll until gunicorn answers (or died); a start-up wait, not a sync sleep.
 
     Any request error counts as "not yet": refused while it binds, reset or
-    slow (a read timeout) while its workers import and sweep.
+    slow (a read timeout) while its workers import and sweep. An answer counts
+    only once this gunicorn holds the socket listening on ``port``: another
+    process holding the port would answer too.
     """
     deadline = time.monotonic() + START_TIMEOUT
     last: Exception | None = None
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"gunicorn exited:\n{server.log.read_text()}")
+        said = server.log.read_text(errors="replace")
+        if "Connection in use" in said:
+            raise PortTaken(f"port {port} is taken:\n{said}")
         left = deadline - time.monotonic()
         try:
             requests.get(server.url, timeout=max(0.1, min(10.0, left)))
-            return
         except requests.RequestException as error:
             last = error
             time.sleep(0.05)
+            continue
+        if _listens_on(server.process.pid, port):
+            return
+        time.sleep(0.05)
     raise RuntimeError(
         f"gunicorn did not answer in {START_TIMEOUT} s ({last!r}):\n"
         f"{server.log.read_text()}"
     )
+
+
+def _listens_on(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a TCP socket listening on ``port`` (on
+    any address), from Linux's /proc: whatever gunicorn logs, or not."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:  # no IPv6
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    try:
+        held = list(Path(f"/proc/{pid}/fd").iterdir())
+    except FileNotFoundError:  # it exited
+        return False
+    except PermissionError:  # run as another user: no way to tell, trust it
+        return True
+    for fd in held:
+        try:
+            if os.readlink(fd) in inodes:
+                return True
+        except FileNotFoundError:  # closed meanwhile
+            continue
+    return False
