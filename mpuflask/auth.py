@@ -57,8 +57,10 @@ def _token_digest_of_text(secret: str) -> bytes:
 def bearer_tokens(tokens: Sequence[Token]) -> AuthHook:
     """Auth hook: ``Authorization: Bearer <token>`` against ``tokens``.
 
-    Tokens are compared as SHA-256 digests: ``compare_digest`` then always
-    sees two 32-byte strings, whatever length or characters were sent.
+    Abstains without an ``Authorization`` header or with another scheme's;
+    refuses a Bearer header whose token is missing or unknown. Tokens are
+    compared as SHA-256 digests: ``compare_digest`` then always sees two
+    32-byte strings, whatever length or characters were sent.
     """
     digests = [(_token_digest_of_text(token.secret), token) for token in tokens]
 
@@ -67,10 +69,14 @@ def bearer_tokens(tokens: Sequence[Token]) -> AuthHook:
         if header is None:
             return None
         scheme, _, presented = header.partition(" ")
+        if scheme.lower() != "bearer":
+            # Another scheme (Basic from a proxy or a browser, an app's own):
+            # not a bearer token, so left to the other hooks.
+            return None
         # Only HTTP's own whitespace: str.strip() would eat a UTF-8 token's
         # last byte 0xA0 (latin-1 no-break space), as in "à".
         presented = presented.strip(" \t")
-        if scheme.lower() != "bearer" or not presented:
+        if not presented:
             raise Unauthorized("Unauthorized: expected 'Authorization: Bearer <token>'")
         digest = _token_digest(presented)
         match = None

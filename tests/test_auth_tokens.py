@@ -73,9 +73,11 @@ def _seed_state(client: Any, headers: dict[str, str]) -> tuple[str, str]:
         ),
         ({"Authorization": "Bearer wrong"}, 401, "Unauthorized: invalid bearer token"),
         (
+            # Another scheme is not a bearer token: left to the other hooks,
+            # and with none, no credentials at all.
             {"Authorization": "Basic dXNlcjpwdw=="},
             401,
-            "Unauthorized: expected 'Authorization: Bearer <token>'",
+            "Unauthorized: send 'Authorization: Bearer <token>' or use a signed URL",
         ),
         (
             {"Authorization": "Bearer "},
@@ -168,3 +170,41 @@ def test_failing_auth_hook_fails_closed(make_app: Any, stored_state) -> None:
     response = app.test_client().post("/k?action=mpu-create")
     assert response.status_code == 500
     assert stored_state() == {}
+
+
+def test_another_authorization_scheme_is_left_to_the_other_auth_hooks(
+    make_app: Any, stored_state
+) -> None:
+    """With tokens on, ``Authorization: Basic ...`` is not a bearer token
+    presented wrong: the token check abstains and an app's own hook decides
+    (a proxy doing Basic auth forwards that header; a browser sends it on
+    every request to its site)."""
+    app = make_app(MPUFLASK_AUTH_TOKENS=TOKENS)
+    seen: list[str | None] = []
+
+    @app.extensions["mpuflask"].authenticate
+    def basic_auth(req: RequestInfo) -> str | None:
+        header = req.headers.get("Authorization")
+        seen.append(header)
+        return "carol" if header == "Basic Y2Fyb2w6cHc=" else None
+
+    client = app.test_client()
+    created = client.post(
+        "/carol.bin?action=mpu-create", headers={"Authorization": "Basic Y2Fyb2w6cHc="}
+    )
+    assert created.status_code == 200, created.text
+    assert seen == ["Basic Y2Fyb2w6cHc="]
+    before = stored_state()
+    refused = client.post(
+        "/k?action=mpu-create", headers={"Authorization": "Basic bWFsbG9yeTpwdw=="}
+    )
+    assert (refused.status_code, refused.text) == (
+        401,
+        "Unauthorized: send 'Authorization: Bearer <token>' or use a signed URL",
+    )
+    assert stored_state() == before
+    # A bearer token presented wrong is still refused by the token check,
+    # before any hook of the app's is asked.
+    wrong = client.post("/k?action=mpu-create", headers={"Authorization": "Bearer no"})
+    assert (wrong.status_code, wrong.text) == (401, "Unauthorized: invalid bearer token")
+    assert seen == ["Basic Y2Fyb2w6cHc=", "Basic bWFsbG9yeTpwdw=="]
