@@ -206,5 +206,8 @@ def test_another_authorization_scheme_is_left_to_the_other_auth_hooks(
     # A bearer token presented wrong is still refused by the token check,
     # before any hook of the app's is asked.
     wrong = client.post("/k?action=mpu-create", headers={"Authorization": "Bearer no"})
-    assert (wrong.status_code, wrong.text) == (401, "Unauthorized: invalid bearer token")
+    assert (wrong.status_code, wrong.text) == (
+        401,
+        "Unauthorized: invalid bearer token",
+    )
     assert seen == ["Basic Y2Fyb2w6cHc=", "Basic bWFsbG9yeTpwdw=="]

@@ -742,9 +742,7 @@ def test_a_signed_url_works_beside_another_authorization_scheme(
     app = make_app(MPUFLASK_AUTH_TOKENS=TOKENS, MPUFLASK_SIGNING_KEY=SECRET)
     client = app.test_client()
     url = signed("basic/site.txt", "POST", "mpu-create")
-    response = client.post(
-        _path(url), headers={"Authorization": "Basic dXNlcjpwYXNz"}
-    )
+    response = client.post(_path(url), headers={"Authorization": "Basic dXNlcjpwYXNz"})
     assert response.status_code == 200, response.text
     forged = client.post(
         _path(url).replace("basic/site.txt", "basic/other.txt"),
