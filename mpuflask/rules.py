@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import operator
 import re
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +59,28 @@ def check_key(key: str, operation: str) -> str:
     if not 1 <= size <= MAX_KEY_BYTES:
         raise InvalidObjectName(operation)
     return key
+
+
+#: What no header value can hold: WSGI headers are latin-1 text, and a control
+#: character (a line break above all) would end or break the header. Stored
+#: metadata is checked with it twice: at create (:func:`check_http_metadata`)
+#: and when a record is read back from the data directory.
+UNSENDABLE_HEADER_TEXT = re.compile(r"[^\t\x20-\xff]")
+
+
+def check_http_metadata(headers: Mapping[str, str], operation: str) -> None:
+    """Refuse (400) metadata a GET could never send back.
+
+    gunicorn refuses such header bytes itself; a laxer WSGI server or a
+    caller in process may hand them over, and the upload made with them
+    would be unusable (its record fails the same check when read).
+    """
+    for name, value in headers.items():
+        if UNSENDABLE_HEADER_TEXT.search(value):
+            raise ApiError(
+                f"{operation}: the {name} header holds a character no HTTP header "
+                "can carry (a control character, or one beyond latin-1)"
+            )
 
 
 def parse_part_number(text: str) -> int:

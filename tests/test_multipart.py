@@ -395,6 +395,40 @@ def test_http_metadata_is_kept(flow: Flow) -> None:
             assert got.headers[name] == value
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("Content-Type", "text/plain\x01x"),
+        ("Content-Type", "a\x00b"),
+        ("Content-Disposition", "attachment; filename=\u0100.txt"),
+        ("Cache-Control", "max-age=1\x1f"),
+    ],
+)
+def test_metadata_no_header_can_carry_is_refused_at_create(
+    client, stored_state, name: str, value: str
+) -> None:
+    """A value a GET could never send back (a control character, or one
+    beyond latin-1: only a WSGI server laxer than gunicorn hands it over)
+    is refused at create: before, the upload was made, then unusable
+    (10024 on every request, its record read as corrupt)."""
+    before = stored_state()
+    response = client.post("/k?action=mpu-create", headers={name: value})
+    assert (response.status_code, response.text) == (
+        400,
+        f"createMultipartUpload: the {name} header holds a character no HTTP "
+        "header can carry (a control character, or one beyond latin-1)",
+    )
+    assert stored_state() == before
+
+
+def test_metadata_of_any_latin1_text_is_kept(flow: Flow) -> None:
+    """Tabs and the bytes 0x80-0xFF (obs-text, as a WSGI server hands over
+    UTF-8) are header text: kept and sent back."""
+    value = 'attachment;\tfilename="caf\xc3\xa9.txt"'
+    flow.upload([b"x"], **{"Content-Disposition": value})
+    assert flow.get().headers["Content-Disposition"] == value
+
+
 def test_listparts(flow: Flow) -> None:
     upload_id = flow.create()
     flow.part(upload_id, 2, b"bb")

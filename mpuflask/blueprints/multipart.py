@@ -32,6 +32,7 @@ from ..jsontext import compact
 from ..jsontext import quoted
 from ..jsontext import with_array
 from ..routing import ActionBlueprint
+from ..rules import check_http_metadata
 from ..rules import check_key
 from ..rules import parse_complete_body
 from ..rules import parse_part_number
@@ -89,6 +90,7 @@ def mpu_create(key: str) -> Response:
     """
     check_key(key, "createMultipartUpload")
     metadata = HttpMetadata.from_headers(request.headers.items())
+    check_http_metadata(metadata.headers, "createMultipartUpload")
     owner = current_identity()
     _check_open_uploads(owner)
     upload = bucket().create_multipart_upload(key, metadata, owner=owner)

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 from typing import cast
 
+from ..rules import UNSENDABLE_HEADER_TEXT
 from .base import HTTP_METADATA_HEADERS
 from .base import HttpMetadata
 from .base import UploadInfo
@@ -40,9 +41,6 @@ PART_LINK = re.compile(r"[0-9]{5}")
 PART_FILE = re.compile(r"[0-9]{5}\.[0-9a-f]{32}(?:\.(?:0|[1-9][0-9]{0,18}))?")
 #: Where the size starts in a part file name that holds one.
 _SIZE_AT = 39
-#: What no header value the server received can hold: WSGI headers are
-#: latin-1, and a line break would end the header.
-_UNSENDABLE = re.compile(r"[^\t\x20-\xff]")
 
 
 def load_object(data: bytes, what: str) -> dict[str, Any]:
@@ -337,7 +335,7 @@ def _check_headers(fields: dict[str, Any], what: str) -> None:
     if not isinstance(headers, dict) or not all(
         name in HTTP_METADATA_HEADERS
         and isinstance(value, str)
-        and not _UNSENDABLE.search(value)
+        and not UNSENDABLE_HEADER_TEXT.search(value)
         for name, value in headers.items()
     ):
         raise CorruptEntry(f"{what}: http_metadata is not R2's metadata headers")
