@@ -136,7 +136,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MPUFLASK_EVENT_HOOKS", types.HOOKS, (),
             "event hooks, comma-separated `package.module:function`, each "
             "called with every event, after the fact, at least once"),
-    Setting("MPUFLASK_WEBHOOK_URL", types.optional(types.URL), None,
+    Setting("MPUFLASK_WEBHOOK_URL",
+            types.optional(types.url("MPUFLASK_WEBHOOK_SECRET signs every delivery")),
+            None,
             "POST every event here as JSON, at least once; unset: no webhook"),
     Setting("MPUFLASK_WEBHOOK_SECRET", types.optional(types.SECRET), None,
             "HMAC-SHA256 key of the webhook's X-Mpuflask-Signature; unset: "
@@ -158,7 +160,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MPUFLASK_LOG_FORMAT", types.choice("json", "text"), "json",
             "log lines under gunicorn: one JSON object each, or text for humans"),
     # -- the s3 store (docs/scale-out.md); unset: boto3's usual sources --
-    Setting("MPUFLASK_S3_ENDPOINT", types.optional(types.URL), None,
+    Setting("MPUFLASK_S3_ENDPOINT",
+            types.optional(types.url("the keys go in MPUFLASK_S3_ACCESS_KEY_ID and "
+                                     "MPUFLASK_S3_SECRET_ACCESS_KEY")),
+            None,
             "the engine's URL, e.g. `https://<account>.r2.cloudflarestorage.com`"),
     Setting("MPUFLASK_S3_BUCKET", types.optional(types.TEXT), None,
             "the bucket, required with `MPUFLASK_STORE=s3`; it must exist"),

@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 #: What an empty value is told, whatever its type (set-but-empty is a mistake:
 #: for a secret or token list it would silently turn auth off).
@@ -352,19 +353,38 @@ HOOKS = Kind("`module:callable` list", _hooks)
 
 
 _URL = re.compile(r"https?://[^/\s?#]+(/[^\s]*)?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _url(value: Any) -> str:
-    text = _trimmed(value)
-    if not _URL.fullmatch(text):
-        raise ValueError(
-            f"must be an http:// or https:// URL with a host, not {shown(value)}"
-        )
-    return text
+def url(instead: str) -> Kind:
+    """An http(s) URL that a request can go to as written: a host, a port in
+    range, no control character, and no ``user:password@``, which Python's
+    HTTP clients would take for part of the host name (and which an error
+    line or a log would print). ``instead`` says where credentials go."""
 
+    def parse(value: Any) -> str:
+        text = _trimmed(value)
+        try:
+            parts = urlsplit(text) if _URL.fullmatch(text) else None
+        except ValueError:  # an unclosed [IPv6 literal
+            parts = None
+        if parts is None or not parts.hostname or _CONTROL.search(text):
+            raise ValueError(
+                f"must be an http:// or https:// URL with a host, not {shown(value)}"
+            )
+        if "@" in parts.netloc:  # never shown: it may hold a password
+            raise ValueError(
+                "must not hold a user name or password (user:password@host): it "
+                f"would be sent as the host name; leave it out ({instead})"
+            )
+        port = parts.netloc.rpartition("]")[2].partition(":")[2]
+        if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(
+                f"has port {shown(port)}, which is not a number from 1 to 65535"
+            )
+        return text
 
-#: An http(s) URL (a webhook's).
-URL = Kind("http(s) URL", _url)
+    return Kind("http(s) URL", parse)
 
 
 def some_of(*options: str) -> Kind:

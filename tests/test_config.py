@@ -713,6 +713,13 @@ def test_every_name_the_code_and_docs_use_is_declared() -> None:
             " not 'ab'",
         ),
         (
+            {**S3_STORE, "MPUFLASK_S3_ENDPOINT": "https://AK:SK@s3.local"},
+            "MPUFLASK_S3_ENDPOINT must not hold a user name or password"
+            " (user:password@host): it would be sent as the host name; leave it"
+            " out (the keys go in MPUFLASK_S3_ACCESS_KEY_ID and"
+            " MPUFLASK_S3_SECRET_ACCESS_KEY)",
+        ),
+        (
             {**S3_STORE, "MPUFLASK_S3_BUCKET": "b "},
             "MPUFLASK_S3_BUCKET has spaces before or after it, 'b '; remove them",
         ),

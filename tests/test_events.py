@@ -310,6 +310,43 @@ def test_metrics_count_recorded_delivered_retried_and_pending(
             "not 'ftp://example.com/x'",
         ),
         (
+            # Never quoted back: the line would print the password.
+            {"MPUFLASK_WEBHOOK_URL": "http://user:secretpw@127.0.0.1:18411/hook"},
+            "MPUFLASK_WEBHOOK_URL must not hold a user name or password "
+            "(user:password@host): it would be sent as the host name; leave it "
+            "out (MPUFLASK_WEBHOOK_SECRET signs every delivery)",
+        ),
+        (
+            {"MPUFLASK_WEBHOOK_URL": "http://h@example.com/x"},
+            "MPUFLASK_WEBHOOK_URL must not hold a user name or password "
+            "(user:password@host): it would be sent as the host name; leave it "
+            "out (MPUFLASK_WEBHOOK_SECRET signs every delivery)",
+        ),
+        (
+            {"MPUFLASK_WEBHOOK_URL": "http://example.com:99999/x"},
+            "MPUFLASK_WEBHOOK_URL has port '99999', which is not a number from "
+            "1 to 65535",
+        ),
+        (
+            {"MPUFLASK_WEBHOOK_URL": "http://example.com:abc/x"},
+            "MPUFLASK_WEBHOOK_URL has port 'abc', which is not a number from "
+            "1 to 65535",
+        ),
+        (
+            {"MPUFLASK_WEBHOOK_URL": "http://example.com:0/x"},
+            "MPUFLASK_WEBHOOK_URL has port '0', which is not a number from 1 to 65535",
+        ),
+        (
+            {"MPUFLASK_WEBHOOK_URL": "http://[::1/x"},
+            "MPUFLASK_WEBHOOK_URL must be an http:// or https:// URL with a host, "
+            "not 'http://[::1/x'",
+        ),
+        (
+            {"MPUFLASK_WEBHOOK_URL": "http://example.com/a\x00b"},
+            "MPUFLASK_WEBHOOK_URL must be an http:// or https:// URL with a host, "
+            "not 'http://example.com/a\\x00b'",
+        ),
+        (
             {"MPUFLASK_WEBHOOK_EVENTS": "object-published,object-created"},
             "MPUFLASK_WEBHOOK_EVENTS has 'object-created', which is not one of "
             "object-published, upload-aborted, upload-expired, object-deleted",
@@ -337,6 +374,23 @@ def test_event_settings_are_checked_at_start(
     with pytest.raises(ConfigError) as raised:
         make_app(**settings)
     assert str(raised.value) == line
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "https://hooks.example.com/mpuflask?team=a&x=%20",
+        "http://[::1]:65535/",
+        "http://example.com",
+    ],
+)
+@pytest.mark.filesystem_only("the settings are read before any store is opened")
+def test_webhook_urls_that_can_be_delivered_to_are_taken(
+    make_app: Callable[..., Flask], url: str
+) -> None:
+    app = make_app(MPUFLASK_WEBHOOK_URL=url, MPUFLASK_WEBHOOK_SECRET="s")
+    assert app.config["MPUFLASK_WEBHOOK_URL"] == url
 
 
 @pytest.mark.filesystem_only(
