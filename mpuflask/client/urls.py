@@ -1,7 +1,7 @@
 """The URLs the client is given: checked before any request, shown without secrets.
 
 An object URL is the server, then the key, percent-encoded as in any URL
-(``http://host:8000/a%2Fb`` is the key ``a/b``). A listing URL is the server,
+(``http://host:8000/a%2Fb`` is the key ``a/b``), with no query or fragment. A listing URL is the server,
 then an optional key prefix. Checking here means a typo is one plain sentence
 (``'host:8000/k' has no scheme: try http://host:8000/k``), not requests'
 ``No connection adapters were found``.
@@ -46,6 +46,18 @@ def check_url(url: str) -> str:
         ) from None
     if any(c in url for c in "\r\n\0"):
         raise BadUrl(f"{url!r} contains a line break or NUL")
+    # What follows ? or # is not part of the key: the request would name
+    # another object than the one the command reports (a ? in a key, sent
+    # as is, would delete or overwrite the key before it).
+    if "#" in url:
+        raise BadUrl(
+            f"{url!r} has a #fragment, which is never sent: write # in a key as %23"
+        )
+    if "?" in url:
+        raise BadUrl(
+            f"{url!r} has a ?query, which is not part of a key (the client adds "
+            "its own): write ? in a key as %3F"
+        )
     return url
 
 

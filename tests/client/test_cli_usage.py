@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import unquote
+from urllib.parse import urlsplit
 
 import pytest
 from click.testing import Result
@@ -57,6 +59,20 @@ def usage_error(result: Result, argument: str, message: str) -> None:
             "http://host:8000",
             "'http://host:8000' names no object: add the key after the host, as in http://host:8000/path/file.bin",
         ),
+        # Not part of the key: the command would act on 'report' or 'notes'
+        # while saying it acted on the URL as given.
+        (
+            "http://host:8000/report?.pdf",
+            "'http://host:8000/report?.pdf' has a ?query, which is not part of a key (the client adds its own): write ? in a key as %3F",
+        ),
+        (
+            "http://host:8000/keep?partNumber=1",
+            "'http://host:8000/keep?partNumber=1' has a ?query, which is not part of a key (the client adds its own): write ? in a key as %3F",
+        ),
+        (
+            "http://host:8000/notes#draft",
+            "'http://host:8000/notes#draft' has a #fragment, which is never sent: write # in a key as %23",
+        ),
     ],
 )
 @pytest.mark.parametrize("command", ["upload", "download", "abort", "rm"])
@@ -81,16 +97,50 @@ def test_a_bad_object_url(
     assert adapter.sent == []
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "localhost:8000/",
+            "'localhost:8000/' has no scheme: try http://localhost:8000/",
+        ),
+        (
+            "http://host:8000/photos?x",
+            "'http://host:8000/photos?x' has a ?query, which is not part of a key (the client adds its own): write ? in a key as %3F",
+        ),
+        (
+            "http://host:8000/photos#2026",
+            "'http://host:8000/photos#2026' has a #fragment, which is never sent: write # in a key as %23",
+        ),
+    ],
+)
 @pytest.mark.parametrize("command", ["ls", "uploads"])
 def test_a_bad_listing_url(
-    run_cli: Callable[..., Result], adapter: WsgiAdapter, command: str
+    run_cli: Callable[..., Result],
+    adapter: WsgiAdapter,
+    command: str,
+    url: str,
+    message: str,
 ) -> None:
-    usage_error(
-        run_cli(command, "localhost:8000/"),
-        "'URL'",
-        "'localhost:8000/' has no scheme: try http://localhost:8000/",
-    )
+    usage_error(run_cli(command, url), "'URL'", message)
     assert adapter.sent == []
+
+
+def test_a_key_with_question_mark_and_hash_goes_as_written(
+    tmp_path: Path, run_cli: Callable[..., Result], adapter: WsgiAdapter
+) -> None:
+    """%3F and %23 are the key's own ? and #."""
+    source = tmp_path / "f.bin"
+    write_file(source, 10)
+    result = run_cli("upload", source, f"{BASE}report%3F%23draft.pdf", *SMALL)
+    assert result.exit_code == 0, result.output
+    keys = {unquote(urlsplit(sent.url).path) for sent in adapter.sent}
+    assert keys == {"/report?#draft.pdf"}
+    assert [sent.action for sent in adapter.sent] == [
+        "mpu-create",
+        "mpu-uploadpart",
+        "mpu-complete",
+    ]
 
 
 def test_a_part_size_under_the_minimum(
