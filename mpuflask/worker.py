@@ -58,9 +58,13 @@ _ABORT = object()  # the connection is broken mid-response: close, no linger
 
 def header_timeout(environ: Mapping[str, str]) -> float:
     """``GUNICORN_HEADER_TIMEOUT`` in seconds (a positive number), or the default."""
-    text = environ.get(HEADER_TIMEOUT_ENV, "")
-    if not text:
+    text = environ.get(HEADER_TIMEOUT_ENV)
+    if text is None:
         return DEFAULT_HEADER_TIMEOUT
+    if not text.strip():
+        raise RuntimeError(
+            f"{HEADER_TIMEOUT_ENV} is set but empty; unset it or give it a value"
+        )
     try:
         value = float(text)
     except ValueError:

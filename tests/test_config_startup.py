@@ -221,6 +221,34 @@ def test_a_data_dir_the_server_may_not_write_stops_it_with_one_line(
             "GUNICORN_LOGLEVEL must be debug, info, warning, error or critical,"
             " not 'bogus'",
         ),
+        (
+            {"GUNICORN_HEADER_TIMEOUT": ""},  # silently the default, before
+            "GUNICORN_HEADER_TIMEOUT is set but empty; unset it or give it a value",
+        ),
+        (
+            {"GUNICORN_HEADER_TIMEOUT": "abc"},  # refused after "Listening at"
+            "GUNICORN_HEADER_TIMEOUT must be a positive number of seconds, not 'abc'",
+        ),
+        (
+            {"GUNICORN_CONTROL": "maybe"},  # anything but 1 meant off
+            "GUNICORN_CONTROL must be true or false (or 1/0, yes/no, on/off),"
+            " not 'maybe'",
+        ),
+        (
+            {"GUNICORN_WORKER": "3"},  # ignored: the default count served
+            "unknown setting GUNICORN_WORKER in the environment; did you mean"
+            " GUNICORN_WORKERS?",
+        ),
+        (
+            {"GUNICORN_THREDS": "8"},
+            "unknown setting GUNICORN_THREDS in the environment; did you mean"
+            " GUNICORN_THREADS?",
+        ),
+        (
+            {"GUNICORN_SPEED": "fast"},
+            "unknown setting GUNICORN_SPEED in the environment; docs/deployment.md"
+            " lists every GUNICORN_ setting",
+        ),
     ],
 )
 def test_bad_gunicorn_overrides_stop_it_with_one_line(
@@ -272,3 +300,45 @@ def test_an_s3_engine_out_of_reach_stops_it_with_one_line(tmp_path: Path) -> Non
     assert output.count(line) == 1, output
     assert "Traceback" not in output
     assert "Booting worker" not in output
+
+
+@pytest.mark.parametrize(
+    ("value", "disabled"),
+    [("1", False), ("true", False), ("on", False), ("0", True), ("no", True)],
+)
+def test_gunicorn_control_takes_the_boolean_words(
+    tmp_path: Path, value: str, disabled: bool
+) -> None:
+    """GUNICORN_CONTROL reads true/false as every boolean setting does
+    (``true`` meant off before: only ``1`` turned it on)."""
+    environ = {
+        **_environment(tmp_path, {"GUNICORN_CONTROL": value}),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
+    status, output = _run(
+        [
+            sys.executable,
+            "-c",
+            "from mpuflask.serving import gunicorn_settings as s;"
+            " print(s.control_socket_disable)",
+        ],
+        environ,
+    )
+    assert (status, output) == (0, f"{disabled}\n")
+
+
+def test_gunicorns_own_variables_are_not_settings(tmp_path: Path) -> None:
+    """GUNICORN_CMD_ARGS is gunicorn's own (its flags): not refused as unknown."""
+    environ = {
+        **_environment(tmp_path, {"GUNICORN_CMD_ARGS": "--workers 2"}),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
+    status, output = _run(
+        [
+            sys.executable,
+            "-c",
+            "from mpuflask.serving import gunicorn_settings as s; print(s.threads)",
+        ],
+        environ,
+    )
+    assert (status, output) == (0, "64\n")

@@ -98,6 +98,8 @@ def test_header_timeout_setting() -> None:
     for bad in ("0", "-1", "soon", "inf", "nan"):
         with pytest.raises(RuntimeError, match="GUNICORN_HEADER_TIMEOUT must be"):
             header_timeout({"GUNICORN_HEADER_TIMEOUT": bad})
+    with pytest.raises(RuntimeError, match="GUNICORN_HEADER_TIMEOUT is set but empty"):
+        header_timeout({"GUNICORN_HEADER_TIMEOUT": " "})
 
 
 @pytest.mark.parametrize(

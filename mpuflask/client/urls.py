@@ -1,10 +1,10 @@
 """The URLs the client is given: checked before any request, shown without secrets.
 
 An object URL is the server, then the key, percent-encoded as in any URL
-(``http://host:8000/a%2Fb`` is the key ``a/b``), with no query or fragment. A listing URL is the server,
-then an optional key prefix. Checking here means a typo is one plain sentence
-(``'host:8000/k' has no scheme: try http://host:8000/k``), not requests'
-``No connection adapters were found``.
+(``http://host:8000/a%2Fb`` is the key ``a/b``), with no query or fragment. A
+listing URL is the server, then an optional key prefix. Checking here means a
+typo is one plain sentence (``'host:8000/k' has no scheme: try
+http://host:8000/k``), not requests' ``No connection adapters were found``.
 """
 
 from __future__ import annotations

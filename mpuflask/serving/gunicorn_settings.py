@@ -43,6 +43,37 @@ def _int_env(name: str, default: int, minimum: int, maximum: int) -> int:
     return int(text)
 
 
+def _bool_env(name: str, default: bool) -> bool:
+    """``GUNICORN_<name>`` read as every boolean setting is (true/false, 1/0,
+    yes/no, on/off), or ``default``."""
+    from mpuflask.setting_types import BOOLEAN_WORDS
+    from mpuflask.setting_types import FALSE_WORDS
+    from mpuflask.setting_types import TRUE_WORDS
+
+    text = _env(name, "true" if default else "false").strip().lower()
+    if text not in TRUE_WORDS | FALSE_WORDS:
+        _refuse(f"GUNICORN_{name} must be {BOOLEAN_WORDS}, not {text!r}")
+    return text in TRUE_WORDS
+
+
+def _check_names(ours: frozenset[str], gunicorns: frozenset[str]) -> None:
+    """Stop on a ``GUNICORN_*`` variable nobody reads: a misspelt one would
+    otherwise be ignored, and the server start with the default."""
+    import difflib
+
+    for name in sorted(os.environ):
+        suffix = name.removeprefix("GUNICORN_")
+        if suffix == name or suffix in ours or suffix in gunicorns:
+            continue
+        close = difflib.get_close_matches(suffix, sorted(ours), n=1, cutoff=0.6)
+        hint = (
+            f"did you mean GUNICORN_{close[0]}?"
+            if close
+            else "docs/deployment.md lists every GUNICORN_ setting"
+        )
+        _refuse(f"unknown setting {name} in the environment; {hint}")
+
+
 def _check_worker_class(uri: str) -> None:
     """Load ``uri`` as gunicorn will (a traceback from its master, else)."""
     from gunicorn.util import load_class  # type: ignore[import-untyped]
@@ -62,6 +93,18 @@ def _refuse(line: str) -> None:
     print(f"mpuflask: {line}", file=sys.stderr, flush=True)
     raise SystemExit(1)
 
+
+#: The GUNICORN_<NAME> settings read below (and by mpuflask.worker), and the
+#: variables gunicorn itself reads (its flags, a re-exec's sockets and pid).
+SETTING_NAMES = frozenset(
+    {
+        "BIND", "WORKERS", "WORKER_CLASS", "THREADS", "TIMEOUT",
+        "GRACEFUL_TIMEOUT", "KEEPALIVE", "HEADER_TIMEOUT", "LIMIT_REQUEST_LINE",
+        "CONTROL", "ACCESSLOG", "ERRORLOG", "LOGLEVEL",
+    }
+)  # fmt: skip
+GUNICORNS_OWN = frozenset({"CMD_ARGS", "FD", "PID", "DIRTY_SOCKET"})
+_check_names(SETTING_NAMES, GUNICORNS_OWN)
 
 # -- the app --------------------------------------------------------------------
 # Served when no APP_MODULE is given (`mpuflask serve`, a bare `gunicorn` in a
@@ -130,6 +173,14 @@ keepalive = _int_env("KEEPALIVE", 30, 0, 10**9)
 # client holds (a socket; never a thread).
 # Each worker holds at most `worker_connections` connections (gunicorn's
 # default, 1000), waiting heads included; past that it stops accepting.
+# Checked here, once, before the server listens.
+if "GUNICORN_HEADER_TIMEOUT" in os.environ:
+    from mpuflask.worker import header_timeout
+
+    try:
+        header_timeout(os.environ)
+    except RuntimeError as error:
+        _refuse(str(error))
 
 # -- limits -------------------------------------------------------------------
 # Query strings carry keys up to 1024 bytes, percent-encoded up to 3x.
@@ -137,8 +188,8 @@ limit_request_line = _int_env("LIMIT_REQUEST_LINE", 8190, 0, 8190)
 
 # -- control ------------------------------------------------------------------
 # gunicorn 25+ opens a control socket in ~/.gunicorn; several servers on one
-# machine (tests, blue/green) would fight over it. Opt in with GUNICORN_CONTROL=1.
-control_socket_disable = _env("CONTROL", "0") != "1"
+# machine (tests, blue/green) would fight over it. Opt in with GUNICORN_CONTROL=true.
+control_socket_disable = not _bool_env("CONTROL", False)
 
 # -- logging ------------------------------------------------------------------
 # The app writes one structured line per request (logger "mpuflask.access",
