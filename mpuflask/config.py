@@ -103,7 +103,7 @@ SETTINGS: tuple[Setting, ...] = (
             "bytes; the largest mpu-complete body (10,000 parts need ~700 KB)"),
     Setting("MPUFLASK_SWEEP_ON_START", types.BOOLEAN, True,
             "sweep crash leftovers and expired uploads when the app starts"),
-    Setting("MPUFLASK_SWEEP_INTERVAL", types.seconds(0), 600,
+    Setting("MPUFLASK_SWEEP_INTERVAL", types.seconds(0.1, or_zero=True), 600,
             "seconds between sweeps in each gunicorn worker, one at a time; "
             "0 = never"),
     # -- auth (docs/hooks.md) --

@@ -186,10 +186,15 @@ def integer(minimum: int, maximum: int = INTEGER_MAX) -> Kind:
     return Kind(f"integer {minimum} to {_bound(maximum)}", parse)
 
 
-def seconds(minimum: float) -> Kind:
-    """A duration: digits with an optional decimal part (``600``, ``0.5``)."""
+def seconds(minimum: float, or_zero: bool = False) -> Kind:
+    """A duration: digits with an optional decimal part (``600``, ``0.5``).
+
+    ``or_zero``: 0 is taken too (it means "never"), but nothing between 0
+    and ``minimum`` (an interval of a microsecond would be a busy loop).
+    """
     wanted = (
-        f"a number of seconds from {minimum:g} to {_bound(SECONDS_MAX)} "
+        ("0 or " if or_zero else "")
+        + f"a number of seconds from {minimum:g} to {_bound(SECONDS_MAX)} "
         "(like 600 or 0.5)"
     )
 
@@ -201,12 +206,17 @@ def seconds(minimum: float) -> Kind:
             number = float(value)
         elif isinstance(value, str) and _DECIMAL.fullmatch(value):
             number = float(value)
-        if number is None or not minimum <= number <= SECONDS_MAX:
+        if number is None or not (
+            minimum <= number <= SECONDS_MAX or (or_zero and number == 0)
+        ):
             raise ValueError(f"must be {wanted}, not {shown(value)}")
         return number
 
     return Kind(
-        f"seconds {minimum:g} to {_bound(SECONDS_MAX)}", parse, lambda v: f"{v:g}"
+        ("0, or " if or_zero else "")
+        + f"seconds {minimum:g} to {_bound(SECONDS_MAX)}",
+        parse,
+        lambda v: f"{v:g}",
     )
 
 

@@ -268,7 +268,14 @@ def test_web_ui_on_words_turn_the_page_on(
         (
             "MPUFLASK_SWEEP_INTERVAL",
             "nan",
-            "MPUFLASK_SWEEP_INTERVAL must be a number of seconds from 0 to 10^9 (like 600 or 0.5), not 'nan'",
+            "MPUFLASK_SWEEP_INTERVAL must be 0 or a number of seconds from 0.1 to 10^9 (like 600 or 0.5), not 'nan'",
+        ),
+        (
+            # A sweep every microsecond in every worker: half a core and a
+            # megabyte of log lines every 5 s, before.
+            "MPUFLASK_SWEEP_INTERVAL",
+            "0.000001",
+            "MPUFLASK_SWEEP_INTERVAL must be 0 or a number of seconds from 0.1 to 10^9 (like 600 or 0.5), not '0.000001'",
         ),
         (
             "MPUFLASK_STORE",
