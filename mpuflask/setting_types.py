@@ -213,8 +213,7 @@ def seconds(minimum: float, or_zero: bool = False) -> Kind:
         return number
 
     return Kind(
-        ("0, or " if or_zero else "")
-        + f"seconds {minimum:g} to {_bound(SECONDS_MAX)}",
+        ("0, or " if or_zero else "") + f"seconds {minimum:g} to {_bound(SECONDS_MAX)}",
         parse,
         lambda v: f"{v:g}",
     )
