@@ -326,6 +326,17 @@ def _check_together(values: Mapping[str, Any], given: set[str]) -> None:
             f"{values['MPUFLASK_STORE']}; set MPUFLASK_STORE=s3 to use the s3 "
             "store, or unset the MPUFLASK_S3_* settings"
         )
+    webhook_given = sorted(
+        name
+        for name in given
+        if name.startswith("MPUFLASK_WEBHOOK_") and name != "MPUFLASK_WEBHOOK_URL"
+    )
+    if webhook_given and values["MPUFLASK_WEBHOOK_URL"] is None:
+        # A webhook's secret, events or timeout would do nothing, silently.
+        raise ConfigError(
+            f"{webhook_given[0]} is set but MPUFLASK_WEBHOOK_URL is not: set the "
+            "URL to deliver events to, or unset the MPUFLASK_WEBHOOK_* settings"
+        )
     if values["MPUFLASK_STORE"] == "s3" and values["MPUFLASK_S3_BUCKET"] is None:
         raise ConfigError("MPUFLASK_STORE=s3 needs MPUFLASK_S3_BUCKET (a bucket name)")
     key_id = values["MPUFLASK_S3_ACCESS_KEY_ID"] is not None

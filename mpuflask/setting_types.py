@@ -240,7 +240,10 @@ TEXT = Kind("text", _trimmed)
 
 def _path(value: Any) -> str:
     text = os.fspath(value) if isinstance(value, os.PathLike) else value
-    return _unpadded(_text(text))
+    text = _unpadded(_text(text))
+    if "\0" in text:  # only from code: no environment variable holds one
+        raise ValueError("holds a NUL character, which no path can hold")
+    return text
 
 
 #: A directory: text, or a ``pathlib.Path`` from code (any bytes Linux allows).

@@ -521,6 +521,12 @@ def test_a_refused_secret_is_never_shown(
             {"MPUFLASK_S3_ADDRESSING_STYLE": "dns"},
             "MPUFLASK_S3_ADDRESSING_STYLE must be auto, path or virtual, not 'dns'",
         ),
+        (
+            # Only from code (no environment variable holds a NUL): a bare
+            # ValueError from the store, before.
+            {"MPUFLASK_DATA_DIR": "/srv/a\x00b"},
+            "MPUFLASK_DATA_DIR holds a NUL character, which no path can hold",
+        ),
     ],
 )
 def test_bad_mapping_stops_start_up_with_one_line(
@@ -666,6 +672,8 @@ def test_every_setting_has_one_type_default_and_doc() -> None:
             environ = {setting.name: setting.default_text}
             if setting.name.startswith("MPUFLASK_S3_"):
                 environ.update(S3_STORE)
+            if setting.name.startswith("MPUFLASK_WEBHOOK_"):
+                environ["MPUFLASK_WEBHOOK_URL"] = "http://127.0.0.1:9/hook"
             assert load_settings(environ=environ)[setting.name] == setting.default
 
 

@@ -356,6 +356,20 @@ def test_metrics_count_recorded_delivered_retried_and_pending(
             "MPUFLASK_WEBHOOK_EVENTS names a value twice",
         ),
         (
+            # Without the URL these did nothing, silently.
+            {"MPUFLASK_WEBHOOK_SECRET": "s3cret"},
+            "MPUFLASK_WEBHOOK_SECRET is set but MPUFLASK_WEBHOOK_URL is not: set "
+            "the URL to deliver events to, or unset the MPUFLASK_WEBHOOK_* settings",
+        ),
+        (
+            {
+                "MPUFLASK_WEBHOOK_TIMEOUT": "5",
+                "MPUFLASK_WEBHOOK_EVENTS": "object-deleted",
+            },
+            "MPUFLASK_WEBHOOK_EVENTS is set but MPUFLASK_WEBHOOK_URL is not: set "
+            "the URL to deliver events to, or unset the MPUFLASK_WEBHOOK_* settings",
+        ),
+        (
             {"MPUFLASK_WEBHOOK_TIMEOUT": "0"},
             "MPUFLASK_WEBHOOK_TIMEOUT must be a number of seconds from 0.1 to 10^9 "
             "(like 600 or 0.5), not '0'",
