@@ -31,7 +31,6 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import quote
 from urllib.parse import unquote
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
@@ -39,6 +38,7 @@ from urllib.parse import urlsplit
 import click
 
 from .actions import LISTING_ACTIONS
+from .routing import key_path
 from .setting_types import SECRET
 
 #: The first line of every signed message: names the scheme and its version.
@@ -230,7 +230,7 @@ def sign_url(
     method = method.upper()
     part = None if part_number is None else str(part_number)
     params = {"action": action}
-    path = quote(key, safe="/")
+    path = key_path(key)
     if action in LISTING_ACTIONS:
         path = ""
         if key:

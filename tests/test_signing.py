@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 from urllib.parse import quote
 from urllib.parse import urlencode
+from urllib.parse import urljoin
 from urllib.parse import urlsplit
 
 import pytest
@@ -105,6 +106,20 @@ def test_keys_and_identities_of_any_text_work(signed_app: Flask) -> None:
     key = "a b/c&d=e%f+g#h?i/é/\N{PILE OF POO}"
     _signed_upload(client, key, b"data", identity="x\ny&z=%")
     assert client.get(signed(key, "GET", "get")).data == b"data"
+
+
+@pytest.mark.parametrize("key", ["a/../b", "../x", "a/./b", ".", "..", "a/..", "/lead"])
+def test_a_signed_url_survives_the_dot_segments_clients_remove(
+    signed_app: Flask, key: str
+) -> None:
+    """Browsers, curl and urljoin remove ``.`` and ``..`` path segments before
+    sending: a URL for ``a/../b`` went to ``/b`` and answered 403. Such
+    segments are percent-encoded, as the server's own URLs do."""
+    path = signed(key, "POST", "mpu-create")
+    assert urljoin("http://x/", path) == "http://x" + path
+    created = signed_app.test_client().post(path)
+    assert created.status_code == 200, created.text
+    assert created.json["key"] == key
 
 
 def test_signed_url_is_good_for_nothing_else(signed_app: Flask, stored_state) -> None:
