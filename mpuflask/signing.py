@@ -305,8 +305,18 @@ def sign_command(
         SECRET.parse(secret)  # the server's rule: non-empty UTF-8 text
     except ValueError as error:
         raise click.UsageError(f"--secret (MPUFLASK_SIGNING_KEY) {error}") from None
+    if "?" in object_url or "#" in object_url:
+        raise click.UsageError(
+            f"{object_url!r} has a ?query or #fragment, which is not part of a "
+            "key: write ? and # in a key as %3F and %23"
+        )
     base = f"{parts.scheme}://{parts.netloc}/"
-    key = unquote(parts.path[1:])
+    try:
+        key = unquote(parts.path[1:], errors="strict")
+    except UnicodeDecodeError:
+        raise click.UsageError(
+            f"the key of {object_url!r} is not UTF-8 once percent-decoded"
+        ) from None
     if prefix is not None:
         if action not in LISTING_ACTIONS:
             raise click.UsageError("--prefix is for --action list or mpu-list")

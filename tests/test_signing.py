@@ -890,6 +890,22 @@ def test_example_endpoint_refuses(
             ["http://h/k", "--secret", ""],
             "--secret (MPUFLASK_SIGNING_KEY) is set but empty",
         ),
+        # Signed the key a\ufffd, silently, before.
+        (
+            ["http://h/a%ff", "--secret", "s"],
+            "the key of 'http://h/a%ff' is not UTF-8 once percent-decoded",
+        ),
+        # Signed the key 'report', while the URL named 'report?.pdf'.
+        (
+            ["http://h/report?.pdf", "--secret", "s"],
+            "'http://h/report?.pdf' has a ?query or #fragment, which is not part "
+            "of a key: write ? and # in a key as %3F and %23",
+        ),
+        (
+            ["http://h/notes#draft", "--secret", "s"],
+            "'http://h/notes#draft' has a ?query or #fragment, which is not part "
+            "of a key: write ? and # in a key as %3F and %23",
+        ),
     ],
 )
 def test_sign_refuses_what_no_server_would_accept(args: list[str], error: str) -> None:
