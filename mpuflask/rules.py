@@ -65,7 +65,7 @@ def check_key(key: str, operation: str) -> str:
 #: character (a line break above all) would end or break the header. Stored
 #: metadata is checked with it twice: at create (:func:`check_http_metadata`)
 #: and when a record is read back from the data directory.
-UNSENDABLE_HEADER_TEXT = re.compile(r"[^\t\x20-\xff]")
+UNSENDABLE_HEADER_TEXT = re.compile(r"[^\t\x20-\x7e\x80-\xff]")
 
 
 def check_http_metadata(headers: Mapping[str, str], operation: str) -> None:

@@ -376,6 +376,12 @@ def url(instead: str) -> Kind:
 
     def parse(value: Any) -> str:
         text = _trimmed(value)
+        if "@" in text.partition("://")[2].split("/")[0].split("?")[0].split("#")[0]:
+            # Before any line that quotes the value: it may hold a password.
+            raise ValueError(
+                "must not hold a user name or password (user:password@host): it "
+                f"would be sent as the host name; leave it out ({instead})"
+            )
         try:
             parts = urlsplit(text) if _URL.fullmatch(text) else None
         except ValueError:  # an unclosed [IPv6 literal
@@ -383,11 +389,6 @@ def url(instead: str) -> Kind:
         if parts is None or not parts.hostname or _CONTROL.search(text):
             raise ValueError(
                 f"must be an http:// or https:// URL with a host, not {shown(value)}"
-            )
-        if "@" in parts.netloc:  # never shown: it may hold a password
-            raise ValueError(
-                "must not hold a user name or password (user:password@host): it "
-                f"would be sent as the host name; leave it out ({instead})"
             )
         port = parts.netloc.rpartition("]")[2].partition(":")[2]
         if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):

@@ -317,6 +317,13 @@ def test_metrics_count_recorded_delivered_retried_and_pending(
             "out (MPUFLASK_WEBHOOK_SECRET signs every delivery)",
         ),
         (
+            # A password beside another fault is not shown either.
+            {"MPUFLASK_WEBHOOK_URL": "https://user:s3cretpw@[::1/x y"},
+            "MPUFLASK_WEBHOOK_URL must not hold a user name or password "
+            "(user:password@host): it would be sent as the host name; leave it "
+            "out (MPUFLASK_WEBHOOK_SECRET signs every delivery)",
+        ),
+        (
             {"MPUFLASK_WEBHOOK_URL": "http://h@example.com/x"},
             "MPUFLASK_WEBHOOK_URL must not hold a user name or password "
             "(user:password@host): it would be sent as the host name; leave it "
