@@ -37,6 +37,7 @@ from .events.model import EVENT_TYPES
 from .rules import DEFAULT_MAX_PART_SIZE
 from .rules import DEFAULT_MIN_PART_SIZE
 from .rules import MIB
+from .setting_hooks import HOOKS
 from .tokens import parse_tokens
 
 PREFIX = "MPUFLASK_"
@@ -112,15 +113,15 @@ SETTINGS: tuple[Setting, ...] = (
             '"identity", "prefix", "actions"}`; unset: no token auth'),
     Setting("MPUFLASK_SIGNING_KEY", types.optional(types.SECRET), None,
             "the secret of signed URLs (`mpuflask sign`); unset: none accepted"),
-    Setting("MPUFLASK_AUTH_HOOKS", types.HOOKS, (),
+    Setting("MPUFLASK_AUTH_HOOKS", HOOKS, (),
             "more auth hooks, comma-separated `package.module:function`"),
     Setting("MPUFLASK_AUTH_REQUIRED", types.optional(types.BOOLEAN), None,
             "refuse (401) requests no auth hook vouched for; unset: yes as "
             "soon as any auth is configured"),
     # -- validators (docs/hooks.md) --
-    Setting("MPUFLASK_PART_VALIDATORS", types.HOOKS, (),
+    Setting("MPUFLASK_PART_VALIDATORS", HOOKS, (),
             "part validators, comma-separated `package.module:function`"),
-    Setting("MPUFLASK_COMPLETE_VALIDATORS", types.HOOKS, (),
+    Setting("MPUFLASK_COMPLETE_VALIDATORS", HOOKS, (),
             "completion validators, comma-separated `package.module:function`"),
     Setting("MPUFLASK_PART_CONTENT_TYPES", types.MEDIA_TYPES, (),
             "refuse parts with another Content-Type (415), e.g. "
@@ -133,7 +134,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MPUFLASK_MAX_PARTS", _ints(0, 10_000), 0,
             "refuse a complete of more parts; 0 = no limit (R2: 10,000)"),
     # -- events (docs/hooks.md) --
-    Setting("MPUFLASK_EVENT_HOOKS", types.HOOKS, (),
+    Setting("MPUFLASK_EVENT_HOOKS", HOOKS, (),
             "event hooks, comma-separated `package.module:function`, each "
             "called with every event, after the fact, at least once"),
     Setting("MPUFLASK_WEBHOOK_URL",

@@ -13,7 +13,6 @@ taken as it is. A phrase never quotes a secret.
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import re
@@ -32,14 +31,9 @@ BOOLEAN_WORDS = "true or false (or 1/0, yes/no, on/off)"
 #: upload page reads the part limits).
 INTEGER_MAX = 10**15
 SECONDS_MAX = 10**9
-IMPORTABLE = (
-    "the module must be importable from the server's working directory or installed"
-)
 
 _DIGITS = re.compile(r"[0-9]{1,16}")
 _DECIMAL = re.compile(r"[0-9]{1,10}(\.[0-9]{1,6})?")
-_IDENTIFIERS = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
-_DOTTED = re.compile(rf"{_IDENTIFIERS}(:{_IDENTIFIERS})?")
 #: scheme://host[:port]: a DNS name or an IP literal, no pattern characters
 #: (flask-cors would read ``*`` and the like as a regular expression).
 _ORIGIN = re.compile(
@@ -310,58 +304,6 @@ MEDIA_TYPES = Kind(
     "media types",
     _matching(_MEDIA_TYPE, "a media type like image/png, or image/* for any image"),
 )
-
-
-def import_callable(path: str) -> Callable[..., Any]:
-    """The callable named ``package.module:function`` (or ``package.module.function``).
-
-    Raises ``ValueError`` with one line: the path, and why it cannot be used.
-    """
-    if not _DOTTED.fullmatch(path) or ("." not in path and ":" not in path):
-        raise ValueError(
-            f"has {shown(path)}, "
-            "which is not a dotted path like package.module:function"
-        )
-    module_name, _, attribute = (
-        path.partition(":") if ":" in path else path.rpartition(".")
-    )
-    try:
-        found: Any = importlib.import_module(module_name)
-    except Exception as error:  # any failure of the user's module, as one line
-        reason = str(error)
-        if not isinstance(error, ImportError):
-            reason = f"{type(error).__name__}: {reason}"
-        reason = " ".join(reason.split())  # one line
-        raise ValueError(
-            f"cannot import {shown(path)} ({reason}); {IMPORTABLE}"
-        ) from None
-    for part in attribute.split("."):
-        if not hasattr(found, part):
-            raise ValueError(
-                f"names {shown(path)}, but module {shown(module_name)} "
-                f"has no attribute {shown(attribute)}"
-            )
-        found = getattr(found, part)
-    if not callable(found):
-        raise ValueError(f"names {shown(path)}, which is not callable")
-    return found  # type: ignore[no-any-return]
-
-
-def _hooks(value: Any) -> tuple[Callable[..., Any], ...]:
-    hooks = []
-    for item in items(value):
-        if isinstance(item, str):
-            hooks.append(import_callable(item.strip()))
-        elif callable(item):
-            hooks.append(item)
-        else:
-            raise ValueError(
-                f"has {shown(item)}, which is neither a dotted path nor a callable"
-            )
-    return tuple(hooks)
-
-
-HOOKS = Kind("`module:callable` list", _hooks)
 
 
 _URL = re.compile(r"https?://[^/\s?#]+(/[^\s]*)?")
