@@ -308,6 +308,8 @@ MEDIA_TYPES = Kind(
 
 _URL = re.compile(r"https?://[^/\s?#]+(/[^\s]*)?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: What ends the authority (``user@host:port``) after ``scheme://``.
+_AFTER_AUTHORITY = re.compile(r"[/?#]")
 
 
 def url(instead: str) -> Kind:
@@ -318,7 +320,8 @@ def url(instead: str) -> Kind:
 
     def parse(value: Any) -> str:
         text = _trimmed(value)
-        if "@" in text.partition("://")[2].split("/")[0].split("?")[0].split("#")[0]:
+        authority = _AFTER_AUTHORITY.split(text.partition("://")[2], maxsplit=1)[0]
+        if "@" in authority:
             # Before any line that quotes the value: it may hold a password.
             raise ValueError(
                 "must not hold a user name or password (user:password@host): it "
