@@ -57,6 +57,7 @@ from werkzeug.wrappers import Request
 
 from .errors import ApiError
 from .errors import MethodNotAllowed
+from .keypath import key_path
 
 ViewT = TypeVar("ViewT", bound=Callable[..., ResponseReturnValue])
 
@@ -87,22 +88,6 @@ class KeyConverter(BaseConverter):
     def to_url(self, value: Any) -> str:
         """Percent-encode ``value`` so that a server decodes it to the same key."""
         return key_path(str(value))
-
-
-def key_path(key: str) -> str:
-    """``key`` as a URL path after its first ``/``, percent-encoded so that
-    a server decodes it to the same key, whatever the client does with it.
-
-    A leading ``/`` is encoded (Werkzeug strips leading slashes when it joins
-    a URL, and ``//host`` would name a host) and so is a ``.`` or ``..``
-    segment (browsers, curl and ``urljoin`` remove dot segments before
-    sending). Used for url_for's URLs and for signed URLs.
-    """
-    segments = quote(key, safe="/").split("/")
-    encoded = "/".join(
-        s.replace(".", "%2E") if s in (".", "..") else s for s in segments
-    )
-    return "%2F" + encoded[1:] if encoded.startswith("/") else encoded
 
 
 def path_key(environ: Mapping[str, Any]) -> str:

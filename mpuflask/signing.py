@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 import click
 
 from .actions import LISTING_ACTIONS
-from .routing import key_path
+from .keypath import key_path
 from .setting_types import SECRET
 
 #: The first line of every signed message: names the scheme and its version.

@@ -25,6 +25,7 @@ from urllib.parse import urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from ..keypath import keep_dot_segments
 from .errors import Cancelled
 from .errors import ClientError
 from .errors import ServerRefused
@@ -92,12 +93,17 @@ def make_session(
 
 
 def action_url(url: str, action: str, params: Iterable[tuple[str, str]] = ()) -> str:
-    """``url`` with ``action`` and ``params`` added to its query string."""
+    """``url`` with ``action`` and ``params`` added to its query string.
+
+    A ``.`` or ``..`` segment of the path is part of the key, so it is
+    percent-encoded: sent as written, it would be removed on the way
+    (``rm http://h/a/../b`` would delete ``b``).
+    """
     parts = urlsplit(url)
     query = urlencode([("action", action), *params])
     if parts.query:
         query = f"{parts.query}&{query}"
-    return urlunsplit(parts._replace(query=query))
+    return urlunsplit(parts._replace(path=keep_dot_segments(parts.path), query=query))
 
 
 class Transport:
@@ -161,15 +167,15 @@ class Transport:
                 target = self.url_signer(method, target)
             retry_after: str | None = None
             try:
-                response = self.session.request(
-                    method,
-                    target,
-                    data=body() if body is not None else None,
-                    json=json,
-                    headers=self._headers(headers),
-                    timeout=self.timeout,
-                    stream=stream,
-                    allow_redirects=False,
+                response = self._send(
+                    requests.Request(
+                        method,
+                        target,
+                        data=body() if body is not None else None,
+                        json=json,
+                        headers=self._headers(headers),
+                    ),
+                    stream,
                 )
                 with response:
                     if response.status_code in accepted:
@@ -207,6 +213,25 @@ class Transport:
                     raise Cancelled(f"{action} cancelled")
             else:
                 time.sleep(wait)
+
+    def _send(self, request: requests.Request, stream: bool) -> requests.Response:
+        """``session.request`` without undoing :func:`action_url`'s ``%2E``.
+
+        requests decodes ``%2E`` back to ``.`` (an "unreserved" character),
+        so a key's ``..`` would go out as a dot segment that a proxy on the
+        way may remove; the prepared URL gets its encoded dots back.
+        """
+        prepared = self.session.prepare_request(request)
+        if prepared.url is not None:
+            parts = urlsplit(prepared.url)
+            path = keep_dot_segments(parts.path)
+            prepared.url = urlunsplit(parts._replace(path=path))
+        settings = self.session.merge_environment_settings(
+            prepared.url, {}, stream, None, None
+        )
+        return self.session.send(
+            prepared, timeout=self.timeout, allow_redirects=False, **settings
+        )
 
     def _failed(self, action: str, url: str, error: Exception) -> TransferFailed:
         """``error`` (from requests) as one line: what, where, why."""

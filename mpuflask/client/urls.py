@@ -9,6 +9,7 @@ http://host:8000/k``), not requests' ``No connection adapters were found``.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
@@ -22,40 +23,49 @@ class BadUrl(ClientError, ValueError):
     """A URL the client cannot send a request to (no scheme, no host, no key)."""
 
 
+#: ``[scheme://]user:`` then the password, up to the ``@`` of the userinfo.
+_PASSWORD = re.compile(r"^((?:[^/?#]*//)?[^/?#@]*?:)[^/?#]*@")
+
+
 def check_url(url: str) -> str:
-    """``url`` if it is an ``http(s)://host[:port]/...`` URL, else :class:`BadUrl`."""
+    """``url`` if it is an ``http(s)://host[:port]/...`` URL, else :class:`BadUrl`.
+
+    Each message quotes the URL as :func:`quoted` shows it.
+    """
+    shown = quoted(url)
     try:
         parts = urlsplit(url)
         parts.hostname  # noqa: B018 - a bracketed host is checked here
     except ValueError as error:  # http://[::1/k, http://[zz]/k
-        raise BadUrl(f"{url!r} is not a URL: {error}") from None
+        raise BadUrl(f"{shown} is not a URL: {error}") from None
     if parts.scheme.lower() not in SCHEMES or "://" not in url:
         if "://" not in url:
-            raise BadUrl(f"{url!r} has no scheme: try http://{url.lstrip('/')}")
+            suggestion = hidden(f"http://{url.lstrip('/')}")
+            raise BadUrl(f"{shown} has no scheme: try {suggestion}")
         raise BadUrl(
-            f"{url!r}: the scheme {parts.scheme!r} is not supported, "
+            f"{shown}: the scheme {parts.scheme!r} is not supported, "
             "use http:// or https://"
         )
     if not parts.hostname:
-        raise BadUrl(f"{url!r} has no host: write it as http://host:port/key")
+        raise BadUrl(f"{shown} has no host: write it as http://host:port/key")
     try:
         parts.port  # noqa: B018 - parsing it is the check
     except ValueError:
         raise BadUrl(
-            f"{url!r} has a port that is not a number from 0 to 65535"
+            f"{shown} has a port that is not a number from 0 to 65535"
         ) from None
     if any(c in url for c in "\r\n\0"):
-        raise BadUrl(f"{url!r} contains a line break or NUL")
+        raise BadUrl(f"{shown} contains a line break or NUL")
     # What follows ? or # is not part of the key: the request would name
     # another object than the one the command reports (a ? in a key, sent
     # as is, would delete or overwrite the key before it).
     if "#" in url:
         raise BadUrl(
-            f"{url!r} has a #fragment, which is never sent: write # in a key as %23"
+            f"{shown} has a #fragment, which is never sent: write # in a key as %23"
         )
     if "?" in url:
         raise BadUrl(
-            f"{url!r} has a ?query, which is not part of a key (the client adds "
+            f"{shown} has a ?query, which is not part of a key (the client adds "
             "its own): write ? in a key as %3F"
         )
     return url
@@ -72,7 +82,7 @@ def check_object_url(url: str) -> str:
     if not object_key(url):
         root = root_of(url)
         raise BadUrl(
-            f"{url!r} names no object: add the key after the host, "
+            f"{quoted(url)} names no object: add the key after the host, "
             f"as in {root}path/file.bin"
         )
     return url
@@ -112,6 +122,26 @@ def split_listing_url(url: str, prefix: str | None = None) -> tuple[str, str]:
         path = parts.path if parts.path.endswith("/") else f"{parts.path}/"
         return urlunsplit(parts._replace(path=path, fragment="")), prefix
     return root_of(url), object_key(url)
+
+
+def quoted(url: str) -> str:
+    """``url`` quoted for a usage error, as :func:`hidden` shows it."""
+    return repr(hidden(url))
+
+
+def hidden(url: str) -> str:
+    """``url`` with its password and query hidden: ``http://u:***@h/k?...``.
+
+    Unlike :func:`display` it needs no parsing (a usage error's URL may not
+    parse) and it shows that a query was there. A query may hold a
+    signature, which is a credential until it expires.
+    """
+    shown = _PASSWORD.sub(r"\1***@", url)
+    head, mark, rest = shown.partition("?")
+    if mark and "#" not in head:
+        fragment = rest.partition("#")[2]
+        shown = f"{head}?..." + (f"#{fragment}" if "#" in rest else "")
+    return shown
 
 
 def display(url: str) -> str:

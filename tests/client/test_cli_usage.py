@@ -63,11 +63,24 @@ def usage_error(result: Result, argument: str, message: str) -> None:
         # while saying it acted on the URL as given.
         (
             "http://host:8000/report?.pdf",
-            "'http://host:8000/report?.pdf' has a ?query, which is not part of a key (the client adds its own): write ? in a key as %3F",
+            "'http://host:8000/report?...' has a ?query, which is not part of a key (the client adds its own): write ? in a key as %3F",
         ),
         (
             "http://host:8000/keep?partNumber=1",
-            "'http://host:8000/keep?partNumber=1' has a ?query, which is not part of a key (the client adds its own): write ? in a key as %3F",
+            "'http://host:8000/keep?...' has a ?query, which is not part of a key (the client adds its own): write ? in a key as %3F",
+        ),
+        # A password, or a signature in a query, is never echoed back.
+        (
+            "http://u:s3cret@host:80x/k",
+            "'http://u:***@host:80x/k' has a port that is not a number from 0 to 65535",
+        ),
+        (
+            "http://host:8000/k?sig=s3cret&expires=1",
+            "'http://host:8000/k?...' has a ?query, which is not part of a key (the client adds its own): write ? in a key as %3F",
+        ),
+        (
+            "u:s3cret@host:8000/k",
+            "'u:***@host:8000/k' has no scheme: try http://u:***@host:8000/k",
         ),
         (
             "http://host:8000/notes#draft",
@@ -106,7 +119,7 @@ def test_a_bad_object_url(
         ),
         (
             "http://host:8000/photos?x",
-            "'http://host:8000/photos?x' has a ?query, which is not part of a key (the client adds its own): write ? in a key as %3F",
+            "'http://host:8000/photos?...' has a ?query, which is not part of a key (the client adds its own): write ? in a key as %3F",
         ),
         (
             "http://host:8000/photos#2026",
@@ -141,6 +154,47 @@ def test_a_key_with_question_mark_and_hash_goes_as_written(
         "mpu-uploadpart",
         "mpu-complete",
     ]
+
+
+@pytest.mark.parametrize(
+    ("written", "key", "sent"),
+    [
+        ("a/../b", "a/../b", "/a/%2E%2E/b"),
+        ("./c/.", "./c/.", "/%2E/c/%2E"),
+        ("d/%2E%2E", "d/..", "/d/%2E%2E"),
+    ],
+)
+def test_a_key_with_dot_segments_goes_as_written(
+    tmp_path: Path,
+    run_cli: Callable[..., Result],
+    adapter: WsgiAdapter,
+    written: str,
+    key: str,
+    sent: str,
+) -> None:
+    """A ``.`` or ``..`` segment is the key's own: requests and urllib3 would
+    drop it (``a/../b`` sent as ``/b``), so it goes percent-encoded."""
+    source = tmp_path / "f.bin"
+    write_file(source, 10)
+    result = run_cli("upload", source, f"{BASE}{written}", *SMALL)
+    assert result.exit_code == 0, result.output
+    assert {urlsplit(s.url).path for s in adapter.sent} == {sent}
+    assert adapter.client.get(f"/{key}?action=get").status_code == 200
+
+
+def test_rm_of_a_dot_segment_key_leaves_the_other_key_alone(
+    tmp_path: Path, run_cli: Callable[..., Result], adapter: WsgiAdapter
+) -> None:
+    """``rm http://h/a/../b`` deletes the key ``a/../b``, never ``b``."""
+    source = tmp_path / "f.bin"
+    data = write_file(source, 10)
+    for url in (f"{BASE}b", f"{BASE}a/../b"):
+        assert run_cli("upload", source, url, *SMALL).exit_code == 0
+    result = run_cli("rm", f"{BASE}a/../b")
+    assert result.exit_code == 0, result.output
+    assert adapter.client.get("/a/../b?action=get").status_code == 404
+    kept = adapter.client.get("/b?action=get")
+    assert (kept.status_code, kept.data) == (200, data)
 
 
 def test_a_part_size_under_the_minimum(
