@@ -198,12 +198,11 @@ def gunicorn_server(
     metrics_dir.mkdir()
     log = base / "server.log"
     environ = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "GUNICORN_ACCESSLOG"},
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": str(workers),
         "GUNICORN_THREADS": str(threads),
         "GUNICORN_WORKER_CLASS": "gthread",
-        "GUNICORN_ACCESSLOG": "",
         "MPUFLASK_DATA_DIR": str(data_dir),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         # The code of code_dir first (a baseline revision), not the venv's.

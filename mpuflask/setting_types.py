@@ -306,7 +306,7 @@ MEDIA_TYPES = Kind(
 )
 
 
-_URL = re.compile(r"https?://[^/\s?#]+(/[^\s]*)?")
+_URL = re.compile(r"(?i:https?)://[^/\s?#]+(/[^\s]*)?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: What ends the authority (``user@host:port``) after ``scheme://``.
 _AFTER_AUTHORITY = re.compile(r"[/?#]")
@@ -335,12 +335,19 @@ def url(instead: str) -> Kind:
             raise ValueError(
                 f"must be an http:// or https:// URL with a host, not {shown(value)}"
             )
-        port = parts.netloc.rpartition("]")[2].partition(":")[2]
+        literal_end = parts.netloc.rfind("]") + 1  # 0 if no [IPv6] literal
+        after_host = parts.netloc[literal_end:]
+        if literal_end and after_host[:1] not in ("", ":"):  # http://[::1]x/
+            raise ValueError(
+                f"must be an http:// or https:// URL with a host, not {shown(value)}"
+            )
+        port = after_host.partition(":")[2]
         if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
             raise ValueError(
                 f"has port {shown(port)}, which is not a number from 1 to 65535"
             )
-        return text
+        scheme, colon, rest = text.partition(":")
+        return f"{scheme.lower()}{colon}{rest}"  # HTTP:// as http://
 
     return Kind("http(s) URL", parse)
 

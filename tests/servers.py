@@ -123,12 +123,11 @@ def _started(
     data_dir = data_dir or tmp_path / "data"
     log = tmp_path / f"gunicorn-{port}.log"
     environ = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "GUNICORN_ACCESSLOG"},
         "MPUFLASK_DATA_DIR": str(data_dir),
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": str(workers),
         "GUNICORN_THREADS": str(threads),
-        "GUNICORN_ACCESSLOG": "",
         **(env or {}),
     }
     with log.open("wb") as log_file:

@@ -53,11 +53,10 @@ BAD = [
 
 def _environment(tmp_path: Path, settings: dict[str, str]) -> dict[str, str]:
     return {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "GUNICORN_ACCESSLOG"},
         "MPUFLASK_DATA_DIR": str(tmp_path / "data"),
         "GUNICORN_BIND": f"127.0.0.1:{free_port()}",
         "GUNICORN_WORKERS": "3",
-        "GUNICORN_ACCESSLOG": "",
         **settings,
     }
 
@@ -228,6 +227,10 @@ def test_a_data_dir_the_server_may_not_write_stops_it_with_one_line(
         (
             {"GUNICORN_HEADER_TIMEOUT": "abc"},  # refused after "Listening at"
             "GUNICORN_HEADER_TIMEOUT must be a positive number of seconds, not 'abc'",
+        ),
+        (
+            {"GUNICORN_ACCESSLOG": ""},  # off, unlike every other empty setting
+            "GUNICORN_ACCESSLOG is set but empty; unset it or give it a value",
         ),
         (
             {"GUNICORN_CONTROL": "maybe"},  # anything but 1 meant off

@@ -349,6 +349,12 @@ def test_metrics_count_recorded_delivered_retried_and_pending(
             "not 'http://[::1/x'",
         ),
         (
+            # Python's urlsplit takes "x" for nothing and [::1] for the host.
+            {"MPUFLASK_WEBHOOK_URL": "http://[::1]x:80/hook"},
+            "MPUFLASK_WEBHOOK_URL must be an http:// or https:// URL with a host, "
+            "not 'http://[::1]x:80/hook'",
+        ),
+        (
             {"MPUFLASK_WEBHOOK_URL": "http://example.com/a\x00b"},
             "MPUFLASK_WEBHOOK_URL must be an http:// or https:// URL with a host, "
             "not 'http://example.com/a\\x00b'",
@@ -412,6 +418,17 @@ def test_webhook_urls_that_can_be_delivered_to_are_taken(
 ) -> None:
     app = make_app(MPUFLASK_WEBHOOK_URL=url, MPUFLASK_WEBHOOK_SECRET="s")
     assert app.config["MPUFLASK_WEBHOOK_URL"] == url
+
+
+@pytest.mark.filesystem_only("the settings are read before any store is opened")
+def test_an_upper_case_scheme_is_taken_as_written_in_lower_case(
+    make_app: Callable[..., Flask],
+) -> None:
+    """Schemes are case-insensitive (RFC 3986 3.1); HTTPS:// was refused."""
+    app = make_app(
+        MPUFLASK_WEBHOOK_URL="HTTPS://Hooks.example.com/In", MPUFLASK_WEBHOOK_SECRET="s"
+    )
+    assert app.config["MPUFLASK_WEBHOOK_URL"] == "https://Hooks.example.com/In"
 
 
 @pytest.mark.filesystem_only(

@@ -3,8 +3,10 @@
 An auth hook: a request without credentials may ``get`` (GET or HEAD) an
 object, as the identity ``guest``; any other action without credentials is
 refused with 401. A request that carries ``Authorization`` is left to the
-built-in bearer-token hook, which runs first (hooks from the settings run
-before those named after them, in order).
+other hooks: the built-in bearer-token hook, which runs first (hooks from
+the settings run before those named after them, in order), decides a
+``Bearer`` token; another scheme (``Basic`` from a proxy) that no hook takes
+gets the generic 401.
 
 Run it::
 

@@ -196,7 +196,7 @@ control_socket_disable = not _bool_env("CONTROL", False)
 # -- logging ------------------------------------------------------------------
 # The app writes one structured line per request (logger "mpuflask.access",
 # with its request id), so gunicorn's own access log is off unless asked for.
-accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+accesslog = _env("ACCESSLOG", "") or None
 errorlog = _env("ERRORLOG", "-")
 # gunicorn builds every request's access-log fields once any logging config is
 # given (logconfig_dict below), even when gunicorn.access drops them: this
