@@ -52,8 +52,6 @@ import time
 from collections import Counter
 from collections import defaultdict
 from contextlib import ExitStack
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -61,6 +59,12 @@ import requests
 from tests.crash.driver import _wait_gone
 from tests.crash.driver import kill_master
 from tests.crash.driver import listening
+from tests.events_checks import EventChecks
+from tests.events_checks import expected
+from tests.events_report import INVARIANTS as INVARIANTS
+from tests.events_report import EventsHarnessConfig
+from tests.events_report import Report
+from tests.events_report import Upload
 from tests.servers import Server
 from tests.servers import free_port
 from tests.servers import gunicorn_server
@@ -69,100 +73,7 @@ from tests.webhook_receiver import Receiver
 SECRET = "events-harness-secret"  # noqa: S105 (a test secret)
 MIN_PART = 4096
 
-#: What must never happen; each is a count of 0 in a passing run.
-INVARIANTS = (
-    "lost events",
-    "false events",
-    "duplicates with another id or body",
-    "bad signatures",
-    "server errors (5xx)",
-    "events left pending",
-    "harness errors",
-)
-
 OK, REFUSED, CUT = "ok", "refused", "cut"
-
-
-@dataclass
-class EventsHarnessConfig:
-    workdir: Path
-    seed: int = 1
-    kills: int = 10
-    #: Every this-many-th kill is the master's (with all its workers).
-    master_every: int = 3
-    workers: int = 3
-    threads: int = 4
-    clients: int = 4
-    keys_per_client: int = 2
-    #: Acknowledged requests between two kills: a seeded count in this range.
-    progress: tuple[int, int] = (3, 12)
-    #: The receiver: odds of a 500, of a stall past the webhook's timeout.
-    fail_rate: float = 0.2
-    stall_rate: float = 0.05
-    #: The receiver restarts at every this-many-th kill.
-    receiver_restart_every: int = 4
-    webhook_timeout: float = 0.5
-    retry_max: float = 2.0
-    #: Time budget for the kills, seconds.
-    duration: float = 600.0
-    #: How long the last server gets to deliver everything.
-    delivery_wait: float = 90.0
-    request_timeout: float = 20.0
-
-
-@dataclass
-class Upload:
-    key: str
-    upload_id: str
-    etag: str = ""
-    #: "published", "not published", "unknown", or "" (no complete tried).
-    complete: str = ""
-    #: An abort was tried (acknowledged or cut).
-    abort: bool = False
-
-
-@dataclass
-class Report:
-    config: EventsHarnessConfig
-    counts: Counter[str]
-    violations: dict[str, list[str]]
-    elapsed: float
-
-    def violation_count(self, name: str) -> int:
-        return len(self.violations.get(name, []))
-
-    @property
-    def ok(self) -> bool:
-        return not any(self.violations.values())
-
-    def format(self, details: int = 5) -> str:
-        c, cfg = self.counts, self.config
-        lines = [
-            f"events crash harness: seed {cfg.seed}, gunicorn {cfg.workers} workers x "
-            f"{cfg.threads} threads, {cfg.clients} clients x {cfg.keys_per_client} "
-            f"keys, receiver failing {cfg.fail_rate:.0%}, stalling "
-            f"{cfg.stall_rate:.0%}, restarted every {cfg.receiver_restart_every} kills",
-            f"kills: {c['kills_worker'] + c['kills_master']} (workers "
-            f"{c['kills_worker']}, master {c['kills_master']}); server restarts "
-            f"{c['restarts']}; receiver restarts {c['receiver_restarts']}",
-            f"acknowledged: completes {c['ack_complete']}, aborts {c['ack_abort']}, "
-            f"deletes {c['ack_delete']}; cut by kills: completes "
-            f"{c['cut_complete']} (published {c['resolved_published']}, not "
-            f"{c['resolved_not_published']}), aborts {c['cut_abort']}, deletes "
-            f"{c['cut_delete']}",
-            f"expected events: published {c['expected_published']}, aborted "
-            f"{c['expected_aborted']}, key histories checked {c['keys_checked']}",
-            f"receiver: {c['deliveries']} deliveries, {c['accepted']} accepted "
-            f"({c['distinct_events']} distinct events, {c['duplicates']} "
-            f"duplicates), {c['answered_500']} answered 500, {c['stalled']} stalled, "
-            f"{c['cut_short']} cut short by kills",
-            f"elapsed {self.elapsed:.1f} s",
-        ]
-        for name in INVARIANTS:
-            found = self.violations.get(name, [])
-            lines.append(f"{name}: {len(found)}")
-            lines.extend(f"    {detail}" for detail in found[:details])
-        return "\n".join(lines)
 
 
 class EventsHarness:
@@ -489,17 +400,8 @@ class EventsHarness:
             raise RuntimeError(f"listparts failed: {outcome} {reply}")
         return bool(reply.status_code == 200)
 
-    def expected(self) -> tuple[dict[str, Upload], dict[str, Upload]]:
-        published = {u.upload_id: u for u in self.uploads if u.complete == "published"}
-        aborted = {
-            u.upload_id: u
-            for u in self.uploads
-            if u.abort and u.complete != "published"
-        }
-        return published, aborted
-
     def wait_delivered(self) -> None:
-        published, aborted = self.expected()
+        published, aborted = expected(self.uploads)
         deadline = time.monotonic() + self.cfg.delivery_wait
         while time.monotonic() < deadline:
             seen = {
@@ -521,100 +423,24 @@ class EventsHarness:
         return -1
 
     def check(self) -> None:
-        published, aborted = self.expected()
-        self.counts["expected_published"] = len(published)
-        self.counts["expected_aborted"] = len(aborted)
-        deliveries = self.receiver.all()
-        self.counts["deliveries"] = len(deliveries)
-        self.counts["answered_500"] = sum(1 for d in deliveries if d.status == 500)
         self.counts["stalled"] = self.receiver.stalls
         self.counts["cut_short"] = self.receiver.cut_short
-        for delivery in deliveries:
-            if delivery.signature != "ok":
-                self.violation("bad signatures", f"{delivery.signature}")
-        accepted = self.receiver.accepted()
-        self.counts["accepted"] = len(accepted)
-        by_id: dict[str, bytes] = {}
-        by_step: dict[tuple[str, str], str] = {}
-        endings: dict[str, set[str]] = defaultdict(set)
-        events: dict[str, dict[str, Any]] = {}
-        for delivery in deliveries:
-            if delivery.signature != "ok":
-                continue
-            event = delivery.event
-            if by_id.setdefault(event["id"], delivery.body) != delivery.body:
-                self.violation(
-                    "duplicates with another id or body", f"id {event['id']}: bodies"
-                )
-            if event["type"] != "object-deleted":
-                step = (event["type"], event["uploadId"])
-                if by_step.setdefault(step, event["id"]) != event["id"]:
-                    self.violation(
-                        "duplicates with another id or body", f"{step}: two ids"
-                    )
-                endings[event["uploadId"]].add(event["type"])
-        for delivery in accepted:
-            events[delivery.event["id"]] = delivery.event
-        self.counts["distinct_events"] = len(events)
-        self.counts["duplicates"] = len(accepted) - len(events)
-        received = {(e["type"], e.get("uploadId")): e for e in events.values()}
-        for upload_id, upload in published.items():
-            event = received.get(("object-published", upload_id))
-            if event is None:
-                self.violation("lost events", f"publish of {upload_id} ({upload.key})")
-            elif upload.etag and event["etag"] != upload.etag:
-                self.violation("false events", f"publish of {upload_id}: wrong etag")
-        for upload_id, upload in aborted.items():
-            if ("upload-aborted", upload_id) not in received:
-                self.violation("lost events", f"abort of {upload_id} ({upload.key})")
-        for upload in self.uploads:
-            if upload.complete == "not published":
-                if ("object-published", upload.upload_id) in received:
-                    self.violation(
-                        "false events", f"publish of {upload.upload_id}, not published"
-                    )
-        for upload_id, kinds in endings.items():
-            if len(kinds) > 1:
-                self.violation("false events", f"{upload_id} ended as {sorted(kinds)}")
-        self.check_keys(list(events.values()))
+        checks = EventChecks(self.counts, self.violations)
+        deliveries, accepted = self.receiver.all(), self.receiver.accepted()
+        events = checks.deliveries(self.uploads, deliveries, accepted)
+        checks.keys(self.uploads, events, self.etag_of)
         left = self.pending()
         if left != 0:
             self.violation("events left pending", f"mpuflask_events_pending {left}")
 
-    def check_keys(self, events: list[dict[str, Any]]) -> None:
-        """Each key's events, in time order, end in the key's state now."""
-        keys = {u.key for u in self.uploads}
-        by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for event in events:
-            if event["type"] in ("object-published", "object-deleted"):
-                by_key[event["key"]].append(event)
-        for key in sorted(keys):
-            outcome, reply = self.call("HEAD", key, action="get")
-            if outcome != OK:
-                raise RuntimeError(f"HEAD {key} failed")
-            history = sorted(by_key[key], key=lambda e: e["time"])
-            last = history[-1] if history else None
-            if reply.status_code == 200:
-                etag = reply.headers["etag"].strip('"')
-                if (
-                    last is None
-                    or last["type"] != "object-published"
-                    or (last["etag"] != etag)
-                ):
-                    self.violation(
-                        "lost events", f"{key} holds {etag}; last event {_brief(last)}"
-                    )
-            elif last is not None and last["type"] != "object-deleted":
-                self.violation(
-                    "lost events", f"{key} holds nothing; last event {_brief(last)}"
-                )
-            self.counts["keys_checked"] += 1
-
-
-def _brief(event: dict[str, Any] | None) -> str:
-    if event is None:
-        return "none"
-    return f"{event['type']} {event.get('etag')} at {event['time']}"
+    def etag_of(self, key: str) -> str | None:
+        """The etag a HEAD of ``key`` shows, or None if it holds nothing."""
+        outcome, reply = self.call("HEAD", key, action="get")
+        if outcome != OK:
+            raise RuntimeError(f"HEAD {key} failed")
+        if reply.status_code == 200:
+            return str(reply.headers["etag"].strip('"'))
+        return None
 
 
 def run_events_harness(config: EventsHarnessConfig) -> Report:
