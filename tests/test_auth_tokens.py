@@ -1,8 +1,8 @@
 """The built-in bearer-token auth: every action refused without a valid token,
 a token's actions and key prefix enforced, a failing auth hook failing closed.
 
-Signed URLs are in test_signing.py; who may touch an upload, in
-test_ownership.py.
+Signed URLs are in test_signing*.py; tokens compared as digests, in
+test_token_digests.py; who may touch an upload, in test_ownership.py.
 """
 
 from __future__ import annotations
