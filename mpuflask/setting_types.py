@@ -320,7 +320,10 @@ def url(instead: str) -> Kind:
 
     def parse(value: Any) -> str:
         text = _trimmed(value)
-        authority = _AFTER_AUTHORITY.split(text.partition("://")[2], maxsplit=1)[0]
+        # After the first "//", or from the start: a typo (https//u:pw@h)
+        # must not get the password quoted by the line below either.
+        after_slashes = text.partition("//")[2] or text
+        authority = _AFTER_AUTHORITY.split(after_slashes, maxsplit=1)[0]
         if "@" in authority:
             # Before any line that quotes the value: it may hold a password.
             raise ValueError(

@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 import click
 
 from .actions import LISTING_ACTIONS
+from .client.urls import quoted
 from .keypath import key_path
 from .setting_types import SECRET
 
@@ -291,14 +292,15 @@ def sign_command(
     For a listing (--action list or mpu-list), OBJECT_URL is http://host/
     and the prefix its path or --prefix.
     """
+    shown = quoted(object_url)  # its password, and a query, hidden
     try:
         parts = urlsplit(object_url)
         parts.hostname  # noqa: B018 - a bracketed host is checked here
     except ValueError as error:
-        raise click.UsageError(f"{object_url!r} is not a URL: {error}") from None
+        raise click.UsageError(f"{shown} is not a URL: {error}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise click.UsageError(
-            f"{object_url!r} is not an http:// or https:// URL with a host, "
+            f"{shown} is not an http:// or https:// URL with a host, "
             "like http://host:8000/key"
         )
     try:
@@ -307,7 +309,7 @@ def sign_command(
         raise click.UsageError(f"--secret (MPUFLASK_SIGNING_KEY) {error}") from None
     if "?" in object_url or "#" in object_url:
         raise click.UsageError(
-            f"{object_url!r} has a ?query or #fragment, which is not part of a "
+            f"{shown} has a ?query or #fragment, which is not part of a "
             "key: write ? and # in a key as %3F and %23"
         )
     base = f"{parts.scheme}://{parts.netloc}/"
@@ -315,7 +317,7 @@ def sign_command(
         key = unquote(parts.path[1:], errors="strict")
     except UnicodeDecodeError:
         raise click.UsageError(
-            f"the key of {object_url!r} is not UTF-8 once percent-decoded"
+            f"the key of {shown} is not UTF-8 once percent-decoded"
         ) from None
     if prefix is not None:
         if action not in LISTING_ACTIONS:

@@ -324,6 +324,19 @@ def test_metrics_count_recorded_delivered_retried_and_pending(
             "out (MPUFLASK_WEBHOOK_SECRET signs every delivery)",
         ),
         (
+            # Without its ://, the password was quoted by the "not a URL" line.
+            {"MPUFLASK_WEBHOOK_URL": "https//user:s3cretpw@example.com/x"},
+            "MPUFLASK_WEBHOOK_URL must not hold a user name or password "
+            "(user:password@host): it would be sent as the host name; leave it "
+            "out (MPUFLASK_WEBHOOK_SECRET signs every delivery)",
+        ),
+        (
+            {"MPUFLASK_WEBHOOK_URL": "user:s3cretpw@example.com/x"},
+            "MPUFLASK_WEBHOOK_URL must not hold a user name or password "
+            "(user:password@host): it would be sent as the host name; leave it "
+            "out (MPUFLASK_WEBHOOK_SECRET signs every delivery)",
+        ),
+        (
             {"MPUFLASK_WEBHOOK_URL": "http://h@example.com/x"},
             "MPUFLASK_WEBHOOK_URL must not hold a user name or password "
             "(user:password@host): it would be sent as the host name; leave it "

@@ -111,10 +111,19 @@ def test_example_endpoint_refuses(
             ["http://h/a%ff", "--secret", "s"],
             "the key of 'http://h/a%ff' is not UTF-8 once percent-decoded",
         ),
+        # A password, or an earlier signature, is never quoted back.
+        (
+            ["http://bob:s3cretpw@h/k?X-Mpu-Signature=abc", "--secret", "s"],
+            "'http://bob:***@h/k?...' has a ?query or #fragment",
+        ),
+        (
+            ["https//bob:s3cretpw@h/k", "--secret", "s"],
+            "'https//bob:***@h/k' is not an http:// or https:// URL with a host",
+        ),
         # Signed the key 'report', while the URL named 'report?.pdf'.
         (
             ["http://h/report?.pdf", "--secret", "s"],
-            "'http://h/report?.pdf' has a ?query or #fragment, which is not part "
+            "'http://h/report?...' has a ?query or #fragment, which is not part "
             "of a key: write ? and # in a key as %3F and %23",
         ),
         (
@@ -137,3 +146,4 @@ def test_sign_refuses_what_no_server_would_accept(args: list[str], error: str) -
     assert result.exit_code == 2, result.output
     assert error in result.output
     assert "X-Mpu-Signature" not in result.output
+    assert "s3cretpw" not in result.output

@@ -19,6 +19,7 @@ import click
 from .cli_options import NO_RESUME
 from .cli_options import RESUME
 from .cli_options import connection_options
+from .cli_options import content_type_option
 from .cli_options import exit_interrupted
 from .cli_options import make_client
 from .cli_options import object_url
@@ -28,6 +29,7 @@ from .cli_options import reporting
 from .cli_options import transfer_options
 from .urls import BadUrl
 from .urls import base_name
+from .urls import display
 
 if TYPE_CHECKING:
     from .api import Client
@@ -38,7 +40,11 @@ if TYPE_CHECKING:
 @click.argument("url", callback=object_url)
 @part_size_options
 @transfer_options
-@click.option("--content-type", help="Stored with the object (default: from the name).")
+@click.option(
+    "--content-type",
+    callback=content_type_option,
+    help="Stored with the object (default: from the name).",
+)
 @click.option(
     "--no-resume",
     is_flag=True,
@@ -94,7 +100,7 @@ def upload(
             exit_interrupted("run the same command again to resume")
     checked = "verified" if result.verified else "not verified"
     click.echo(
-        f'uploaded {source} to {url}: etag "{result.etag}" ({checked}), '
+        f'uploaded {source} to {display(url)}: etag "{result.etag}" ({checked}), '
         f"{result.parts} parts of {result.part_size} bytes, "
         f"{result.parts_resumed} already on the server"
     )
@@ -145,7 +151,7 @@ def _upload_stdin(
             exit_interrupted(NO_RESUME)
     checked = "verified" if result.verified else "not verified"
     click.echo(
-        f'uploaded standard input to {url}: etag "{result.etag}" ({checked}), '
+        f'uploaded standard input to {display(url)}: etag "{result.etag}" ({checked}), '
         f"{result.size} bytes in {result.parts} parts of {result.part_size} bytes"
     )
 
@@ -193,7 +199,8 @@ def download(
             err=True,
         )
     click.echo(
-        f'downloaded {url} to {target}: {result.size} bytes, etag "{result.etag}"'
+        f"downloaded {display(url)} to {target}: {result.size} bytes, "
+        f'etag "{result.etag}"'
     )
 
 
@@ -244,7 +251,7 @@ def abort(
     client = make_client(token, headers, retries, state_dir=state_dir)
     with reporting(quiet=True):
         client.abort(url, upload_id)
-    click.echo(f"aborted upload {upload_id} of {url}")
+    click.echo(f"aborted upload {upload_id} of {display(url)}")
 
 
 @click.command()
@@ -261,4 +268,4 @@ def rm(
     with reporting(quiet=True):
         for one in url:
             client.delete(one)
-            click.echo(f"deleted {one}")
+            click.echo(f"deleted {display(one)}")

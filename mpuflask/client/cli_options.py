@@ -24,6 +24,8 @@ from typing import TypeVar
 import click
 
 from .headers import BadHeader
+from .headers import check_token
+from .headers import check_value
 from .headers import collect
 from .headers import parse_header
 from .headers import read_header_file
@@ -91,6 +93,31 @@ def parse_headers(
         raise click.BadParameter(str(error)) from None
 
 
+def bearer_token(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    """``--token`` (or ``MPUFLASK_TOKEN``) if a server could take it, else a
+    usage error."""
+    try:
+        if value is not None:
+            check_token(value)
+    except BadHeader as error:
+        raise click.BadParameter(str(error)) from None
+    return value
+
+
+def content_type_option(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    """``--content-type`` if a header can carry it, else a usage error."""
+    try:
+        if value is not None:
+            check_value("Content-Type", value)
+    except BadHeader as error:
+        raise click.BadParameter(str(error)) from None
+    return value
+
+
 def object_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """An ``http(s)://host/key`` URL, else a usage error."""
     try:
@@ -120,6 +147,7 @@ def connection_options(function: F) -> F:
         click.option(
             "--token",
             envvar="MPUFLASK_TOKEN",
+            callback=bearer_token,
             help="Send 'Authorization: Bearer TOKEN' (env MPUFLASK_TOKEN).",
         ),
         click.option(

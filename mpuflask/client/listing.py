@@ -19,6 +19,8 @@ from dataclasses import field
 from datetime import datetime
 from typing import Any
 from typing import TypeVar
+from urllib.parse import parse_qsl
+from urllib.parse import urlsplit
 
 import requests
 
@@ -129,7 +131,10 @@ def _json(response: requests.Response) -> dict[str, Any]:
     except ValueError:
         answer = None
     if not isinstance(answer, dict):
-        raise BadListing(f"the answer to {response.url} is not a JSON object")
+        action = dict(parse_qsl(urlsplit(response.url).query)).get("action")
+        raise BadListing(
+            f"{action} {display(response.url)}: the answer is not a JSON object"
+        )
     return answer
 
 

@@ -23,14 +23,20 @@ from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
 import requests
+from requests import PreparedRequest
 from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
+from requests.auth import HTTPBasicAuth
+from requests.utils import get_auth_from_url
 
 from ..keypath import keep_dot_segments
 from .errors import Cancelled
 from .errors import ClientError
 from .errors import ServerRefused
 from .errors import TransferFailed
+from .headers import BadHeader
 from .headers import check_headers
+from .headers import check_value
 from .plain import connection_problem
 from .retry import RetryPolicy
 from .retry import is_retryable_status
@@ -78,6 +84,16 @@ class _BlockSizeAdapter(HTTPAdapter):
     ) -> None:
         pool_kwargs.setdefault("blocksize", self._block_size)
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+
+
+class _AsGiven(AuthBase):
+    """Sends a request's own headers, adding no credentials of requests' choosing."""
+
+    def __call__(self, request: PreparedRequest) -> PreparedRequest:
+        return request
+
+
+_AS_GIVEN = _AsGiven()
 
 
 def make_session(
@@ -221,11 +237,21 @@ class Transport:
         so a key's ``..`` would go out as a dot segment that a proxy on the
         way may remove; the prepared URL gets its encoded dots back.
         """
+        # Only the credentials given are sent: requests would otherwise
+        # replace the token with the URL's user:password, or with a ~/.netrc
+        # password for this host (meant for other programs).
+        given = any(name.lower() == "authorization" for name in request.headers)
+        user, password = get_auth_from_url(request.url)
+        if user and not given:
+            request.auth = HTTPBasicAuth(user, password)
+        else:
+            request.auth = _AS_GIVEN
         prepared = self.session.prepare_request(request)
-        if prepared.url is not None:
+        if prepared.url is not None:  # the password is in the header now
             parts = urlsplit(prepared.url)
             path = keep_dot_segments(parts.path)
-            prepared.url = urlunsplit(parts._replace(path=path))
+            netloc = parts.netloc.rpartition("@")[2]
+            prepared.url = urlunsplit(parts._replace(netloc=netloc, path=path))
         settings = self.session.merge_environment_settings(
             prepared.url, {}, stream, None, None
         )
@@ -250,4 +276,9 @@ class Transport:
             headers[name] = value
         if self.token is not None:
             headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            for name, value in headers.items():  # a Content-Type given in code
+                check_value(name, value)
+        except BadHeader as error:
+            raise ClientError(str(error)) from None
         return headers

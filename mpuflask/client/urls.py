@@ -23,8 +23,9 @@ class BadUrl(ClientError, ValueError):
     """A URL the client cannot send a request to (no scheme, no host, no key)."""
 
 
-#: ``[scheme://]user:`` then the password, up to the ``@`` of the userinfo.
-_PASSWORD = re.compile(r"^((?:[^/?#]*//)?[^/?#@]*?:)[^/?#]*@")
+#: ``user:`` then the password, up to the ``@`` of the userinfo: wherever
+#: it is, as a URL given with a typo (``https//u:pw@h``) has no ``://``.
+_PASSWORD = re.compile(r"([^/?#@:]+:)[^/?#]*@")
 
 
 def check_url(url: str) -> str:
@@ -83,7 +84,7 @@ def check_object_url(url: str) -> str:
         root = root_of(url)
         raise BadUrl(
             f"{quoted(url)} names no object: add the key after the host, "
-            f"as in {root}path/file.bin"
+            f"as in {hidden(root)}path/file.bin"
         )
     return url
 
@@ -136,7 +137,7 @@ def hidden(url: str) -> str:
     parse) and it shows that a query was there. A query may hold a
     signature, which is a credential until it expires.
     """
-    shown = _PASSWORD.sub(r"\1***@", url)
+    shown = _PASSWORD.sub(r"\1***@", url, count=1)
     head, mark, rest = shown.partition("?")
     if mark and "#" not in head:
         fragment = rest.partition("#")[2]

@@ -31,6 +31,14 @@ from tests.client.wsgi_adapter import session_for
 from tests.conftest import MIN_PART
 
 KEY = "s3cret"
+NOT_A_HEADER = (
+    "a header must be written 'Name: value', like 'X-Api-Key: s3cret' (what was "
+    "given is not shown: it may hold a secret)"
+)
+UNSENDABLE = (
+    "holds a character no HTTP header can carry (a line break or another control "
+    "character, or one beyond latin-1, like a curly quote)"
+)
 HEADER = ["-H", f"X-Api-Key: {KEY}"]
 SIZES = ["--part-size", str(PART), "--min-part-size", str(MIN_PART)]
 
@@ -145,10 +153,24 @@ def test_headers_from_a_file(
 @pytest.mark.parametrize(
     ("given", "message"),
     [
-        (["-H", "X-Api-Key"], "'X-Api-Key' is not a header like 'X-Api-Key: s3cret'"),
-        (["-H", ": v"], "': v' is not a header like 'X-Api-Key: s3cret'"),
+        (["-H", "X-Api-Key"], NOT_A_HEADER),
+        (["-H", ": v"], NOT_A_HEADER),
+        # The secret is never quoted back, even with the = typed for a ':'.
+        (["-H", "X-Api-Key=topsecret"], NOT_A_HEADER),
         (["-H", "X Api: v"], "'X Api' is not a valid header name"),
-        (["-H", "X-A: 1\nX-B: 2"], "the value of X-A contains a line break or NUL"),
+        (["-H", "X-A: 1\nX-B: 2"], f"the value of X-A {UNSENDABLE}"),
+        # A 59-line UnicodeEncodeError traceback, before.
+        (
+            ["-H", "X-Api-Key: sec\N{EURO SIGN}ret"],
+            f"the value of X-Api-Key {UNSENDABLE}",
+        ),
+        (
+            [
+                "-H",
+                "X-Api-Key: \N{LEFT DOUBLE QUOTATION MARK}k\N{RIGHT DOUBLE QUOTATION MARK}",
+            ],
+            f"the value of X-Api-Key {UNSENDABLE}",
+        ),
         (["-H", "X-A: 1", "-H", "x-a: 2"], "the header x-a is given twice"),
         (
             ["-H", "Content-Length: 3"],
@@ -201,8 +223,7 @@ def test_every_client_command_takes_headers(
     result = run_cli(command, *args, "-H", "X-Api-Key")
     assert result.exit_code == 2
     assert result.output.endswith(
-        "\nError: Invalid value for '-H' / '--header': 'X-Api-Key' is not a "
-        "header like 'X-Api-Key: s3cret'\n"
+        f"\nError: Invalid value for '-H' / '--header': {NOT_A_HEADER}\n"
     )
     assert adapter.sent == []
     assert "-H, --header 'NAME: VALUE'" in run_cli(command, "--help").output

@@ -83,6 +83,14 @@ def usage_error(result: Result, argument: str, message: str) -> None:
             "'u:***@host:8000/k' has no scheme: try http://u:***@host:8000/k",
         ),
         (
+            "https//u:s3cret@host:8000/k",
+            "'https//u:***@host:8000/k' has no scheme: try http://https//u:***@host:8000/k",
+        ),
+        (
+            "http://u:s3cret@host:8000/",
+            "'http://u:***@host:8000/' names no object: add the key after the host, as in http://u:***@host:8000/path/file.bin",
+        ),
+        (
             "http://host:8000/notes#draft",
             "'http://host:8000/notes#draft' has a #fragment, which is never sent: write # in a key as %23",
         ),

@@ -125,9 +125,9 @@ def broken_listing(app: Flask, body: Any, status: str = "200 OK") -> None:
         ),
         (
             "<html>hello</html>",
-            f"the answer to {BASE}?action=list is not a JSON object",
+            f"list {BASE}: the answer is not a JSON object",
         ),
-        ([1, 2], f"the answer to {BASE}?action=list is not a JSON object"),
+        ([1, 2], f"list {BASE}: the answer is not a JSON object"),
     ],
 )
 def test_a_listing_of_another_shape_is_refused(
