@@ -10,9 +10,13 @@ still has a working ``mpuflask``.
 from __future__ import annotations
 
 import os
+import stat
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+from typing import BinaryIO
 
 import click
 
@@ -79,10 +83,11 @@ def upload(
     """
     from .progress import progress_for
 
-    _check_part_size(file, part_size, min_part_size)
+    streamed = _is_stream(file)
+    _check_part_size(file, part_size, min_part_size, streamed)
     client = make_client(token, headers, retries, concurrency, state_dir)
-    if file == "-":
-        _upload_stdin(client, url, part_size, min_part_size, content_type, quiet)
+    if streamed:
+        _upload_stream(client, file, url, part_size, min_part_size, content_type, quiet)
         return
     source = Path(file)
     with reporting(quiet, again=RESUME):
@@ -106,14 +111,28 @@ def upload(
     )
 
 
-def _check_part_size(file: str, part_size: int | None, min_part_size: int) -> None:
+def _is_stream(file: str) -> bool:
+    """``-``, or a path to no regular file: a pipe (``/dev/stdin``, ``<(cmd)``,
+    a FIFO) or a device, read as it comes. Its size says nothing (a pipe's is
+    0: taken as a file, it uploaded an empty object over the key)."""
+    if file == "-":
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(file).st_mode)
+    except OSError:  # gone since click looked: opening it will say why
+        return False
+
+
+def _check_part_size(
+    file: str, part_size: int | None, min_part_size: int, streamed: bool
+) -> None:
     """A part size R2's rules refuse for this input is a usage error (exit 2)."""
     from .errors import ClientError
     from .parts import choose_part_size
     from .parts import stream_part_size
 
     try:
-        if file == "-":  # any size may come: the part size must suit many parts
+        if streamed:  # any size may come: the part size must suit many parts
             stream_part_size(part_size, min_part_size)
         else:
             choose_part_size(
@@ -123,37 +142,58 @@ def _check_part_size(file: str, part_size: int | None, min_part_size: int) -> No
         raise click.BadParameter(str(error), param_hint="'--part-size'") from None
 
 
-def _upload_stdin(
+def _upload_stream(
     client: Client,
+    file: str,
     url: str,
     part_size: int | None,
     min_part_size: int,
     content_type: str | None,
     quiet: bool,
 ) -> None:
-    """``upload - URL``: standard input, part by part, until it ends."""
+    """``upload - URL`` (or a pipe's path): part by part, until it ends."""
     from .progress import progress_for
 
-    stdin = sys.stdin.buffer
-    if not quiet and sys.stdin.isatty():
-        click.echo("reading standard input (end it with Ctrl-D)", err=True)
+    if file == "-":
+        name, label = "standard input", "stdin"
+        if not quiet and sys.stdin.isatty():
+            click.echo("reading standard input (end it with Ctrl-D)", err=True)
+    else:
+        name = label = file
     with reporting(quiet, again=NO_RESUME):
         try:
-            result = client.upload_stream(
-                stdin,
-                url,
-                part_size=part_size,
-                min_part_size=min_part_size,
-                content_type=content_type,
-                progress=progress_for("upload stdin", quiet=quiet),
-            )
+            with _opened(file) as source:
+                result = client.upload_stream(
+                    source,
+                    url,
+                    part_size=part_size,
+                    min_part_size=min_part_size,
+                    content_type=content_type,
+                    progress=progress_for(f"upload {label}", quiet=quiet),
+                )
         except KeyboardInterrupt:
             exit_interrupted(NO_RESUME)
     checked = "verified" if result.verified else "not verified"
     click.echo(
-        f'uploaded standard input to {display(url)}: etag "{result.etag}" ({checked}), '
+        f'uploaded {name} to {display(url)}: etag "{result.etag}" ({checked}), '
         f"{result.size} bytes in {result.parts} parts of {result.part_size} bytes"
     )
+
+
+@contextmanager
+def _opened(file: str) -> Iterator[BinaryIO]:
+    """Standard input (left open), or ``file`` opened for reading."""
+    if file == "-":
+        yield sys.stdin.buffer
+        return
+    from .errors import ClientError
+
+    try:
+        source = open(file, "rb")  # noqa: SIM115 - closed below
+    except OSError as error:
+        raise ClientError(f"cannot read {file}: {error.strerror}") from None
+    with source:
+        yield source
 
 
 @click.command()

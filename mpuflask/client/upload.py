@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from stat import S_ISREG
 
 from ..rules import DEFAULT_MIN_PART_SIZE
 from ..rules import is_md5_hex
@@ -24,6 +25,7 @@ from ..rules import multipart_etag
 from ..rules import normalize_etag
 from .actions import NO_SUCH_UPLOAD
 from .actions import ObjectApi
+from .errors import ClientError
 from .errors import ServerRefused
 from .errors import SourceChanged
 from .errors import VerificationFailed
@@ -80,6 +82,11 @@ def upload_file(
         raise ValueError("concurrency must be at least 1")
     source = Path(path).resolve()
     stat = source.stat()
+    if not S_ISREG(stat.st_mode):  # a pipe's size is 0: an empty object
+        raise ClientError(
+            f"{path} is not a regular file (a pipe or a device): read it with "
+            "upload_stream, as it comes"
+        )
     progress = progress or NoProgress()
     cancel = threading.Event()
     api = ObjectApi(transport, url, cancel)

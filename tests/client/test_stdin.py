@@ -8,6 +8,7 @@ the upload, since a stream cannot be read again to resume.
 from __future__ import annotations
 
 import io
+import os
 import random
 import threading
 import time
@@ -225,3 +226,42 @@ def test_cli_failure_says_standard_input_cannot_resume(
         "from the start\n"
     )
     assert adapter.actions()[-1] == "mpu-abort"
+
+
+def test_cli_reads_a_named_pipe_as_a_stream(
+    app: Flask, run_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    """A FIFO's size is 0: read as a file, it replaced the object with nothing."""
+    data = random.Random(5).randbytes(PART + 7)
+    assert run_cli("upload", "-", URL, *CLI_SIZES, "-q", input=b"old").exit_code == 0
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with fifo.open("wb") as pipe:
+            pipe.write(data)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    result = run_cli("upload", fifo, URL, *CLI_SIZES)
+    writer.join(timeout=60)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == (
+        f'uploaded {fifo} to {URL}: etag "{multipart_etag([data[:PART], data[PART:]])}" '
+        f"(verified), {PART + 7} bytes in 2 parts of {PART} bytes"
+    )
+    assert stored_bytes(app) == data
+
+
+def test_the_library_refuses_a_pipe_as_a_file(
+    app: Flask, mpu: Client, adapter: WsgiAdapter, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ClientError) as refused:
+        mpu.upload(fifo, URL)
+    assert str(refused.value) == (
+        f"{fifo} is not a regular file (a pipe or a device): read it with "
+        "upload_stream, as it comes"
+    )
+    assert adapter.sent == []
