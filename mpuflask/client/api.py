@@ -23,9 +23,12 @@ from typing import BinaryIO
 import requests
 
 from ..rules import DEFAULT_MIN_PART_SIZE
+from .actions import NO_SUCH_UPLOAD
 from .actions import ObjectApi
 from .download import DownloadResult
 from .download import download_file
+from .errors import ClientError
+from .errors import ServerRefused
 from .listing import ListedObject
 from .listing import ObjectPage
 from .listing import OpenUpload
@@ -42,6 +45,7 @@ from .upload import UploadResult
 from .upload import upload_file
 from .urls import check_object_url
 from .urls import check_url
+from .urls import display
 
 
 class Client:
@@ -171,8 +175,25 @@ class Client:
         )
 
     def abort(self, url: str, upload_id: str) -> None:
-        """Discard an unfinished upload (and forget it if a record holds it)."""
-        ObjectApi(self.transport, check_object_url(url)).abort(upload_id)
+        """Discard an unfinished upload (and forget it if a record holds it).
+
+        The server answers mpu-abort with 204 for any id (idempotent, as R2),
+        so the upload is looked up first: a mistyped key or id would
+        otherwise be "aborted", and the record of the real upload forgotten.
+        Raises :class:`ClientError` if no such upload is open at ``url``.
+        """
+        api = ObjectApi(self.transport, check_object_url(url))
+        try:
+            api.list_parts(upload_id)
+        except ServerRefused as error:
+            if error.r2_code == NO_SUCH_UPLOAD:
+                raise ClientError(
+                    f"no upload {upload_id} is open at {display(url)}: it was "
+                    "finished, aborted or expired, or the key or id is mistyped; "
+                    "nothing was aborted"
+                ) from None
+            # A server (or a token) without mpu-listparts: abort unchecked.
+        api.abort(upload_id)
         self.state.forget_upload(upload_id)
 
     def delete(self, url: str) -> None:

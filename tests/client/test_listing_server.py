@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 from click.testing import Result
 from flask import Flask
@@ -65,6 +66,30 @@ def test_uploads_lists_and_abort_removes(
     done = run_cli("abort", f"{BASE}up/0", "--upload-id", ids["up/0"])
     assert done.exit_code == 0, done.output
     assert [u.key for u in mpu.list_uploads(BASE)] == ["up/1", "up/2"]
+
+
+def test_abort_of_an_upload_not_open_there_aborts_nothing(
+    app: Flask, run_cli: Callable[..., Result], mpu: Client, state_dir: Path
+) -> None:
+    """The server's 204 is the same for any id: a mistyped key or id said
+    "aborted" and deleted the resume record of the real upload."""
+    upload_id = Flow(app.test_client()).create("up/real.bin")
+    state_dir.mkdir(parents=True)
+    record = state_dir / "record.json"
+    record.write_text(json.dumps({"upload_id": upload_id}))
+    for url, given in [(f"{BASE}up/real.bn", upload_id), (f"{BASE}up/real.bin", "X")]:
+        result = run_cli("abort", url, "--upload-id", given)
+        assert (result.exit_code, result.output) == (
+            1,
+            f"Error: no upload {given} is open at {url}: it was finished, aborted "
+            "or expired, or the key or id is mistyped; nothing was aborted\n",
+        )
+    assert [u.upload_id for u in mpu.list_uploads(BASE)] == [upload_id]
+    assert record.exists()
+    done = run_cli("abort", f"{BASE}up/real.bin", "--upload-id", upload_id)
+    assert done.exit_code == 0, done.output
+    assert list(mpu.list_uploads(BASE)) == []
+    assert not record.exists()
 
 
 def test_rm_then_ls_shows_nothing(app: Flask, run_cli: Callable[..., Result]) -> None:
