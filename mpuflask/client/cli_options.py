@@ -251,7 +251,8 @@ def make_client(
 
 @contextmanager
 def reporting(quiet: bool, *, again: str = AGAIN) -> Iterator[None]:
-    """Client log lines to stderr; a failure becomes one line, exit 1.
+    """Client log lines to stderr; a failure becomes one line, exit 1; Ctrl-C
+    exits 130, as documented (commands with more to say catch it first).
 
     ``again``: what running the command again does (:data:`AGAIN`,
     :data:`RESUME` for an upload of a file, :data:`NO_RESUME` for stdin).
@@ -272,6 +273,8 @@ def reporting(quiet: bool, *, again: str = AGAIN) -> Iterator[None]:
         raise click.ClickException(message) from None
     except OSError as error:  # a local file we cannot read or write
         raise click.ClickException(local_failure(error)) from None
+    except KeyboardInterrupt:  # click would say "Aborted!" and exit 1
+        exit_interrupted(f"{again} to finish")
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
