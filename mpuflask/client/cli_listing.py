@@ -4,8 +4,9 @@ The URL's path is the key prefix (``http://host/photos/`` lists keys starting
 with ``photos/``); with ``--prefix``, the URL is the server's root as is (a
 server behind a proxy under a path). Every page is fetched, one request per
 page, and printed as it arrives: one line per object on stdout (``--json``:
-one JSON object per line), a count on stderr. Keys are printed with control
-characters escaped, so a key cannot forge lines of the listing.
+one JSON object per line), a count on stderr. A key with a character that
+does not print is quoted as a shell reads it (``$'a\\nb'``), so a key cannot
+forge lines of the listing, and no two keys print alike.
 """
 
 from __future__ import annotations
@@ -177,7 +178,19 @@ def _utc(moment: datetime) -> str:
 
 
 def printable(text: str) -> str:
-    """``text``, with control characters (a newline in a key) escaped."""
-    if text.isprintable():
+    """``text`` as is, or quoted as a shell reads it, ``$'a\\nb'``, when a
+    character does not print (a newline in a key) or it starts with ``$'``.
+
+    Inside the quotes ``\\`` and ``'`` are escaped too, so no two keys print
+    alike (``a\\nb`` with a backslash prints as is) and a key cannot forge
+    lines; a quoted key pasted into a shell is the key (GNU ls does the same).
+    """
+    if text.isprintable() and not text.startswith("$'"):
         return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return "$'" + "".join(_escaped(c) for c in text) + "'"
+
+
+def _escaped(character: str) -> str:
+    if character in "\\'":
+        return "\\" + character
+    return character if character.isprintable() else repr(character)[1:-1]

@@ -271,6 +271,9 @@ def reporting(quiet: bool, *, again: str = AGAIN) -> Iterator[None]:
         advice = what_to_try(error, again=again)
         message = f"{error}; {advice}" if advice else str(error)
         raise click.ClickException(message) from None
+    except BrokenPipeError:  # standard output closed early (| head)
+        _silence_stdout()
+        sys.exit(141)  # quietly, with SIGPIPE's status, as other tools
     except OSError as error:  # a local file we cannot read or write
         raise click.ClickException(local_failure(error)) from None
     except KeyboardInterrupt:  # click would say "Aborted!" and exit 1
@@ -278,6 +281,13 @@ def reporting(quiet: bool, *, again: str = AGAIN) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: its flush at exit would fail again, loudly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def what_to_try(error: ClientError, *, again: str = AGAIN) -> str | None:

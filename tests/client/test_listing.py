@@ -211,8 +211,26 @@ def test_ls_escapes_control_characters_in_keys(
     app.wsgi_app = fake  # type: ignore[method-assign]
     result = run_cli("ls", BASE, "-q")
     assert result.stdout.splitlines() == [
-        f"2024-05-01T12:00:00Z  {3:>12}  evil\\n2024-05-01T12:00:00Z  1  x"
+        f"2024-05-01T12:00:00Z  {3:>12}  $'evil\\n2024-05-01T12:00:00Z  1  x'"
     ]
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [
+        ("q/a\nb", "$'q/a\\nb'"),
+        ("q/a\\nb", "q/a\\nb"),  # printed alike before: a backslash, then n
+        ("q/a\\\nb", "$'q/a\\\\\\nb'"),
+        ("$'q/a\\nb'", "$'$\\'q/a\\\\nb\\''"),  # as is, it would pass as quoted
+        ("it's", "it's"),
+    ],
+)
+def test_no_two_keys_print_alike(
+    app: Flask, run_cli: Callable[..., Result], key: str, shown: str
+) -> None:
+    app.wsgi_app = FakeListing(app.wsgi_app, objects=[stored(key)])  # type: ignore[method-assign]
+    result = run_cli("ls", BASE, "-q")
+    assert result.stdout.rstrip("\n").split("  ")[-1] == shown
 
 
 def test_uploads_lists_every_open_upload(
