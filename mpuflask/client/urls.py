@@ -41,7 +41,9 @@ def check_url(url: str) -> str:
         raise BadUrl(f"{shown} is not a URL: {error}") from None
     if parts.scheme.lower() not in SCHEMES or "://" not in url:
         if "://" not in url:
-            suggestion = hidden(f"http://{url.lstrip('/')}")
+            suggestion = hidden(_with_scheme(url))
+            if _BROKEN_SCHEME.match(url):
+                raise BadUrl(f"{shown} needs '://' after its scheme: try {suggestion}")
             raise BadUrl(f"{shown} has no scheme: try {suggestion}")
         raise BadUrl(
             f"{shown}: the scheme {parts.scheme!r} is not supported, "
@@ -70,6 +72,18 @@ def check_url(url: str) -> str:
             "its own): write ? in a key as %3F"
         )
     return url
+
+
+#: A scheme typed without its "://" whole: ``http:/h``, ``http//h``, ``http:h``.
+_BROKEN_SCHEME = re.compile(r"(?i)(https?)(?::/*|/+)")
+
+
+def _with_scheme(url: str) -> str:
+    """``url`` as it was likely meant: its broken scheme mended, or http:// added."""
+    broken = _BROKEN_SCHEME.match(url)
+    if broken:
+        return f"{broken.group(1).lower()}://{url[broken.end() :]}"
+    return f"http://{url.lstrip('/')}"
 
 
 def object_key(url: str) -> str:

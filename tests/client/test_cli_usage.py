@@ -84,8 +84,18 @@ def usage_error(result: Result, argument: str, message: str) -> None:
         ),
         (
             "https//u:s3cret@host:8000/k",
-            "'https//u:***@host:8000/k' has no scheme: try http://https//u:***@host:8000/k",
+            "'https//u:***@host:8000/k' needs '://' after its scheme: try https://u:***@host:8000/k",
         ),
+        # The advice was http://http:/host:8000/k.
+        (
+            "http:/host:8000/k",
+            "'http:/host:8000/k' needs '://' after its scheme: try http://host:8000/k",
+        ),
+        (
+            "http:host:8000/k",
+            "'http:host:8000/k' needs '://' after its scheme: try http://host:8000/k",
+        ),
+        ("httpbin.org/k", "'httpbin.org/k' has no scheme: try http://httpbin.org/k"),
         (
             "http://u:s3cret@host:8000/",
             "'http://u:***@host:8000/' names no object: add the key after the host, as in http://u:***@host:8000/path/file.bin",
