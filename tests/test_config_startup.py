@@ -261,6 +261,26 @@ def test_bad_gunicorn_overrides_stop_it_with_one_line(
     assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.parametrize(
+    ("option", "line"),
+    [
+        (["-w", "0"], "mpuflask: --workers must be at least 1, not 0"),
+        (["--threads", "0"], "mpuflask: --threads must be at least 1, not 0"),
+    ],
+)
+def test_no_workers_or_threads_on_the_command_line_stop_it(
+    tmp_path: Path, option: list[str], line: str
+) -> None:
+    """``-w 0`` listened, accepted connections and never answered; the
+    environment's GUNICORN_WORKERS=0 was refused, the option was not."""
+    environ = _environment(tmp_path, {})
+    status, output = _run([gunicorn_executable(), *option, "wsgi:app"], environ)
+    assert status == 1, output
+    assert output.count(line) == 1, output
+    assert "Traceback" not in output
+    assert "Booting worker" not in output
+
+
 def test_a_port_out_of_range_stops_it_with_one_line(tmp_path: Path) -> None:
     """``-b 127.0.0.1:99999`` gave gunicorn's 45-line OverflowError traceback."""
     environ = _environment(tmp_path, {"GUNICORN_BIND": "127.0.0.1:99999"})

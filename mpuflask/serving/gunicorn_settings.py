@@ -286,6 +286,9 @@ def on_starting(server: Any) -> None:
         problem = _bind_problem(address)
         if problem:
             _refuse(problem)
+    for name in ("workers", "threads"):  # -w 0: listened, never answered
+        if getattr(server.cfg, name) < 1:
+            _refuse(f"--{name} must be at least 1, not {getattr(server.cfg, name)}")
     verdict = _check_settings(server.cfg)
     if verdict.startswith("error "):
         _refuse(verdict[6:])
