@@ -2,22 +2,25 @@
 
 Each app's WSGI callable is called with a prepared environ (what gunicorn
 would hand it for the bench client's requests), durability off, and the
-process's CPU time (``getrusage``, every thread) is taken around:
+process's CPU time (``getrusage``, every thread) is taken around batches of:
 
 * ``rt``: small-object round trips (create, one 4 KiB part, complete, GET with
   its bytes compared, delete): CPU ms per round trip;
-* ``part``: parts of 16 B into one upload: CPU us per part.
+* ``part``: parts of 16 B into a new upload: CPU us per part.
 
 Each figure comes twice: all CPU (user + system) and user mode alone. The
 system time is mostly the kernel making inodes (a temp file, a symlink, a
 directory), whose cost on this machine's virtual disk swings 10x from minute
 to minute; the user time is the Python, what per-request changes move.
 
-Every run is a fresh subprocess (its own data and metrics directories, the
-code of one tree first on ``sys.path``); in each round every app runs once,
-each round starting with the next app, so a slow phase of the machine hits
-them all. The report: each figure's median [min-max] over the rounds, and
-with ``--baseline`` the per-round ratio ours/base. From the repository root::
+Every app lives in its own process for the whole run (its own data and
+metrics directories, the code of one tree first on ``sys.path``, checked),
+warmed up, and runs the batches it is sent. In each round every app runs one
+batch of each workload in turn, each round starting with the next app: the
+batches take a fraction of a second, so the machine's slow and fast phases
+hit every app alike. The report: each figure's median [min-max] over the
+rounds, and the per-round ratios (ours/base with ``--baseline``, ours/floor,
+ours/lean). From the repository root::
 
     .venv/bin/python bench/inprocess_requests.py                  # lean, floor, ours
     .venv/bin/python bench/inprocess_requests.py --baseline main  # + base (git archive)
@@ -25,8 +28,8 @@ with ``--baseline`` the per-round ratio ours/base. From the repository root::
     .venv/bin/python bench/inprocess_requests.py --profile /tmp/ours.prof --only part
 
 ``--baseline`` is a git revision (archived to a temporary directory) or a
-directory holding another tree. ``--profile FILE`` runs ours once under
-cProfile instead and writes its stats to FILE.
+directory holding another tree. ``--profile FILE`` runs ours alone under
+cProfile and writes its stats to FILE.
 """
 
 from __future__ import annotations
@@ -186,8 +189,14 @@ def _load_app(kind: str) -> WsgiApp:
 
 
 def worker(args: argparse.Namespace) -> None:
-    """Run one app's workloads in this process; print the figures as JSON."""
-    work = Path(tempfile.mkdtemp(prefix="inproc-"))
+    """Serve batches of one app's workloads in this process.
+
+    Reads commands on stdin (``rt N``: N round trips; ``part N``: N parts of
+    16 B into a new upload); answers each with one JSON line: the CPU
+    seconds of the batch, all and user mode. ``ready`` first, with the code
+    it runs.
+    """
+    work = Path(tempfile.mkdtemp(prefix="inproc-", dir=args.tmp))
     (work / "metrics").mkdir()
     os.environ.update(
         {
@@ -204,48 +213,45 @@ def worker(args: argparse.Namespace) -> None:
         sys.path.insert(0, str(ROOT))  # bench.lean_app, bench.flask_floor
     try:
         app = _load_app(args.kind)
-        figures: dict[str, Any] = {}
+        code = ""
         if args.kind == "ours":
             import mpuflask
 
-            figures["code"] = str(Path(mpuflask.__file__).parent.parent)
+            code = str(Path(mpuflask.__file__).parent.parent)
         data = os.urandom(4096)
         md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        for number in range(20):  # warm-up
+            _round_trip(app, f"warm/{number}", data, md5)
+        _tiny_parts(app, "warm", 20)
         profiler: Any = None
         if args.profile:
             import cProfile
 
             profiler = cProfile.Profile()
-        if "rt" in args.only.split(","):
-            for number in range(20):  # warm-up
-                _round_trip(app, f"warm/{number}", data, md5)
+        print(json.dumps({"ready": code}), flush=True)
+        batches = 0
+        for line in sys.stdin:
+            what, count = line.split()
+            batches += 1
             if profiler:
                 profiler.enable()
-            began = _cpu()
-            for number in range(args.ops):
-                _round_trip(app, f"small/{number}", data, md5)
-            spent, user = _since(began)
+            if what == "rt":
+                began = _cpu()
+                for number in range(int(count)):
+                    _round_trip(app, f"small/{batches}/{number}", data, md5)
+                spent = _since(began)
+            else:
+                spent = _tiny_parts(app, f"tiny/{batches}", int(count))
             if profiler:
                 profiler.disable()
-            figures["rt_ms"] = spent / args.ops * 1e3
-            figures["rt_user_ms"] = user / args.ops * 1e3
-        if "part" in args.only.split(","):
-            _tiny_parts(app, "tinywarm", 20)
-            if profiler:
-                profiler.enable()
-            spent, user = _tiny_parts(app, "tiny", args.parts)
-            if profiler:
-                profiler.disable()
-            figures["part_us"] = spent / args.parts * 1e6
-            figures["part_user_us"] = user / args.parts * 1e6
+            print(json.dumps(spent), flush=True)
         if profiler:
             profiler.dump_stats(args.profile)
-        print(json.dumps(figures))
     finally:
         subprocess.run(["rm", "-rf", str(work)], check=False)
 
 
-# -- the driver: alternating rounds ---------------------------------------------
+# -- the driver: alternating batches ----------------------------------------------
 
 
 def _tree(rev: str, scratch: Path) -> str:
@@ -260,97 +266,145 @@ def _tree(rev: str, scratch: Path) -> str:
     return str(target)
 
 
-def _run(kind: str, code: str, args: argparse.Namespace) -> dict[str, Any]:
-    command = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--worker",
-        "ours" if kind.startswith(("ours", "base")) else kind,
-        "--code",
-        code,
-        "--ops",
-        str(args.ops),
-        "--parts",
-        str(args.parts),
-        "--only",
-        args.only,
-    ]
-    if args.profile:
-        command += ["--profile", args.profile]
-    env = {**os.environ, "PYTHONPATH": code, "PYTHONDONTWRITEBYTECODE": "1"}
-    done = subprocess.run(command, env=env, cwd=code, capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"{kind} failed:\n{done.stderr}")
-    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    if "code" in figures and figures["code"] != code:
-        raise RuntimeError(f"{kind} ran the code of {figures['code']}, not {code}")
-    return figures
+class Worker:
+    """One app in its own process, running the batches it is sent."""
+
+    def __init__(
+        self, name: str, code: str, profile: str | None, tmp: str | None
+    ) -> None:
+        self.name = name
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            "ours" if name in ("ours", "base") else name,
+            "--code",
+            code,
+        ]
+        if profile:
+            command += ["--profile", profile]
+        if tmp:
+            command += ["--tmp", tmp]
+        env = {**os.environ, "PYTHONPATH": code, "PYTHONDONTWRITEBYTECODE": "1"}
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=code,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        ready = json.loads(self._answer())["ready"]
+        if ready and ready != code:
+            raise RuntimeError(f"{name} runs the code of {ready}, not {code}")
+
+    def _answer(self) -> str:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.name} failed (its stderr is above)")
+        return line
+
+    def batch(self, what: str, count: int) -> tuple[float, float]:
+        """CPU seconds of ``count`` round trips or parts: all, user mode."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"{what} {count}\n")
+        self.process.stdin.flush()
+        spent, user = json.loads(self._answer())
+        return spent, user
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait()
 
 
-FIGURES = (
-    ("rt_ms", "CPU ms per round trip (user + system)"),
-    ("rt_user_ms", "user-mode CPU ms per round trip (the Python)"),
-    ("part_us", "CPU us per 16 B part (user + system)"),
-    ("part_user_us", "user-mode CPU us per 16 B part (the Python)"),
-)
+def _tenth(values: list[float]) -> float:
+    """The 10th percentile: the figure in the machine's quiet moments."""
+    return sorted(values)[len(values) // 10]
 
 
 def _spread(values: list[float]) -> str:
-    return f"{statistics.median(values):8.3f} [{min(values):.3f}-{max(values):.3f}]"
+    """Median, 10th percentile and [min-max]."""
+    return (
+        f"{statistics.median(values):9.3f} p10 {_tenth(values):9.3f} "
+        f"[{min(values):.3f}-{max(values):.3f}]"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--ops", type=int, default=300, help="round trips a run")
-    parser.add_argument("--parts", type=int, default=1500, help="16 B parts a run")
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--ops", type=int, default=50, help="round trips a batch")
+    parser.add_argument("--parts", type=int, default=200, help="16 B parts a batch")
     parser.add_argument("--only", default="rt,part", help="rt, part or both")
     parser.add_argument("--baseline", help="a git revision or a directory")
     parser.add_argument("--no-floor", action="store_true")
     parser.add_argument("--no-lean", action="store_true")
-    parser.add_argument("--profile", help="run ours once under cProfile, to FILE")
+    parser.add_argument("--profile", help="run ours alone under cProfile, to FILE")
+    parser.add_argument(
+        "--tmp",
+        help="where the data directories go (default: the system's temp dir); "
+        "/dev/shm makes the kernel's share small and steady",
+    )
     parser.add_argument("--worker", dest="kind", help=argparse.SUPPRESS)
     parser.add_argument("--code", default=str(ROOT), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.kind:
         worker(args)
         return
-    if args.profile:
-        print(json.dumps(_run("ours", str(ROOT), args)))
-        return
+    names = [] if args.no_lean or args.profile else ["lean"]
+    if not (args.no_floor or args.profile):
+        names.append("floor")
+    names.append("ours")
+    if args.baseline and not args.profile:
+        names.append("base")
+    workloads = [w for w in ("rt", "part") if w in args.only.split(",")]
     with tempfile.TemporaryDirectory(prefix="inproc-trees-") as scratch:
-        apps = [] if args.no_lean else [("lean", str(ROOT))]
-        if not args.no_floor:
-            apps.append(("floor", str(ROOT)))
-        apps.append(("ours", str(ROOT)))
-        if args.baseline:
-            apps.append(("base", _tree(args.baseline, Path(scratch))))
-        results: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in apps}
-        for round_number in range(args.rounds):
-            turn = round_number % len(apps)
-            line = []
-            for name, code in apps[turn:] + apps[:turn]:
-                figures = _run(name, code, args)
-                results[name].append(figures)
-                shown = " ".join(
-                    f"{k}={v:.3f}" for k, v in figures.items() if k != "code"
-                )
-                line.append(f"{name}: {shown}")
-            print(f"round {round_number + 1}: " + "; ".join(line), flush=True)
-        for figure, unit in FIGURES:
-            if figure not in results[apps[0][0]][0]:
-                continue
-            print(f"\n{unit}, median [min-max] of {args.rounds} rounds:")
-            for name, _ in apps:
-                print(f"  {name:6s} {_spread([r[figure] for r in results[name]])}")
-            pairs = [("ours", "base"), ("ours", "lean"), ("ours", "floor")]
-            for top, bottom in pairs:
-                if top in results and bottom in results:
-                    ratios = [
-                        a[figure] / b[figure]
-                        for a, b in zip(results[top], results[bottom], strict=True)
-                    ]
-                    print(f"  {top}/{bottom} {_spread(ratios)}")
+        codes = {name: str(ROOT) for name in names}
+        if "base" in codes:
+            codes["base"] = _tree(args.baseline, Path(scratch))
+        workers = [Worker(name, codes[name], args.profile, args.tmp) for name in names]
+        results: dict[tuple[str, str], list[tuple[float, float]]] = {
+            (w.name, what): [] for w in workers for what in workloads
+        }
+        try:
+            for round_number in range(args.rounds):
+                turn = round_number % len(workers)
+                for what in workloads:
+                    count = args.ops if what == "rt" else args.parts
+                    for w in workers[turn:] + workers[:turn]:
+                        results[w.name, what].append(w.batch(what, count))
+        finally:
+            for w in workers:
+                w.close()
+    print(
+        f"{args.rounds} rounds; in each, every app runs a batch of {args.ops} "
+        f"round trips, then of {args.parts} parts, in turn"
+    )
+    for what in workloads:
+        count = args.ops if what == "rt" else args.parts
+        scale, unit = (
+            (1e3, "ms per round trip") if what == "rt" else (1e6, "us per part")
+        )
+        for index, mode in ((0, "user + system"), (1, "user mode: the Python")):
+            print(f"\nCPU {unit} ({mode}), median, p10 [min-max] of the rounds:")
+            figures = {
+                name: [r[index] / count * scale for r in results[name, what]]
+                for name in names
+            }
+            for name in names:
+                print(f"  {name:10s} {_spread(figures[name])}")
+            for top, bottom in (("ours", "base"), ("ours", "floor"), ("ours", "lean")):
+                if top in figures and bottom in figures:
+                    pairs = zip(figures[top], figures[bottom], strict=True)
+                    # A batch too short for one clock tick of user time: left out.
+                    ratios = [a / b for a, b in pairs if b > 0]
+                    if ratios:
+                        print(f"  {top + '/' + bottom:10s} {_spread(ratios)}")
+                    if _tenth(figures[bottom]) > 0:
+                        fast = _tenth(figures[top]) / _tenth(figures[bottom])
+                        print(f"  {top + '/' + bottom:10s} of the p10s: {fast:.3f}")
 
 
 if __name__ == "__main__":
