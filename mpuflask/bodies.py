@@ -13,6 +13,8 @@ from typing import Any
 from flask import request
 
 from .deadlines import body_pace
+from .environheaders import TRANSFER_ENCODING
+from .environheaders import content_length
 from .errors import ApiError
 from .errors import EntityTooLarge
 from .errors import UnsupportedTransferCoding
@@ -29,7 +31,7 @@ def check_transfer_coding() -> None:
     understand answers 501. Storing a ``gzip, chunked`` body as it came would
     store compressed bytes as the part.
     """
-    header = request.headers.get("Transfer-Encoding")
+    header = request.environ.get(TRANSFER_ENCODING)
     if header is None:
         return
     codings = (coding.strip(" \t").lower() for coding in header.split(","))
@@ -46,9 +48,10 @@ def has_body() -> bool:
     for a transfer coding we cannot decode (:func:`check_transfer_coding`).
     """
     check_transfer_coding()
-    if request.headers.get("Transfer-Encoding"):
+    environ = request.environ
+    if environ.get(TRANSFER_ENCODING):
         return True
-    return str(request.environ.get("CONTENT_LENGTH", "")).strip() != ""
+    return str(environ.get("CONTENT_LENGTH", "")).strip() != ""
 
 
 def declared_length() -> int | None:
@@ -58,9 +61,9 @@ def declared_length() -> int | None:
     :func:`body_chunks` refuses a body that ends short, so a store given this
     length gets exactly that many bytes or an exception.
     """
-    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+    if "chunked" in request.environ.get(TRANSFER_ENCODING, "").lower():
         return None
-    return request.content_length
+    return content_length(request.environ)
 
 
 def body_chunks(chunk_size: int) -> Iterator[bytes]:
@@ -84,7 +87,7 @@ def part_body(limit: int, chunk_size: int) -> Iterator[bytes]:
     (chunked) as soon as it passes the limit, and the store then discards
     what it received.
     """
-    declared = request.content_length
+    declared = content_length(request.environ)
     if declared is not None and declared > limit:
         raise EntityTooLarge("uploadPart")
     return _at_most(limit, body_chunks(chunk_size))
@@ -102,7 +105,8 @@ def _at_most(limit: int, chunks: Iterator[bytes]) -> Iterator[bytes]:
 def read_json_body(limit: int) -> Any:
     """Parse a small JSON body, refusing more than ``limit`` bytes (413)."""
     check_transfer_coding()
-    if request.content_length is not None and request.content_length > limit:
+    declared = content_length(request.environ)
+    if declared is not None and declared > limit:
         raise ApiError(f"Request body too large: at most {limit} bytes", 413)
     pace = body_pace()
     data = b""

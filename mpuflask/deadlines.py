@@ -48,6 +48,7 @@ from flask import current_app
 from flask import request
 from werkzeug.exceptions import ClientDisconnected
 
+from .environheaders import content_length
 from .errors import RequestTimeout
 from .socketbody import socket_body
 
@@ -256,17 +257,19 @@ def body_pace() -> BodyPace:
     Under gunicorn the socket gets the idle timeout; elsewhere (the test
     client) there is no socket and only the stream is read. One per request.
     """
-    environ = request.environ
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    environ = req.environ
     made: BodyPace | None = environ.get(_PACE_KEY)
     if made is not None:
         return made
-    config = current_app.config
-    sock = request.environ.get("gunicorn.socket")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    config = app.config
+    sock = environ.get("gunicorn.socket")
     idle = config["MPUFLASK_BODY_TIMEOUT"]
     if sock is not None:
         sock.settimeout(idle)
-    watch = current_app.extensions.get(_WATCH_KEY)
-    stream = request.stream  # first: Werkzeug's checks (MAX_CONTENT_LENGTH)
+    watch = app.extensions.get(_WATCH_KEY)
+    stream = req.stream  # first: Werkzeug's checks (MAX_CONTENT_LENGTH)
     pace = BodyPace(
         stream=socket_body(environ) or stream,
         sock=sock,
@@ -274,7 +277,7 @@ def body_pace() -> BodyPace:
         min_rate=config["MPUFLASK_BODY_MIN_RATE"],
         window=config["MPUFLASK_BODY_RATE_WINDOW"],
         watch=watch,
-        expected=request.content_length,
+        expected=content_length(environ),
     )
     environ[_PACE_KEY] = pace
     return pace

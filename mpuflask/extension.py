@@ -47,6 +47,7 @@ from .current import AppMpu
 from .current import current_identity
 from .current import current_request_info
 from .deadlines import install_deadlines
+from .environheaders import content_length
 from .errors import Unauthorized
 from .errors import register_error_handlers
 from .events.install import install_events
@@ -334,8 +335,9 @@ class MpuFlask:
             identity=current_identity(),
             upload_id=upload_id,
             part_number=part_number,
-            content_length=request.content_length,
-            content_type=request.content_type,
+            content_length=content_length(request.environ),
+            # request.content_type, which looks the header up twice.
+            content_type=request.environ.get("CONTENT_TYPE"),
         )
         with refusals_counted_as("validate_part"):
             return [

@@ -35,6 +35,7 @@ from prometheus_client import multiprocess
 from prometheus_client import values
 from prometheus_client.core import GaugeMetricFamily
 
+from . import environheaders
 from .actions import ACTIONS
 from .actions import SERVICE_ACTIONS
 from .routing import KNOWN_METHODS
@@ -104,7 +105,12 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", current_request_id()),
+            # Not getattr's default: that would look the request up every time.
+            "request_id": (
+                record.request_id
+                if hasattr(record, "request_id")
+                else current_request_id()
+            ),
         }
         for name, value in vars(record).items():
             if name not in self._STANDARD and name not in entry:
@@ -290,7 +296,8 @@ def install_observability(app: Flask, metrics: Metrics) -> None:
 
     @app.before_request
     def _start() -> None:
-        given = request.headers.get(REQUEST_ID_HEADER, "")
+        # request.headers.get(REQUEST_ID_HEADER, "")
+        given = request.environ.get(environheaders.X_REQUEST_ID, "")
         # 32 random hex digits (what uuid4().hex gives, without making a UUID).
         g.request_id = given if _SANE_ID.fullmatch(given) else os.urandom(16).hex()
         g.started = time.perf_counter()
@@ -301,7 +308,8 @@ def install_observability(app: Flask, metrics: Metrics) -> None:
         # is a context lookup, and this runs for every request.
         req = request._get_current_object()  # type: ignore[attr-defined]
         ctx_g = g._get_current_object()
-        response.headers[REQUEST_ID_HEADER] = current_request_id()
+        # current_request_id(), from the g already looked up.
+        response.headers[REQUEST_ID_HEADER] = ctx_g.get("request_id", "-")
         method = req.method
         action = req.args.get("action") or "-"
         elapsed = time.perf_counter() - ctx_g.get("started", time.perf_counter())
@@ -309,8 +317,10 @@ def install_observability(app: Flask, metrics: Metrics) -> None:
         counter, latency = metrics.request_series(action, method, status)
         counter.inc()
         latency.observe(elapsed)
-        if action == "mpu-uploadpart" and status == 200 and req.content_length:
-            metrics.bytes_in.inc(req.content_length)
+        # Parsed from the headers at each use: once here.
+        content_length = environheaders.content_length(req.environ)
+        if action == "mpu-uploadpart" and status == 200 and content_length:
+            metrics.bytes_in.inc(content_length)
         if action == "get" and method == "GET" and status in (200, 206):
             metrics.bytes_out.inc(response.content_length or 0)
         refused_by = ctx_g.get("hook_refused")
@@ -330,7 +340,7 @@ def install_observability(app: Flask, metrics: Metrics) -> None:
                     "path": path,
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 3),
-                    "content_length": req.content_length,
+                    "content_length": content_length,
                     "response_length": response.content_length,
                     "identity": ctx_g.get("mpuflask_identity"),
                     "remote_addr": req.remote_addr,

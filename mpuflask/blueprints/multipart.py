@@ -135,16 +135,19 @@ def check_part_headers() -> None:
     (``@mpu.validate_part``). The part goes to the view as ``g.mpuflask_part``.
     Runs for the multipart blueprint's other actions too, and passes them by.
     """
-    if request.endpoint is None or not request.endpoint.endswith(".mpu_uploadpart"):
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    endpoint = req.endpoint
+    if endpoint is None or not endpoint.endswith(".mpu_uploadpart"):
         return
-    upload_id = request.args.get("uploadId")
-    part_number_text = request.args.get("partNumber")
+    args = req.args
+    upload_id = args.get("uploadId")
+    part_number_text = args.get("partNumber")
     if part_number_text is None or upload_id is None:
         raise ApiError("Missing partNumber or uploadId")
     if not has_body():
         raise ApiError("Missing request body")
     part_number = parse_part_number(part_number_text)
-    key = check_key((request.view_args or {})["key"], "uploadPart")
+    key = check_key((req.view_args or {})["key"], "uploadPart")
     config = current_app.config
     body = part_body(config["MPUFLASK_MAX_PART_SIZE"], config["MPUFLASK_CHUNK_SIZE"])
     upload = _open_upload(key, upload_id, "uploadPart")
