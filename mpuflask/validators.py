@@ -10,10 +10,13 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
 
 from .errors import ApiError
 from .hooks import CompleteInfo
 from .hooks import PartInfo
+from .hooks import PartValidator
 from .hooks import StreamCheck
 
 CHECKSUM_SHA256_HEADER = "x-amz-checksum-sha256"
@@ -110,6 +113,28 @@ def checksum_sha256(part: PartInfo) -> StreamCheck | None:
         f"The {CHECKSUM_SHA256_HEADER} you specified did not match what we received.",
         "BadDigest",
     )
+
+
+def only_unsent_checksums(
+    validators: list[PartValidator], environ: Mapping[str, Any]
+) -> bool:
+    """Whether every one of ``validators`` is :func:`content_md5` or
+    :func:`checksum_sha256` and the request lacks the header it reads first
+    (so it would return None, having looked at nothing else).
+
+    The checksums are on by default and a part rarely sends either header:
+    the part then need not be described to them at all.
+    """
+    for validator in validators:
+        if validator is content_md5:
+            sent = "HTTP_CONTENT_MD5" in environ
+        elif validator is checksum_sha256:
+            sent = "HTTP_X_AMZ_CHECKSUM_SHA256" in environ
+        else:
+            return False
+        if sent:
+            return False
+    return True
 
 
 def max_object_size(limit: int) -> Callable[[CompleteInfo], None]:

@@ -255,3 +255,42 @@ def test_the_hooks_view_of_a_request_is_made_only_for_a_hook(
     assert [part.request for part in seen] == [made[1]]
     assert seen[0].identity == "ann"
     assert (seen[0].part_number, seen[0].content_length) == (1, 1)
+
+
+def test_the_default_checksums_see_a_part_only_if_it_sends_one(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checksum validators, on by default, read one header each and pass
+    a part without it by: such a part is not described to them (no
+    RequestInfo, no PartInfo); one that sends either header is, and is
+    still checked."""
+    import base64
+    import hashlib
+
+    from mpuflask import extension
+
+    made: list[Any] = []
+    real = extension.request_info
+
+    def counted() -> Any:
+        made.append(real())
+        return made[-1]
+
+    monkeypatch.setattr("mpuflask.current.request_info", counted)
+    client = make_app().test_client()
+    upload_id = client.post("/k?action=mpu-create").json["uploadId"]
+    target = f"/k?action=mpu-uploadpart&uploadId={upload_id}&partNumber="
+    assert client.put(target + "1", data=b"x").status_code == 200
+    assert made == []
+    md5 = base64.b64encode(hashlib.md5(b"x").digest()).decode()
+    sha = base64.b64encode(hashlib.sha256(b"y").digest()).decode()
+    sent = client.put(target + "2", data=b"x", headers={"Content-MD5": md5})
+    assert sent.status_code == 200, sent.text
+    assert len(made) == 1
+    wrong = client.put(target + "3", data=b"x", headers={"Content-MD5": sha[:24]})
+    assert wrong.status_code == 400, wrong.text
+    refused = client.put(
+        target + "4", data=b"x", headers={"x-amz-checksum-sha256": sha}
+    )
+    assert refused.status_code == 400 and "BadDigest" in refused.text
+    assert len(made) == 3
