@@ -308,6 +308,10 @@ class MpuFlask:
         if request.endpoint in self.public_endpoints:
             return
         identity = None
+        if not self.auth_hooks and not self.requires_identity:
+            # Nothing below would run or refuse (the default: no auth).
+            g.mpuflask_identity = identity
+            return
         with refusals_counted_as("authenticate"):
             if self.auth_hooks:
                 # Made only for hooks to see: without them nobody may ask

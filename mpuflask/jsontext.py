@@ -18,9 +18,14 @@ from typing import Any
 quoted = encode_basestring
 
 
+#: What ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``
+#: encodes with, made once: dumps makes an encoder per call when given options.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def compact(value: Any) -> str:
     """``value`` as compact JSON: no spaces, non-ASCII as it is."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _COMPACT.encode(value)
 
 
 def with_array(head: dict[str, Any], name: str, items: Iterable[str]) -> str:

@@ -53,6 +53,8 @@ class Directories:
     def __init__(self, root: str | os.PathLike[str], durable: bool) -> None:
         self.root = os.path.abspath(root)
         self.durable = durable
+        #: Each area's path under :attr:`root`, joined at its first use.
+        self._area_paths: dict[str, str] = {}
         #: The time source for creation and expiry (tests move it forward).
         self.clock: Callable[[], datetime] = _now
         #: Threads that hash part bodies while they stream in.
@@ -94,8 +96,11 @@ class Directories:
         fds: list[int] = []
         try:
             for name in names:
+                path = self._area_paths.get(name)
+                if path is None:
+                    path = self._area_paths[name] = self._area(name)
                 try:
-                    fds.append(diskio.open_dir(self._area(name)))
+                    fds.append(diskio.open_dir(path))
                 except (CorruptEntry, FileNotFoundError) as error:
                     log.error("data directory damaged: %s: %s", name, error)
                     raise DataDirDamaged(operation) from None
