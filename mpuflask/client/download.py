@@ -41,6 +41,7 @@ from .pool import worker_pool
 from .progress import NoProgress
 from .progress import Progress
 from .transport import Transport
+from .urls import display
 
 T = TypeVar("T")
 
@@ -125,6 +126,7 @@ class _Fetch:
     ) -> None:
         self.transport = transport
         self.url = url
+        self.shown = display(url)  # no password, no query (a signature)
         self.progress = progress
         self.part_size = part_size
         self.min_part_size = min_part_size
@@ -198,7 +200,7 @@ class _Fetch:
             got = _content_range(response)
             if got != (offset, end, found.size):
                 raise ClientError(
-                    f"{self.url}: asked for bytes {offset}-{end}/{found.size}, "
+                    f"{self.shown}: asked for bytes {offset}-{end}/{found.size}, "
                     f"got {response.headers.get('Content-Range')}"
                 )
             hasher = PartHasher(length)
@@ -214,7 +216,7 @@ class _Fetch:
             if error.status != 412:
                 raise
             raise ClientError(
-                f"{self.url} changed during the download (its etag is no longer "
+                f"{self.shown} changed during the download (its etag is no longer "
                 f"{found.etag}); run again"
             ) from None
 
@@ -249,7 +251,7 @@ class _Fetch:
                 if self.cancel.is_set():
                     raise Cancelled("download cancelled")
                 if length is not None and written + len(chunk) > length:
-                    raise TransferFailed(f"{self.url}: more bytes than announced")
+                    raise TransferFailed(f"{self.shown}: more bytes than announced")
                 _pwrite_all(self.fd, chunk, offset + written)
                 if hasher is not None:
                     hasher.update(chunk)
@@ -259,7 +261,7 @@ class _Fetch:
             self.progress.update(-written)
             raise
         if length is not None and written != length:
-            raise TransferFailed(f"{self.url}: {written} of {length} bytes came")
+            raise TransferFailed(f"{self.shown}: {written} of {length} bytes came")
         return written
 
 
