@@ -232,12 +232,8 @@ def download(
             )
         except KeyboardInterrupt:
             exit_interrupted(f"{target} was left as it was")
-    if not result.verified:
-        click.echo(
-            f'warning: etag "{result.etag}" not recomputed (unknown part size; '
-            "give --part-size); length and etag were checked across ranges",
-            err=True,
-        )
+    if result.warning:
+        click.echo(f"warning: {result.warning}", err=True)
     click.echo(
         f"downloaded {display(url)} to {target}: {result.size} bytes, "
         f'etag "{result.etag}"'

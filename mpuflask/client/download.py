@@ -52,13 +52,17 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 @dataclass(frozen=True)
 class DownloadResult:
-    """What a download got: size, etag, and whether the etag was recomputed."""
+    """What a download got: size, etag, and whether the etag was recomputed.
+
+    ``warning``: when not verified, why, as one line for a person.
+    """
 
     url: str
     path: Path
     size: int
     etag: str
     verified: bool
+    warning: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ def download_file(
                 digests = fetch.ranges(concurrency)
             found, check = fetch.found, fetch.check()
             progress.close()
-            verified = _verify(check, digests, temp, found)
+            warning = _verify(check, digests, temp, found, fetch.ranged, fetch.sized)
             os.fsync(out.fileno())
         os.replace(temp, target)
         _fsync_dir(target.parent)
@@ -110,7 +114,7 @@ def download_file(
         progress.close()
         temp.unlink(missing_ok=True)
         raise
-    return DownloadResult(url, target, found.size, found.etag, verified)
+    return DownloadResult(url, target, found.size, found.etag, warning is None, warning)
 
 
 class _Fetch:
@@ -135,6 +139,7 @@ class _Fetch:
         self.found = _Object(0, "")
         self.ranged = False
         self.whole = False
+        self.sized = False
 
     def check(self) -> EtagCheck:
         """How the found object's etag can be recomputed."""
@@ -163,7 +168,7 @@ class _Fetch:
                 self.progress.start(None)
                 self.found = _Object(self._write(response, 0, None, None), etag)
                 return None
-            self.found = _Object(int(length), etag)
+            self.found, self.sized = _Object(int(length), etag), True
             check = self.check()
             hasher = PartHasher(check.part_size or max(self.found.size, 1))
             self.progress.start(self.found.size)
@@ -282,11 +287,34 @@ def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
 
 
 def _verify(
-    check: EtagCheck, digests: list[str] | None, temp: Path, found: _Object
-) -> bool:
-    """Recompute the etag (from the digests, else by reading the file back)."""
+    check: EtagCheck,
+    digests: list[str] | None,
+    temp: Path,
+    found: _Object,
+    ranged: bool,
+    sized: bool,
+) -> str | None:
+    """Recompute the etag (from the digests, else reading the file back).
+
+    None when it matched; else a warning saying why it could not be checked.
+    A mismatch fails only when the cut is known: one part (the MD5 of the
+    whole body) or the part size given. Under the client's guessed default
+    cut it proves nothing (the object may be cut otherwise, as the AWS CLI's
+    8 MiB parts are, with the same count): then the file is kept, unverified.
+    """
+    if not found.etag:  # nor was If-Match sent: a replaced object goes unseen
+        return "the server sent no etag: there was nothing to check the bytes " + (
+            "against, only their length" if ranged or sized else "against"
+        )
+    if ranged:
+        checked = "length and etag were checked across ranges"
+    else:
+        checked = "its length was checked" if sized else "nothing else was checked"
     if check.part_size is None:
-        return False
+        return (
+            f'etag "{found.etag}" not recomputed (unknown part size; give '
+            f"--part-size); {checked}"
+        )
     if digests is None:
         hasher = PartHasher(check.part_size)
         with temp.open("rb") as data:
@@ -294,11 +322,17 @@ def _verify(
                 hasher.update(block)
         digests = hasher.digests()
     computed = check.etag_of(digests)
-    if computed != found.etag:
-        raise VerificationFailed(
-            f"downloaded bytes have etag {computed}, the server said {found.etag}"
+    if computed == found.etag:
+        return None
+    if check.guessed:
+        return (
+            f'etag "{found.etag}" not recomputed (parts of the default '
+            f"{check.part_size} bytes do not give it: the object was cut "
+            f"otherwise, or its bytes differ; give --part-size); {checked}"
         )
-    return True
+    raise VerificationFailed(
+        f"downloaded bytes have etag {computed}, the server said {found.etag}"
+    )
 
 
 def _umask() -> int:

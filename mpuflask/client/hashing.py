@@ -1,9 +1,12 @@
 """Recomputing an object's etag from its bytes, to verify a download.
 
 An R2 multipart etag is ``md5(md5(part 1) + ... + md5(part N))-N``: it can be
-recomputed only knowing where the parts were cut. The client cuts files the
-way :func:`.parts.choose_part_size` does, so for objects it uploaded (or with
-the part size given) the cut is known; otherwise the download is checked
+recomputed only knowing where the parts were cut. The cut is known for a
+single part (the whole body) or when the part size is given; otherwise the
+client guesses its own default cut (:func:`.parts.choose_part_size`), which
+is right for objects it uploaded but may be wrong for others (the AWS CLI
+cuts 8 MiB parts): a guess that gives the same part count is tried, and a
+mismatch under it proves nothing. Without a cut, the download is checked
 only for length and for an etag that stayed the same (If-Match).
 """
 
@@ -51,11 +54,14 @@ class EtagCheck:
     """How to recompute an etag: hash ``part_size`` pieces, then combine.
 
     ``part_size`` None: the cut is unknown and the etag cannot be recomputed.
+    ``guessed``: ``part_size`` is the client's default, not known: a mismatch
+    may mean other parts rather than other bytes.
     """
 
     etag: str
     part_size: int | None
     multipart: bool
+    guessed: bool = False
 
     def etag_of(self, digests: list[str]) -> str:
         if self.multipart:
@@ -85,4 +91,4 @@ def etag_check(
         return EtagCheck(etag, None, multipart=True)
     if plan.count != count:
         return EtagCheck(etag, None, multipart=True)
-    return EtagCheck(etag, plan.part_size, multipart=True)
+    return EtagCheck(etag, plan.part_size, multipart=True, guessed=part_size is None)
