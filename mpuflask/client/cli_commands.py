@@ -243,8 +243,21 @@ def download(
 def download_target(url: str, file: str) -> Path:
     """The file a download writes: FILE, or FILE/<the key's base name>.
 
-    A usage error (exit 2) when the folder to write in does not exist.
+    A usage error (exit 2) when the folder to write in does not exist, or the
+    target is not a regular file (``-``, a folder, a device: see .target).
     """
+    from .target import BadTarget
+    from .target import check_target
+
+    path = _download_path(url, file)
+    try:
+        check_target(file, path)
+    except BadTarget as error:
+        raise click.BadParameter(str(error), param_hint="'FILE'") from None
+    return path
+
+
+def _download_path(url: str, file: str) -> Path:
     path = Path(file)
     if file.endswith(("/", os.sep)) or path.is_dir():
         if not path.is_dir():

@@ -4,7 +4,8 @@ A one-byte ranged GET first learns the size and etag. The object is then
 fetched in ranges cut where the upload cut its parts, each sent with
 ``If-Match`` so an object replaced mid-download is refused (412) rather than
 mixed, and each range is hashed as it arrives. The file appears under its
-name only once complete and verified (temp file beside it, fsync, rename).
+name only once complete and verified (temp file beside it, fsync, rename);
+:mod:`.target` says which file that is (a symlink's target; never a device).
 A server without ranges (the original Worker) answers the first GET whole:
 that one stream is the download.
 """
@@ -40,6 +41,7 @@ from .pool import run_all
 from .pool import worker_pool
 from .progress import NoProgress
 from .progress import Progress
+from .target import resolve_target
 from .transport import Transport
 from .urls import display
 
@@ -84,17 +86,23 @@ def download_file(
     """Download the object ``url`` to ``path``, replacing it atomically.
 
     ``part_size``: the one the object was uploaded with, if not the client's
-    default; it lets a multipart etag be recomputed. Raises a
-    :class:`ClientError`; on any failure ``path`` is left as it was.
+    default; it lets a multipart etag be recomputed. A symlink ``path`` is
+    written through; one that is not a regular file is refused
+    (:class:`.target.BadTarget`). Raises a :class:`ClientError` (an
+    ``OSError`` naming ``path`` for a local failure); on any failure ``path``
+    is left as it was.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    target = Path(path)
+    target = resolve_target(path)
     progress = progress or NoProgress()
     fetch = _Fetch(transport, url, progress, part_size, min_part_size)
-    fd, temp_name = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".download"
-    )
+    try:
+        fd, temp_name = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".download"
+        )
+    except OSError as error:
+        raise _naming(error, path) from None
     temp = Path(temp_name)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 is not what a user expects
@@ -107,14 +115,19 @@ def download_file(
             progress.close()
             warning = _verify(check, digests, temp, found, fetch.ranged, fetch.sized)
             os.fsync(out.fileno())
-        os.replace(temp, target)
+        try:
+            os.replace(temp, target)
+        except OSError as error:  # a folder made at the target meanwhile, ...
+            raise _naming(error, path) from None
         _fsync_dir(target.parent)
     except BaseException:
         fetch.cancel.set()
         progress.close()
         temp.unlink(missing_ok=True)
         raise
-    return DownloadResult(url, target, found.size, found.etag, warning is None, warning)
+    return DownloadResult(
+        url, Path(path), found.size, found.etag, warning is None, warning
+    )
 
 
 class _Fetch:
@@ -333,6 +346,11 @@ def _verify(
     raise VerificationFailed(
         f"downloaded bytes have etag {computed}, the server said {found.etag}"
     )
+
+
+def _naming(error: OSError, path: str | os.PathLike[str]) -> OSError:
+    """``error`` naming the file the user asked for, not the temp file."""
+    return OSError(error.errno, error.strerror, os.fspath(path))
 
 
 def _umask() -> int:
