@@ -41,7 +41,9 @@ from .pool import run_all
 from .pool import worker_pool
 from .progress import NoProgress
 from .progress import Progress
+from .target import TEMP_SUFFIX
 from .target import resolve_target
+from .target import temp_prefix
 from .transport import Transport
 from .urls import display
 
@@ -99,7 +101,7 @@ def download_file(
     fetch = _Fetch(transport, url, progress, part_size, min_part_size)
     try:
         fd, temp_name = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.", suffix=".download"
+            dir=target.parent, prefix=temp_prefix(target), suffix=TEMP_SUFFIX
         )
     except OSError as error:
         raise _naming(error, path) from None

@@ -1,4 +1,4 @@
-"""Where a download writes: the regular file a path leads to.
+"""Where a download writes: the regular file a path leads to, and a temp name.
 
 A download renames a finished temp file over its target, so the target is
 the old file or the whole new one. That is right only for a regular file: a
@@ -11,11 +11,18 @@ not a regular file is refused before any request.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
 
 from .errors import ClientError
+
+#: What ``tempfile.mkstemp`` adds around the prefix: 8 random characters,
+#: then the suffix.
+TEMP_SUFFIX = ".download"
+_RANDOM = 8
+_HASH = 16
 
 
 class BadTarget(ClientError):
@@ -62,6 +69,33 @@ def resolve_target(path: str | os.PathLike[str]) -> Path:
     raise BadTarget(
         f"{named}, not a regular file: a download only replaces regular files"
     )
+
+
+def temp_prefix(target: Path) -> str:
+    """``.<name>.`` for the temp file beside ``target``, cut to fit the name limit.
+
+    ``.<name>.<random>.download`` is 19 bytes longer than the name: a name
+    near the limit (255 bytes on most filesystems) keeps its start and gains
+    a hash of the whole, ``.<start>~<hash>.``, so two long names differ.
+    """
+    name = target.name
+    limit = _name_max(target.parent) - _RANDOM - len(TEMP_SUFFIX)
+    prefix = f".{name}."
+    if len(os.fsencode(prefix)) <= limit:
+        return prefix
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:_HASH]
+    head = name
+    while head and len(os.fsencode(f".{head}~{digest}.")) > limit:
+        head = head[:-1]
+    return f".{head}~{digest}."
+
+
+def _name_max(directory: Path) -> int:
+    """The longest file name (bytes) ``directory``'s filesystem takes; else 255."""
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
 
 
 def _kind(mode: int) -> str:

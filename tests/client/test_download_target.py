@@ -3,6 +3,7 @@
 A symlink is written through (the file it names is replaced, the link
 stays); a target that is not a regular file (a device, FIFO, socket,
 folder) or ``-`` is a usage error before any request, and is left as it was.
+A name near the 255-byte limit still gets a temp file beside it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from flask import Flask
 
 from mpuflask.client import Client
 from mpuflask.client.target import BadTarget
+from mpuflask.client.target import temp_prefix
 from tests.client.conftest import PART
 from tests.client.conftest import URL
 from tests.client.conftest import write_file
@@ -224,3 +226,24 @@ def test_a_folder_made_at_the_target_meanwhile_is_named(
     assert result.exit_code == 1
     assert result.output == f"Error: Is a directory: {target}\n"
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".download")]
+
+
+@pytest.mark.parametrize("length", [200, 236, 237, 250, 255])
+def test_a_long_file_name_works(
+    tmp_path: Path, run_cli: Callable[..., Result], uploaded: bytes, length: int
+) -> None:
+    target = tmp_path / ("n" * (length - 4) + ".bin")
+    result = run_cli("download", URL, target, *SIZES)
+    assert result.exit_code == 0, result.output
+    assert target.read_bytes() == uploaded
+
+
+def test_a_long_name_s_temp_prefix_fits_and_differs(tmp_path: Path) -> None:
+    """Cut names keep their start and differ by a hash of the whole name."""
+    one, two = ("é" * 120 + "a.bin", "é" * 120 + "b.bin")
+    prefixes = [temp_prefix(tmp_path / name) for name in (one, two)]
+    assert prefixes[0] != prefixes[1]
+    for prefix in prefixes:
+        assert prefix.startswith(".éé") and prefix.endswith(".")
+        assert len(os.fsencode(prefix)) + len("12345678.download") <= 255
+    assert temp_prefix(tmp_path / "short.bin") == ".short.bin."
