@@ -308,6 +308,8 @@ MEDIA_TYPES = Kind(
 
 _URL = re.compile(r"(?i:https?)://[^/\s?#]+(/[^\s]*)?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: A scheme, whole or typo'd, and the slashes after it (always matches).
+_SCHEME_LEAD = re.compile(r"(?i)^(?:[a-z][a-z0-9+.-]*(?::|(?=[/\\])))?[/\\]*")
 #: What ends the authority (``user@host:port``) after ``scheme://``.
 _AFTER_AUTHORITY = re.compile(r"[/?#]")
 
@@ -320,10 +322,10 @@ def url(instead: str) -> Kind:
 
     def parse(value: Any) -> str:
         text = _trimmed(value)
-        # After the first "//", or from the start: a typo (https//u:pw@h)
-        # must not get the password quoted by the line below either.
-        after_slashes = text.partition("//")[2] or text
-        authority = _AFTER_AUTHORITY.split(after_slashes, maxsplit=1)[0]
+        # After the scheme, whole or typo'd (https//u:pw@h, http:/u:pw@h):
+        # the password must not be quoted by the line below either.
+        after_scheme = text[_SCHEME_LEAD.match(text).end() :]  # type: ignore[union-attr]
+        authority = _AFTER_AUTHORITY.split(after_scheme, maxsplit=1)[0]
         if "@" in authority:
             # Before any line that quotes the value: it may hold a password.
             raise ValueError(

@@ -331,6 +331,12 @@ def test_metrics_count_recorded_delivered_retried_and_pending(
             "out (MPUFLASK_WEBHOOK_SECRET signs every delivery)",
         ),
         (
+            {"MPUFLASK_WEBHOOK_URL": "http:/user:s3cretpw@example.com/x"},
+            "MPUFLASK_WEBHOOK_URL must not hold a user name or password "
+            "(user:password@host): it would be sent as the host name; leave it "
+            "out (MPUFLASK_WEBHOOK_SECRET signs every delivery)",
+        ),
+        (
             {"MPUFLASK_WEBHOOK_URL": "user:s3cretpw@example.com/x"},
             "MPUFLASK_WEBHOOK_URL must not hold a user name or password "
             "(user:password@host): it would be sent as the host name; leave it "

@@ -21,6 +21,7 @@ from typing import BinaryIO
 import click
 
 from .cli_options import NO_RESUME
+from .cli_options import PIPE_NO_RESUME
 from .cli_options import RESUME
 from .cli_options import connection_options
 from .cli_options import content_type_option
@@ -154,13 +155,14 @@ def _upload_stream(
     """``upload - URL`` (or a pipe's path): part by part, until it ends."""
     from .progress import progress_for
 
+    again = NO_RESUME if file == "-" else PIPE_NO_RESUME
     if file == "-":
         name, label = "standard input", "stdin"
         if not quiet and sys.stdin.isatty():
             click.echo("reading standard input (end it with Ctrl-D)", err=True)
     else:
         name = label = file
-    with reporting(quiet, again=NO_RESUME):
+    with reporting(quiet, again=again):
         try:
             with _opened(file) as source:
                 result = client.upload_stream(
@@ -172,7 +174,7 @@ def _upload_stream(
                     progress=progress_for(f"upload {label}", quiet=quiet),
                 )
         except KeyboardInterrupt:
-            exit_interrupted(NO_RESUME)
+            exit_interrupted(again)
     checked = "verified" if result.verified else "not verified"
     click.echo(
         f'uploaded {name} to {display(url)}: etag "{result.etag}" ({checked}), '

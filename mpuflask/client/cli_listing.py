@@ -193,4 +193,8 @@ def printable(text: str) -> str:
 def _escaped(character: str) -> str:
     if character in "\\'":
         return "\\" + character
-    return character if character.isprintable() else repr(character)[1:-1]
+    if character.isprintable():
+        return character
+    if "\x80" <= character <= "\xff":  # bash reads $'\xNN' as a raw byte
+        return f"\\u{ord(character):04x}"
+    return repr(character)[1:-1]

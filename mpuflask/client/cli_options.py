@@ -62,6 +62,9 @@ NO_RESUME = (
     "standard input cannot be resumed: the upload was aborted, run the command "
     "again from the start"
 )
+#: The same for a FIFO, ``/dev/stdin`` or ``<(cmd)`` given as FILE.
+PIPE_NO_RESUME = NO_RESUME.replace("standard input", "a pipe", 1)
+_STREAMS = (NO_RESUME, PIPE_NO_RESUME)
 
 
 def parse_size(
@@ -255,7 +258,8 @@ def reporting(quiet: bool, *, again: str = AGAIN) -> Iterator[None]:
     exits 130, as documented (commands with more to say catch it first).
 
     ``again``: what running the command again does (:data:`AGAIN`,
-    :data:`RESUME` for an upload of a file, :data:`NO_RESUME` for stdin).
+    :data:`RESUME` for an upload of a file, :data:`NO_RESUME` for stdin,
+    :data:`PIPE_NO_RESUME` for another pipe).
     """
     from .errors import ClientError
 
@@ -308,10 +312,10 @@ def what_to_try(error: ClientError, *, again: str = AGAIN) -> str | None:
         }.get(error.kind, f"check the network and the server's log; {again}")
     if isinstance(error, ServerRefused):
         advice = _refusal_advice(error, again)
-        return advice or (NO_RESUME if again == NO_RESUME else None)
+        return advice or (again if again in _STREAMS else None)
     if isinstance(error, VerificationFailed):
         return f"{again}; if it happens again, the network or server changes bytes"
-    return NO_RESUME if again == NO_RESUME else None
+    return again if again in _STREAMS else None
 
 
 def _refusal_advice(error: ServerRefused, again: str) -> str | None:

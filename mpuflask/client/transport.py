@@ -240,11 +240,20 @@ class Transport:
         # Only the credentials given are sent: requests would otherwise
         # replace the token with the URL's user:password, or with a ~/.netrc
         # password for this host (meant for other programs).
+        # A session's own auth (a caller's requests.Session) still applies
+        # when nothing else is given; requests reads no netrc then either.
         given = any(name.lower() == "authorization" for name in request.headers)
         user, password = get_auth_from_url(request.url)
-        if user and not given:
+        if (user or password) and not given:
+            try:
+                (user + password).encode("latin-1")
+            except UnicodeEncodeError:
+                raise ClientError(
+                    "the URL's user name or password holds a character Basic "
+                    "authentication cannot carry (beyond latin-1)"
+                ) from None
             request.auth = HTTPBasicAuth(user, password)
-        else:
+        elif given or self.session.auth is None:
             request.auth = _AS_GIVEN
         prepared = self.session.prepare_request(request)
         if prepared.url is not None:  # the password is in the header now

@@ -23,9 +23,9 @@ class BadUrl(ClientError, ValueError):
     """A URL the client cannot send a request to (no scheme, no host, no key)."""
 
 
-#: ``user:`` then the password, up to the ``@`` of the userinfo: wherever
-#: it is, as a URL given with a typo (``https//u:pw@h``) has no ``://``.
-_PASSWORD = re.compile(r"([^/?#@:]+:)[^/?#]*@")
+#: A scheme, whole or typo'd (``http://``, ``https//``, ``http:/``), and the
+#: slashes after it: where the userinfo can start.
+_LEAD = re.compile(r"(?i)^(?:[a-z][a-z0-9+.-]*(?::|(?=[/\\])))?[/\\]*")
 
 
 def check_url(url: str) -> str:
@@ -151,12 +151,31 @@ def hidden(url: str) -> str:
     parse) and it shows that a query was there. A query may hold a
     signature, which is a credential until it expires.
     """
-    shown = _PASSWORD.sub(r"\1***@", url, count=1)
+    shown = _without_password(url)
     head, mark, rest = shown.partition("?")
     if mark and "#" not in head:
         fragment = rest.partition("#")[2]
         shown = f"{head}?..." + (f"#{fragment}" if "#" in rest else "")
     return shown
+
+
+def _without_password(url: str) -> str:
+    """``url`` with its userinfo's password (or a bare user, often a token)
+    as ``***``; found by position, so a password may hold ``#``, ``?``, ``@``."""
+    start = _LEAD.match(url).end()  # type: ignore[union-attr] # always matches
+    end = url.find("/", start)
+    authority = url[start:] if end < 0 else url[start:end]
+    at = authority.rfind("@")
+    if at < 0:
+        return url
+    user, colon, _ = authority[:at].partition(":")
+    userinfo = f"{user}:***@" if colon else "***@"
+    return (
+        url[:start]
+        + userinfo
+        + authority[at + 1 :]
+        + url[len(url) if end < 0 else end :]
+    )
 
 
 def display(url: str) -> str:

@@ -175,3 +175,54 @@ def test_the_lines_that_say_what_was_done_show_no_password(
         assert result.exit_code == 0, result.output
         assert "http://testserver/k" in result.output
         assert "s3cretpw" not in result.output
+
+
+def test_a_sessions_own_auth_is_still_sent(adapter: WsgiAdapter) -> None:
+    """A caller's requests.Session with ``auth`` (a proxy's Basic, say):
+    nothing given replaces it, and no netrc is read beside it."""
+    from tests.client.wsgi_adapter import session_for
+
+    session = session_for(adapter)
+    session.auth = ("proxy-user", "proxy-pw")
+    Client(session=session).delete(f"{BASE}k")
+    basic = base64.b64encode(b"proxy-user:proxy-pw").decode()
+    assert authorizations(adapter) == {f"Basic {basic}"}
+
+
+def test_a_password_without_a_user_name_is_sent(
+    run_cli: Callable[..., Result], adapter: WsgiAdapter
+) -> None:
+    assert run_cli("rm", "http://:pw@testserver/k").exit_code == 0
+    assert authorizations(adapter) == {"Basic " + base64.b64encode(b":pw").decode()}
+
+
+def test_a_url_password_basic_cannot_carry_is_one_line(
+    run_cli: Callable[..., Result], adapter: WsgiAdapter
+) -> None:
+    """It was a UnicodeEncodeError traceback."""
+    result = run_cli("rm", "http://u:p%E2%82%AC@testserver/k")
+    assert (result.exit_code, result.output) == (
+        1,
+        "Error: the URL's user name or password holds a character Basic "
+        "authentication cannot carry (beyond latin-1)\n",
+    )
+    assert adapter.sent == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://:s3cretpw@testserver:80x/k",
+        "http://u:pa#s3cretpw@testserver/k",
+        "http://s3cretpw@testserver:80x/k",  # a token given as the user name
+        "http:/u:s3cretpw@testserver/k",
+    ],
+)
+def test_usage_errors_never_show_a_password(
+    run_cli: Callable[..., Result], adapter: WsgiAdapter, url: str
+) -> None:
+    result = run_cli("rm", url)
+    assert result.exit_code == 2, result.output
+    assert "s3cretpw" not in result.output
+    assert "***@" in result.output
+    assert adapter.sent == []

@@ -223,6 +223,8 @@ def test_ls_escapes_control_characters_in_keys(
         ("q/a\\\nb", "$'q/a\\\\\\nb'"),
         ("$'q/a\\nb'", "$'$\\'q/a\\\\nb\\''"),  # as is, it would pass as quoted
         ("it's", "it's"),
+        # $'\xad' is the byte 0xad to bash, not the character: \u00ad is.
+        ("a\u00adb", "$'a\\u00adb'"),
     ],
 )
 def test_no_two_keys_print_alike(
