@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -59,13 +60,21 @@ def address(server: Server) -> tuple[str, int]:
 
 
 def regular_files(root: Path) -> dict[str, int]:
-    """Every regular file under ``root`` (symlinks not followed), with its size."""
+    """Every regular file under ``root`` (symlinks not followed), with its size.
+
+    A file the server's sweep removes between the listing and its ``stat``
+    is left out, as if listed a moment later (a poll looks again).
+    """
     found = {}
     for directory, _, names in os.walk(root):
         for name in names:
             path = Path(directory, name)
-            if not path.is_symlink():
-                found[str(path.relative_to(root))] = path.stat().st_size
+            try:
+                info = path.lstat()
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                found[str(path.relative_to(root))] = info.st_size
     return found
 
 
