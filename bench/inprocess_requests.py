@@ -24,7 +24,7 @@ ours/lean). From the repository root::
 
     .venv/bin/python bench/inprocess_requests.py                  # lean, floor, ours
     .venv/bin/python bench/inprocess_requests.py --baseline main  # + base (git archive)
-    .venv/bin/python bench/inprocess_requests.py --baseline /work/main --no-floor
+    .venv/bin/python bench/inprocess_requests.py --baseline ../other-checkout --no-floor
     .venv/bin/python bench/inprocess_requests.py --profile /tmp/ours.prof --only part
 
 ``--baseline`` is a git revision (archived to a temporary directory) or a
