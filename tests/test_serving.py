@@ -43,6 +43,7 @@ def test_importing_the_package_imports_neither_flask_nor_prometheus() -> None:
 def test_the_settings_put_prometheus_in_multiprocess_mode() -> None:
     value_class = _python(
         "import mpuflask.serving.gunicorn_settings as settings\n"
+        "import mpuflask.serving.startup_checks as checks\n"
         "from prometheus_client import values\n"
         "print(values.ValueClass.__name__)\n"
         "settings.on_exit(None)"
@@ -105,6 +106,7 @@ def test_a_worker_freezes_what_it_loaded_for_the_garbage_collector() -> None:
     frozen = _python(
         "import gc, types\n"
         "import mpuflask.serving.gunicorn_settings as settings\n"
+        "import mpuflask.serving.startup_checks as checks\n"
         "before = gc.get_freeze_count()\n"
         "settings.post_worker_init(types.SimpleNamespace(wsgi=None))\n"
         "print(before, gc.get_freeze_count() > 1000)\n"
@@ -125,17 +127,18 @@ def test_the_settings_check_runs_as_the_workers_user_and_reads_binds_as_gunicorn
         "os.environ['GUNICORN_TIMEOUT'] = '0'\n"
         "import gunicorn.util\n"
         "import mpuflask.serving.gunicorn_settings as settings\n"
+        "import mpuflask.serving.startup_checks as checks\n"
         f"os.environ['MPUFLASK_DATA_DIR'] = {str(tmp_path / 'data')!r}\n"
         "def owner(uid, gid, initgroups=False):\n"
         "    raise RuntimeError(f'as {uid}:{gid}')\n"
         "gunicorn.util.set_owner_process = owner\n"
         "me = types.SimpleNamespace(uid=os.geteuid(), gid=os.getegid(), initgroups=False)\n"
         "other = types.SimpleNamespace(uid=4321, gid=8765, initgroups=False)\n"
-        "print(settings._check_settings(me))\n"
-        "print(settings._check_settings(other))\n"
+        "print(checks.settings_verdict(me))\n"
+        "print(checks.settings_verdict(other))\n"
         "for bind in ('tcp://127.0.0.1', '[::1]:8000', 'unix:/run/a.sock',"
         " 'tcp://127.0.0.1:99999', '127.0.0.1:8x'):\n"
-        "    print(settings._bind_problem(bind))\n"
+        "    print(checks.bind_problem(bind))\n"
         "print(settings.timeout)\n"
         "settings.on_exit(None)",
     )
