@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from .urltext import userinfo_span
+
 #: What an empty value is told, whatever its type (set-but-empty is a mistake:
 #: for a secret or token list it would silently turn auth off).
 EMPTY = "is set but empty; unset it or give it a value"
@@ -308,10 +310,6 @@ MEDIA_TYPES = Kind(
 
 _URL = re.compile(r"(?i:https?)://[^/\s?#]+(/[^\s]*)?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-#: A scheme, whole or typo'd, and the slashes after it (always matches).
-_SCHEME_LEAD = re.compile(r"(?i)^(?:[a-z][a-z0-9+.-]*(?::|(?=[/\\])))?[/\\]*")
-#: What ends the authority (``user@host:port``) after ``scheme://``.
-_AFTER_AUTHORITY = re.compile(r"[/?#]")
 
 
 def url(instead: str) -> Kind:
@@ -322,11 +320,7 @@ def url(instead: str) -> Kind:
 
     def parse(value: Any) -> str:
         text = _trimmed(value)
-        # After the scheme, whole or typo'd (https//u:pw@h, http:/u:pw@h):
-        # the password must not be quoted by the line below either.
-        after_scheme = text[_SCHEME_LEAD.match(text).end() :]  # type: ignore[union-attr]
-        authority = _AFTER_AUTHORITY.split(after_scheme, maxsplit=1)[0]
-        if "@" in authority:
+        if userinfo_span(text) is not None:
             # Before any line that quotes the value: it may hold a password.
             raise ValueError(
                 "must not hold a user name or password (user:password@host): it "

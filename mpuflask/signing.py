@@ -38,9 +38,9 @@ from urllib.parse import urlsplit
 import click
 
 from .actions import LISTING_ACTIONS
-from .client.urls import quoted
 from .keypath import key_path
 from .setting_types import SECRET
+from .urltext import quoted
 
 #: The first line of every signed message: names the scheme and its version.
 SCHEME = "MPUFLASK-HMAC-SHA256-V1"

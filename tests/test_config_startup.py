@@ -279,6 +279,7 @@ def test_no_workers_or_threads_on_the_command_line_stop_it(
     assert output.count(line) == 1, output
     assert "Traceback" not in output
     assert "Booting worker" not in output
+    assert not (tmp_path / "data").exists()
 
 
 def test_a_port_out_of_range_stops_it_with_one_line(tmp_path: Path) -> None:

@@ -280,14 +280,13 @@ class Transport:
         """The caller's headers, then this request's own, then the token."""
         headers = dict(self.headers)
         for name, value in (extra or {}).items():
+            try:  # this request's own (a Content-Type given in code); the
+                check_value(name, value)  # others were checked once, at init
+            except BadHeader as error:
+                raise ClientError(str(error)) from None
             for known in [k for k in headers if k.lower() == name.lower()]:
                 del headers[known]
             headers[name] = value
         if self.token is not None:
             headers["Authorization"] = f"Bearer {self.token}"
-        try:
-            for name, value in headers.items():  # a Content-Type given in code
-                check_value(name, value)
-        except BadHeader as error:
-            raise ClientError(str(error)) from None
         return headers

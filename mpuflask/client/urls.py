@@ -14,6 +14,8 @@ from urllib.parse import unquote
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
+from ..urltext import hidden
+from ..urltext import quoted
 from .errors import ClientError
 
 SCHEMES = ("http", "https")
@@ -21,11 +23,6 @@ SCHEMES = ("http", "https")
 
 class BadUrl(ClientError, ValueError):
     """A URL the client cannot send a request to (no scheme, no host, no key)."""
-
-
-#: A scheme, whole or typo'd (``http://``, ``https//``, ``http:/``), and the
-#: slashes after it: where the userinfo can start.
-_LEAD = re.compile(r"(?i)^(?:[a-z][a-z0-9+.-]*(?::|(?=[/\\])))?[/\\]*")
 
 
 def check_url(url: str) -> str:
@@ -137,45 +134,6 @@ def split_listing_url(url: str, prefix: str | None = None) -> tuple[str, str]:
         path = parts.path if parts.path.endswith("/") else f"{parts.path}/"
         return urlunsplit(parts._replace(path=path, fragment="")), prefix
     return root_of(url), object_key(url)
-
-
-def quoted(url: str) -> str:
-    """``url`` quoted for a usage error, as :func:`hidden` shows it."""
-    return repr(hidden(url))
-
-
-def hidden(url: str) -> str:
-    """``url`` with its password and query hidden: ``http://u:***@h/k?...``.
-
-    Unlike :func:`display` it needs no parsing (a usage error's URL may not
-    parse) and it shows that a query was there. A query may hold a
-    signature, which is a credential until it expires.
-    """
-    shown = _without_password(url)
-    head, mark, rest = shown.partition("?")
-    if mark and "#" not in head:
-        fragment = rest.partition("#")[2]
-        shown = f"{head}?..." + (f"#{fragment}" if "#" in rest else "")
-    return shown
-
-
-def _without_password(url: str) -> str:
-    """``url`` with its userinfo's password (or a bare user, often a token)
-    as ``***``; found by position, so a password may hold ``#``, ``?``, ``@``."""
-    start = _LEAD.match(url).end()  # type: ignore[union-attr] # always matches
-    end = url.find("/", start)
-    authority = url[start:] if end < 0 else url[start:end]
-    at = authority.rfind("@")
-    if at < 0:
-        return url
-    user, colon, _ = authority[:at].partition(":")
-    userinfo = f"{user}:***@" if colon else "***@"
-    return (
-        url[:start]
-        + userinfo
-        + authority[at + 1 :]
-        + url[len(url) if end < 0 else end :]
-    )
 
 
 def display(url: str) -> str:
