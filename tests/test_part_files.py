@@ -481,9 +481,9 @@ def test_part_files_read_every_directory_as_name_by_name_would(tmp_path: Path) -
             os.close(fd)
         if measured is not None:
             fast_paths += 1
-            assert measured == outcomes
+            assert list(zip(*measured, strict=True)) == outcomes
         if listed is not None:
             fast_listings += 1
-            assert listed == listings
+            assert list(zip(*listed, strict=True)) == listings
     assert 30 < fast_paths < 270  # both ways were taken, often
     assert 30 < fast_listings < 270

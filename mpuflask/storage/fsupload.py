@@ -23,6 +23,7 @@ from ..rules import PartRef
 from ..rules import check_part_order
 from ..rules import check_part_sizes
 from ..rules import multipart_etag
+from ..slotted import instances
 from . import diskio
 from . import fsowners
 from . import fspublish
@@ -39,6 +40,7 @@ from .fsrecords import PART_LINK
 from .fsrecords import UPLOAD_RECORD
 from .fsrecords import PartFiles
 from .fsrecords import part_etag
+from .fsrecords import part_etags
 from .fsrecords import part_file
 from .fsrecords import part_file_name
 from .fsrecords import upload_info
@@ -134,13 +136,20 @@ class FilesystemUpload:
             _,
         ):
             files = PartFiles(dir_fd)
-            found = files.listed()
-            if found is None:
-                found = [
-                    part
-                    for link in files.links
-                    if (part := self._part(files, link)) is not None
-                ]
+            listed = files.listed()
+            if listed is not None:
+                names, sizes = listed
+                return instances(
+                    UploadedPart,
+                    part_number=list(map(int, files.links)),
+                    etag=part_etags(names),
+                    size=sizes,
+                )
+            found = [
+                part
+                for link in files.links
+                if (part := self._part(files, link)) is not None
+            ]
             return [
                 UploadedPart(int(name[:5]), part_etag(name), size)
                 for name, size in found
@@ -159,16 +168,17 @@ class FilesystemUpload:
 
     def _each_measured(
         self, files: PartFiles, links: list[str], operation: str
-    ) -> list[tuple[str, int]]:
+    ) -> tuple[list[str], list[int]]:
         """Part by part, where :meth:`.PartFiles.measured` found some part
         unusual: which one, and why (logged); InvalidPart for it."""
-        found = []
+        names, sizes = [], []
         for link in links:
             part = self._part(files, link, measured=True)
             if part is None:
                 raise InvalidPart(operation)
-            found.append(part)
-        return found
+            names.append(part[0])
+            sizes.append(part[1])
+        return names, sizes
 
     def complete(
         self, parts: Sequence[PartRef], check: PublishCheck | None = None
@@ -182,26 +192,23 @@ class FilesystemUpload:
         ):
             present = PartFiles(dir_fd)
             links = [f"{ref.part_number:05d}" for ref in parts]
-            found = present.measured(links) or self._each_measured(
+            files, sizes = present.measured(links) or self._each_measured(
                 present, links, operation
             )
-            files = [name for name, _ in found]
-            sizes = [size for _, size in found]
-            if list(map(part_etag, files)) != [ref.etag for ref in parts]:
+            etags = [ref.etag for ref in parts]
+            if part_etags(files) != etags:
                 raise InvalidPart(operation)
             check_part_sizes(sizes, bucket.min_part_size)
             if check is not None:
                 # Under the lock: no part can change until publish.
+                numbers = [ref.part_number for ref in parts]
                 check(
-                    [
-                        UploadedPart(ref.part_number, ref.etag, size)
-                        for ref, size in zip(parts, sizes, strict=True)
-                    ]
+                    instances(UploadedPart, part_number=numbers, etag=etags, size=sizes)
                 )
             manifest: dict[str, Any] = {
                 "key": self.key,
                 "upload_id": self.upload_id,
-                "etag": multipart_etag([ref.etag for ref in parts]),
+                "etag": multipart_etag(etags),
                 "size": sum(sizes),
                 "uploaded": bucket.clock().isoformat(),
                 "http_metadata": record["http_metadata"],
