@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .bulk import all_match
+from .bulk import instances
 from .errors import ApiError
 from .errors import EntityTooSmall
 from .errors import InvalidObjectName
@@ -136,23 +138,31 @@ def parse_complete_body(body: Any) -> list[PartRef]:
             '[{"partNumber": <integer>, "etag": "<string>"}, ...]}'
         )
     items = body["parts"]
-    # The usual list, every entry {"partNumber": <int in range>, "etag": "<md5
-    # hex>"}, is taken in one comprehension: complete lists up to 10,000.
-    md5_hex = _MD5_HEX.fullmatch
-    refs = [
-        PartRef(number, etag)
-        for item in items
-        if type(item) is dict
-        and type(number := item.get("partNumber")) is int
-        and MIN_PART_NUMBER <= number <= MAX_PART_NUMBER
-        and type(etag := item.get("etag")) is str
-        and md5_hex(etag)
-    ]
-    if len(refs) < len(items):
+    refs = _usual_refs(items)
+    if refs is None:
         refs = _parsed_refs(items)
     refs.sort(key=_BY_NUMBER)
     check_part_order(refs)
     return refs
+
+
+def _usual_refs(items: list[Any]) -> list[PartRef] | None:
+    """The refs of the usual list, every entry ``{"partNumber": <int in
+    range>, "etag": "<md5 hex>"}``, checked and made column by column
+    (:mod:`mpuflask.bulk`: complete lists up to 10,000); None for any other
+    list, for :func:`_parsed_refs` to read entry by entry."""
+    if not set(map(type, items)) <= {dict}:
+        return None
+    numbers = [item.get("partNumber") for item in items]
+    etags = [item.get("etag") for item in items]
+    if not (
+        set(map(type, numbers)) <= {int}
+        and MIN_PART_NUMBER <= min(numbers, default=MIN_PART_NUMBER)
+        and max(numbers, default=MAX_PART_NUMBER) <= MAX_PART_NUMBER
+        and all_match(_MD5_HEX, etags)
+    ):
+        return None
+    return instances(PartRef, part_number=numbers, etag=etags)
 
 
 def _parsed_refs(items: list[Any]) -> list[PartRef]:

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 from typing import cast
 
+from ..bulk import all_match
 from ..rules import UNSENDABLE_HEADER_TEXT
 from .base import HTTP_METADATA_HEADERS
 from .base import HttpMetadata
@@ -89,7 +90,7 @@ def check_manifest(manifest: dict[str, Any], what: str) -> dict[str, Any]:
         sizes = [part["size"] for part in parts]
     except (KeyError, TypeError):
         raise CorruptEntry(f"{what}: a part is not a file and a size") from None
-    if not _all_match(PART_FILE, names):
+    if not all_match(PART_FILE, names):
         name = next(
             n for n in names if not isinstance(n, str) or not PART_FILE.fullmatch(n)
         )
@@ -169,27 +170,9 @@ def _part_size(dir_fd: int, name: str, what: str) -> int:
 
 def _matching(pattern: re.Pattern[str], names: list[str]) -> list[str]:
     """The ``names`` that ``pattern`` matches whole (usually all of them)."""
-    if _all_match(pattern, names):
+    if all_match(pattern, names):
         return names
     return [name for name in names if pattern.fullmatch(name)]
-
-
-def _all_match(pattern: re.Pattern[str], names: list[Any]) -> bool:
-    """Whether every one of ``names`` is a string ``pattern`` matches whole.
-
-    One match of them all joined by "/" tells so in C, rather than 10,000
-    matches one by one in Python. A name holding a "/" itself (a directory's
-    names cannot; a manifest's could) fails the count of separators.
-    """
-    if not names:
-        return True
-    if not set(map(type, names)) <= {str}:
-        return False
-    joined = "/".join(names)
-    one = f"(?:{pattern.pattern})"
-    return joined.count("/") == len(names) - 1 and bool(
-        re.fullmatch(f"{one}(?:/{one})*", joined)
-    )
 
 
 class PartFiles:

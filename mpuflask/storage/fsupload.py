@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from collections.abc import Sequence
 from typing import Any
 
+from ..bulk import instances
 from ..errors import InvalidPart
 from ..errors import NoSuchUpload
 from ..jsontext import quoted
@@ -23,7 +24,6 @@ from ..rules import PartRef
 from ..rules import check_part_order
 from ..rules import check_part_sizes
 from ..rules import multipart_etag
-from ..slotted import instances
 from . import diskio
 from . import fsowners
 from . import fspublish
