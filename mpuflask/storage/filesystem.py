@@ -84,6 +84,7 @@ from .fsdirs import Directories
 from .fsevents import FilesystemOutbox
 from .fsindex import INDEX_DIR
 from .fsindex import ObjectIndex
+from .fslayouts import LayoutCache
 from .fslisting import scan_objects
 from .fslisting import uploads_of
 from .fsobject import Published
@@ -129,6 +130,8 @@ class FilesystemBucket(Directories):
         self.upload_ttl = upload_ttl
         #: Events recorded in the same steps (off until the app wants some).
         self.events = FilesystemOutbox(self)
+        #: Large versions' layouts, so a GET need not parse 10,000 parts again.
+        self.layouts = LayoutCache()
         diskio.make_dirs(self.root, durable)
         for area in _AREAS:
             os.makedirs(self._area(area), exist_ok=True)
@@ -249,13 +252,15 @@ class FilesystemBucket(Directories):
             return body.info
 
     def _open_object(
-        self, key: str, opener: Callable[[int, str], ObjectBody | None] = open_version
+        self,
+        key: str,
+        opener: Callable[[int, str, LayoutCache], ObjectBody | None] = open_version,
     ) -> ObjectBody | None:
         """The key's version opened by ``opener`` (its part files checked as
         they are sent; :func:`.open_whole`: all of them first)."""
         check_key(key, "get")
         with self._shard(key) as found:
-            return None if found is None else opener(*found)
+            return None if found is None else opener(*found, self.layouts)
 
     @contextmanager
     def _shard(self, key: str) -> Iterator[tuple[int, str] | None]:

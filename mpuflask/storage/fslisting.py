@@ -21,6 +21,7 @@ from .base import UploadListing
 from .base import UploadPosition
 from .diskio import CorruptEntry
 from .fsbase import DataDir
+from .fslayouts import LayoutCache
 from .fsobject import open_whole
 from .fspublish import object_name
 from .fsrecords import upload_info
@@ -35,6 +36,7 @@ def scan_objects(bucket: DataDir) -> Iterator[ObjectInfo]:
     A version filed under another key's name (a manifest moved by hand) is
     skipped: GET of its key would not find it there.
     """
+    once = LayoutCache(kept_bytes=0)  # each version is read once: keep none
     with bucket.areas("sweep", "objects") as (objects_fd,):
         for shard in sorted(os.listdir(objects_fd)):
             try:
@@ -43,7 +45,7 @@ def scan_objects(bucket: DataDir) -> Iterator[ObjectInfo]:
                 continue
             try:
                 for name in sorted(os.listdir(shard_fd)):
-                    body = open_whole(shard_fd, name)
+                    body = open_whole(shard_fd, name, once)
                     if body is None:
                         continue
                     with body:

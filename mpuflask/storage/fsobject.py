@@ -23,23 +23,20 @@ from __future__ import annotations
 import bisect
 import errno
 import io
-import itertools
 import logging
 import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from . import diskio
-from .base import HttpMetadata
 from .base import ObjectBody
 from .base import ObjectInfo
 from .diskio import CorruptEntry
+from .fslayouts import Layout
+from .fslayouts import LayoutCache
 from .fsrecords import MANIFEST
-from .fsrecords import check_manifest
-from .fsrecords import load_object
 
 log = logging.getLogger(__name__)
 
@@ -47,24 +44,11 @@ __all__ = [
     "MANIFEST",
     "FilesystemObjectBody",
     "Published",
-    "info_from_manifest",
     "open_version",
     "open_whole",
 ]
 
 _PART_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-
-
-def info_from_manifest(manifest: dict[str, Any]) -> ObjectInfo:
-    """The ObjectInfo a manifest describes."""
-    return ObjectInfo(
-        key=manifest["key"],
-        size=manifest["size"],
-        etag=manifest["etag"],
-        uploaded=datetime.fromisoformat(manifest["uploaded"]),
-        http_metadata=HttpMetadata(manifest["http_metadata"]),
-        version=manifest["upload_id"],
-    )
 
 
 @dataclass(frozen=True)
@@ -80,7 +64,9 @@ class Published:
     dir_fd: int
 
 
-def open_version(shard_fd: int, name: str) -> FilesystemObjectBody | None:
+def open_version(
+    shard_fd: int, name: str, layouts: LayoutCache
+) -> FilesystemObjectBody | None:
     """Open the version published as ``name`` in ``shard_fd`` and pin it.
 
     None if absent, or its manifest is corrupt (logged). A version can be
@@ -112,23 +98,25 @@ def open_version(shard_fd: int, name: str) -> FilesystemObjectBody | None:
             os.close(dir_fd)
             continue
         try:
-            manifest = load_object(
-                diskio.read_metadata(manifest_fd, found.st_size), name
+            layout = layouts.layout(
+                diskio.read_metadata(manifest_fd, found.st_size),
+                f"{MANIFEST} of {name}",
             )
-            manifest = check_manifest(manifest, f"{MANIFEST} of {name}")
         except CorruptEntry as error:
             os.close(manifest_fd)
             os.close(dir_fd)
             log.error("corrupt object %s: %s", name, error)
             return None
-        return FilesystemObjectBody(dir_fd, manifest_fd, manifest, name)
+        return FilesystemObjectBody(dir_fd, manifest_fd, layout, name)
     raise RuntimeError(f"object {name} kept changing while being opened")
 
 
-def open_whole(shard_fd: int, name: str) -> FilesystemObjectBody | None:
+def open_whole(
+    shard_fd: int, name: str, layouts: LayoutCache
+) -> FilesystemObjectBody | None:
     """:func:`open_version`, with every part file checked: what a GET of the
     whole object finds (None if it would find the version corrupt)."""
-    body = open_version(shard_fd, name)
+    body = open_version(shard_fd, name, layouts)
     if body is not None and not body.whole_intact():
         body.close()
         return None
@@ -139,18 +127,18 @@ class FilesystemObjectBody(ObjectBody):
     """The bytes of one version: its part files read in order, seekably."""
 
     def __init__(
-        self, dir_fd: int, manifest_fd: int, manifest: dict[str, Any], name: str
+        self, dir_fd: int, manifest_fd: int, layout: Layout, name: str
     ) -> None:
         super().__init__()
-        self.info = info_from_manifest(manifest)
+        self.info = layout.info
         self._name = name
         self._dir_fd = dir_fd
         self._manifest_fd = manifest_fd
-        self._files = [part["file"] for part in manifest["parts"]]
-        self._sizes = [part["size"] for part in manifest["parts"]]
-        #: Where each part starts in the object; the last "start" is its size.
-        self._starts = list(itertools.accumulate(self._sizes, initial=0))
-        self._size = self._starts.pop()
+        self._files = layout.files
+        self._sizes = layout.sizes
+        #: Where each part starts in the object.
+        self._starts = layout.starts
+        self._size = layout.info.size
         self._position = 0
         self._open_index = -1
         self._open_fd = -1

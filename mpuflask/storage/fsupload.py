@@ -33,8 +33,8 @@ from .base import UploadedPart
 from .base import UploadInfo
 from .diskio import CorruptEntry
 from .fsbase import UploadStore
+from .fslayouts import info_from_manifest
 from .fsobject import Published
-from .fsobject import info_from_manifest
 from .fsrecords import MANIFEST
 from .fsrecords import PART_LINK
 from .fsrecords import UPLOAD_RECORD
