@@ -27,6 +27,7 @@ from .actions import NO_SUCH_UPLOAD
 from .actions import ObjectApi
 from .download import DownloadResult
 from .download import download_file
+from .download_stream import download_stream
 from .errors import ClientError
 from .errors import ServerRefused
 from .listing import ListedObject
@@ -143,6 +144,34 @@ class Client:
             part_size=part_size,
             min_part_size=min_part_size,
             concurrency=self.concurrency,
+            progress=progress,
+        )
+
+    def download_stream(
+        self,
+        url: str,
+        out: BinaryIO,
+        *,
+        name: str = "-",
+        part_size: int | None = None,
+        min_part_size: int = DEFAULT_MIN_PART_SIZE,
+        progress: Progress | None = None,
+    ) -> DownloadResult:
+        """Write the object ``url`` to ``out`` (``sys.stdout.buffer``, a pipe)
+        in order, as one GET resumed where a lost connection stopped.
+
+        The etag is checked after the bytes went out: a
+        :class:`VerificationFailed` then means they were not the object's.
+        ``name`` is what ``out`` is, for the result. See :mod:`.download_stream`.
+        """
+        check_object_url(url)
+        return download_stream(
+            self.transport,
+            url,
+            out,
+            name=name,
+            part_size=part_size,
+            min_part_size=min_part_size,
             progress=progress,
         )
 

@@ -23,6 +23,7 @@ import click
 from .cli_options import NO_RESUME
 from .cli_options import PIPE_NO_RESUME
 from .cli_options import RESUME
+from .cli_options import STREAM_AGAIN
 from .cli_options import connection_options
 from .cli_options import content_type_option
 from .cli_options import exit_interrupted
@@ -217,12 +218,18 @@ def download(
     """Download the object URL to FILE in parallel ranges, replacing FILE atomically.
 
     FILE may be a folder (an existing one, or any path ending in '/'): the
-    file is then named after the key's last part.
+    file is then named after the key's last part. FILE '-' (standard output),
+    a FIFO or a device such as /dev/null gets the bytes as one stream, in
+    order; its etag is checked after they went out (exit 1 if they were not
+    the object's).
     """
     from .progress import progress_for
 
     target = download_target(url, file)
     client = make_client(token, headers, retries, concurrency)
+    if target is None:
+        _download_stream(client, url, file, part_size, min_part_size, quiet)
+        return
     with reporting(quiet):
         try:
             result = client.download(
@@ -242,18 +249,62 @@ def download(
     )
 
 
-def download_target(url: str, file: str) -> Path:
-    """The file a download writes: FILE, or FILE/<the key's base name>.
+def _download_stream(
+    client: Client,
+    url: str,
+    file: str,
+    part_size: int | None,
+    min_part_size: int,
+    quiet: bool,
+) -> None:
+    """``download URL FILE`` to standard output, a FIFO or a device: every
+    line but the bytes goes to stderr."""
+    from .progress import progress_for
+    from .target import open_stream
+
+    shown = "standard output" if file == "-" else file
+    with reporting(quiet, again=STREAM_AGAIN):
+        try:
+            out = sys.stdout.buffer if file == "-" else open_stream(Path(file))
+            try:
+                result = client.download_stream(
+                    url,
+                    out,
+                    name=file,
+                    part_size=part_size,
+                    min_part_size=min_part_size,
+                    progress=progress_for(f"download to {shown}", quiet=quiet),
+                )
+            finally:
+                if out is not sys.stdout.buffer:
+                    out.close()
+        except KeyboardInterrupt:
+            exit_interrupted(f"what {shown} got so far is not the whole object")
+    if result.warning:
+        click.echo(f"warning: {result.warning}", err=True)
+    click.echo(
+        f"downloaded {display(url)} to {shown}: {result.size} bytes, "
+        f'etag "{result.etag}"',
+        err=True,
+    )
+
+
+def download_target(url: str, file: str) -> Path | None:
+    """The file a download writes: FILE, or FILE/<the key's base name>; None
+    when FILE takes a stream (``-``, a FIFO, a device: see .target).
 
     A usage error (exit 2) when the folder to write in does not exist, or the
-    target is not a regular file (``-``, a folder, a device: see .target).
+    target is no regular file and takes no stream (a folder, a socket, a disk).
     """
     from .target import BadTarget
-    from .target import check_target
+    from .target import resolve_target
+    from .target import streams_to
 
-    path = _download_path(url, file)
     try:
-        check_target(file, path)
+        if streams_to(file, Path(file)):
+            return None
+        path = _download_path(url, file)
+        resolve_target(path)
     except BadTarget as error:
         raise click.BadParameter(str(error), param_hint="'FILE'") from None
     return path

@@ -64,7 +64,12 @@ NO_RESUME = (
 )
 #: The same for a FIFO, ``/dev/stdin`` or ``<(cmd)`` given as FILE.
 PIPE_NO_RESUME = NO_RESUME.replace("standard input", "a pipe", 1)
-_STREAMS = (NO_RESUME, PIPE_NO_RESUME)
+#: A download to standard output, a FIFO or a device that failed: its reader
+#: has some of the object's bytes, which no run can take back.
+STREAM_AGAIN = (
+    "what went out is not the whole object: discard it and run the command again"
+)
+_STREAMS = (NO_RESUME, PIPE_NO_RESUME, STREAM_AGAIN)
 
 
 def parse_size(

@@ -31,10 +31,10 @@ from .errors import Cancelled
 from .errors import ClientError
 from .errors import ServerRefused
 from .errors import TransferFailed
-from .errors import VerificationFailed
 from .hashing import EtagCheck
 from .hashing import PartHasher
 from .hashing import etag_check
+from .hashing import etag_verdict
 from .parts import PartPlan
 from .parts import choose_part_size
 from .pool import run_all
@@ -174,7 +174,7 @@ class _Fetch:
             if response.status_code == 416:
                 return None
             if response.status_code == 206:
-                self.found = _Object(_content_range(response)[2], etag)
+                self.found = _Object(content_range(response)[2], etag)
                 self.ranged = True
                 return None
             self.whole = True
@@ -217,7 +217,7 @@ class _Fetch:
         found, end = self.found, offset + length - 1
 
         def handle(response: requests.Response) -> str:
-            got = _content_range(response)
+            got = content_range(response)
             if got != (offset, end, found.size):
                 raise ClientError(
                     f"{self.shown}: asked for bytes {offset}-{end}/{found.size}, "
@@ -285,7 +285,7 @@ class _Fetch:
         return written
 
 
-def _content_range(response: requests.Response) -> tuple[int, int, int]:
+def content_range(response: requests.Response) -> tuple[int, int, int]:
     """``(first, last, total)`` of a 206's Content-Range."""
     match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
     if match is None:
@@ -309,45 +309,23 @@ def _verify(
     ranged: bool,
     sized: bool,
 ) -> str | None:
-    """Recompute the etag (from the digests, else reading the file back).
-
-    None when it matched; else a warning saying why it could not be checked.
-    A mismatch fails only when the cut is known: one part (the MD5 of the
-    whole body) or the part size given. Under the client's guessed default
-    cut it proves nothing (the object may be cut otherwise, as the AWS CLI's
-    8 MiB parts are, with the same count): then the file is kept, unverified.
-    """
-    if not found.etag:  # nor was If-Match sent: a replaced object goes unseen
-        return "the server sent no etag: there was nothing to check the bytes " + (
-            "against, only their length" if ranged or sized else "against"
-        )
+    """Recompute the etag (from the digests, else reading the file back);
+    None when it matched, else a warning (see :func:`etag_verdict`)."""
     if ranged:
         checked = "length and etag were checked across ranges"
     else:
         checked = "its length was checked" if sized else "nothing else was checked"
-    if check.part_size is None:
-        return (
-            f'etag "{found.etag}" not recomputed (unknown part size; give '
-            f"--part-size); {checked}"
-        )
-    if digests is None:
-        hasher = PartHasher(check.part_size)
+
+    def digests_of(part_size: int) -> list[str]:
+        if digests is not None:
+            return digests
+        hasher = PartHasher(part_size)
         with temp.open("rb") as data:
             while block := data.read(8 * 1024 * 1024):
                 hasher.update(block)
-        digests = hasher.digests()
-    computed = check.etag_of(digests)
-    if computed == found.etag:
-        return None
-    if check.guessed:
-        return (
-            f'etag "{found.etag}" not recomputed (parts of the default '
-            f"{check.part_size} bytes do not give it: the object was cut "
-            f"otherwise, or its bytes differ; give --part-size); {checked}"
-        )
-    raise VerificationFailed(
-        f"downloaded bytes have etag {computed}, the server said {found.etag}"
-    )
+        return hasher.digests()
+
+    return etag_verdict(check, found.etag, digests_of, checked, ranged or sized)
 
 
 def _naming(error: OSError, path: str | os.PathLike[str]) -> OSError:

@@ -13,12 +13,14 @@ only for length and for an etag that stayed the same (If-Match).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..rules import DEFAULT_MIN_PART_SIZE
 from ..rules import is_md5_hex
 from ..rules import multipart_etag
 from .errors import ClientError
+from .errors import VerificationFailed
 from .parts import choose_part_size
 
 
@@ -92,3 +94,43 @@ def etag_check(
     if plan.count != count:
         return EtagCheck(etag, None, multipart=True)
     return EtagCheck(etag, plan.part_size, multipart=True, guessed=part_size is None)
+
+
+def etag_verdict(
+    check: EtagCheck,
+    etag: str,
+    digests_of: Callable[[int], list[str]],
+    checked: str,
+    sized: bool,
+) -> str | None:
+    """Recompute ``etag`` from the part MD5s ``digests_of(part size)`` gives.
+
+    None when it matched; else a warning saying why it could not be checked,
+    ending with ``checked`` (what was checked instead). A mismatch fails only
+    when the cut is known: one part (the MD5 of the whole body) or the part
+    size given. Under the client's guessed default cut it proves nothing (the
+    object may be cut otherwise, as the AWS CLI's 8 MiB parts are, with the
+    same count): then the bytes are kept, unverified. ``sized``: the length
+    was known and checked (for the no-etag warning).
+    """
+    if not etag:  # nor was If-Match sent: a replaced object goes unseen
+        return "the server sent no etag: there was nothing to check the bytes " + (
+            "against, only their length" if sized else "against"
+        )
+    if check.part_size is None:
+        return (
+            f'etag "{etag}" not recomputed (unknown part size; give '
+            f"--part-size); {checked}"
+        )
+    computed = check.etag_of(digests_of(check.part_size))
+    if computed == etag:
+        return None
+    if check.guessed:
+        return (
+            f'etag "{etag}" not recomputed (parts of the default '
+            f"{check.part_size} bytes do not give it: the object was cut "
+            f"otherwise, or its bytes differ; give --part-size); {checked}"
+        )
+    raise VerificationFailed(
+        f"downloaded bytes have etag {computed}, the server said {etag}"
+    )

@@ -1,4 +1,4 @@
-"""Where a download writes: the regular file a path leads to, and a temp name.
+"""Where a download writes: the regular file a path leads to, or a stream.
 
 A download renames a finished temp file over its target, so the target is
 the old file or the whole new one. That is right only for a regular file: a
@@ -7,6 +7,11 @@ a socket or a folder, or of the symlink the user meant to write through.
 So a symlink is followed to the file it names (as ``curl -o`` writes through
 one), the temp file goes beside that file, and a target that exists but is
 not a regular file is refused before any request.
+
+The command line writes to the others that take bytes in order, as one
+stream (:mod:`.download_stream`): ``-`` (standard output), a FIFO and a
+character device, opened for writing, never created, emptied or replaced.
+A block device (a disk) is refused: one typo would overwrite a disk.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import ClientError
 
@@ -26,21 +32,42 @@ _HASH = 16
 
 
 class BadTarget(ClientError):
-    """The path given cannot take a download (a folder, device, FIFO, ``-``)."""
+    """The path given cannot take a download: a folder, a socket, a disk; for
+    :func:`resolve_target` (a file download) anything but a regular file."""
 
 
-def check_target(file: str, path: Path) -> Path:
-    """``path`` (the command line's FILE, made ``path``) as :func:`resolve_target`.
+def streams_to(file: str, path: Path) -> bool:
+    """Whether a download to FILE goes out as one stream, in order: FILE is
+    ``-``, or ``path`` leads (through links) to a FIFO or a character device.
 
-    ``-`` is refused rather than written as a file named ``-``: the ranges
-    arrive in any order, so a download cannot stream to standard output.
+    A block device is a :class:`BadTarget`; anything else is for
+    :func:`resolve_target` to take or refuse.
     """
     if file == "-":
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    if stat.S_ISBLK(mode):
         raise BadTarget(
-            "'-' (standard output) is not supported: a download is written in "
-            "parallel ranges to a file; give a file name (./- for a file named -)"
+            f"{file!r} is a block device (a disk): a download does not write "
+            f"disks; if that is what you mean: mpuflask download URL - | dd "
+            f"of={file}"
         )
-    return resolve_target(path)
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+def open_stream(path: Path) -> BinaryIO:
+    """``path`` (a FIFO or character device) opened for writing, never made
+    or emptied; a FIFO's open waits for its reader, as ``cat > fifo`` does.
+    BadTarget if it is no longer one of those."""
+    fd = os.open(path, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+    mode = os.fstat(fd).st_mode
+    if not (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)):
+        os.close(fd)
+        raise BadTarget(f"{str(path)!r} changed while it was opened: run again")
+    return os.fdopen(fd, "wb")
 
 
 def resolve_target(path: str | os.PathLike[str]) -> Path:

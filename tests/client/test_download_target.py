@@ -1,8 +1,10 @@
 """Which file a download writes, and what it never replaces.
 
 A symlink is written through (the file it names is replaced, the link
-stays); a target that is not a regular file (a device, FIFO, socket,
-folder) or ``-`` is a usage error before any request, and is left as it was.
+stays); a target that is not a regular file and takes no stream (a socket,
+a folder) is a usage error before any request, and is left as it was. The
+library's file download refuses FIFOs and devices too; the command line
+streams into them (test_download_stream.py).
 A name near the 255-byte limit still gets a temp file beside it.
 """
 
@@ -119,11 +121,7 @@ def unix_socket(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.mark.parametrize(
     ("kind", "what"),
-    [
-        ("fifo", "a FIFO (named pipe)"),
-        ("device", "a device"),
-        ("unix_socket", "a socket"),
-    ],
+    [("unix_socket", "a socket")],
 )
 def test_a_special_file_is_refused_and_kept(
     request: pytest.FixtureRequest,
@@ -144,42 +142,21 @@ def test_a_special_file_is_refused_and_kept(
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".download")]
 
 
-def test_a_symlink_to_a_device_is_refused_and_kept(
-    tmp_path: Path, run_cli: Callable[..., Result], adapter: WsgiAdapter
-) -> None:
-    """``ln -s /dev/null out``: neither the link nor /dev/null is replaced."""
-    link = tmp_path / "out"
-    link.symlink_to("/dev/null")
-    usage_error(
-        run_cli("download", URL, link, *SIZES),
-        f"'{link}' (a symbolic link) leads to a device, {ONLY_REGULAR}",
-    )
-    assert adapter.sent == []
-    assert link.is_symlink() and stat.S_ISCHR(os.stat("/dev/null").st_mode)
-
-
-def test_the_library_refuses_a_fifo_too(
-    fifo: Path, mpu: Client, adapter: WsgiAdapter
-) -> None:
-    with pytest.raises(BadTarget, match=r"is a FIFO \(named pipe\), not a regular"):
-        mpu.download(URL, fifo)
-    assert adapter.sent == [] and stat.S_ISFIFO(fifo.lstat().st_mode)
-
-
-def test_dash_is_refused_not_written_as_a_file(
-    tmp_path: Path,
-    run_cli: Callable[..., Result],
+@pytest.mark.parametrize(("kind", "what"), [("fifo", "a FIFO"), ("device", "a device")])
+def test_the_library_refuses_a_fifo_or_a_device(
+    request: pytest.FixtureRequest,
+    mpu: Client,
     adapter: WsgiAdapter,
-    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    what: str,
 ) -> None:
-    (tmp_path / "work").mkdir()
-    monkeypatch.chdir(tmp_path / "work")
-    usage_error(
-        run_cli("download", URL, "-", *SIZES),
-        "'-' (standard output) is not supported: a download is written in "
-        "parallel ranges to a file; give a file name (./- for a file named -)",
-    )
-    assert adapter.sent == [] and list((tmp_path / "work").iterdir()) == []
+    """Client.download replaces regular files only (Client.download_stream
+    writes to the others)."""
+    path: Path = request.getfixturevalue(kind)
+    mode = path.lstat().st_mode
+    with pytest.raises(BadTarget, match=f"is {what}.*, not a regular"):
+        mpu.download(URL, path)
+    assert adapter.sent == [] and path.lstat().st_mode == mode
 
 
 def test_dot_slash_dash_is_a_file_named_dash(
