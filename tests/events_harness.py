@@ -8,12 +8,12 @@ What it does
 It runs gunicorn (our ``gunicorn.conf.py``, durable) with the webhook on,
 pointed at a receiver in this process (:mod:`tests.webhook_receiver`) that
 answers 500 to some deliveries, stalls past the webhook's timeout on others,
-and is stopped and started again now and then. Client threads, each on keys
-of its own, loop over: upload and complete (a publish, or an overwrite), upload
-and abort, delete. A coordinator waits for a seeded number of acknowledged
-requests, then SIGKILLs one worker (gunicorn respawns it) or the master with
-all its workers, whatever they are doing, and restarts gunicorn on the same
-data directory and port.
+and is stopped and started again now and then. Client threads
+(``tests/events_clients.py``), each on keys of its own, loop over: upload and
+complete (a publish, or an overwrite), upload and abort, delete. A coordinator
+waits for a seeded number of acknowledged requests, then SIGKILLs one worker
+(gunicorn respawns it) or the master with all its workers, whatever they are
+doing, and restarts gunicorn on the same data directory and port.
 
 A request ends acknowledged (a whole answer), refused (no connection: it never
 reached a server; retried), or cut (the connection died: it may or may not have
@@ -49,10 +49,7 @@ import random
 import signal
 import threading
 import time
-from collections import Counter
-from collections import defaultdict
 from contextlib import ExitStack
-from typing import Any
 
 import requests
 
@@ -61,27 +58,25 @@ from tests.crash.driver import kill_master
 from tests.crash.driver import listening
 from tests.events_checks import EventChecks
 from tests.events_checks import expected
+from tests.events_clients import MIN_PART
+from tests.events_clients import OK
+from tests.events_clients import EventsClients
 from tests.events_report import INVARIANTS as INVARIANTS
 from tests.events_report import EventsHarnessConfig
 from tests.events_report import Report
 from tests.events_report import Upload
 from tests.servers import Server
-from tests.servers import free_port
 from tests.servers import gunicorn_server
 from tests.webhook_receiver import Receiver
 
 SECRET = "events-harness-secret"  # noqa: S105 (a test secret)
-MIN_PART = 4096
-
-OK, REFUSED, CUT = "ok", "refused", "cut"
 
 
-class EventsHarness:
+class EventsHarness(EventsClients):
+    """Clients, a server killed and restarted under them, then the checks."""
+
     def __init__(self, config: EventsHarnessConfig) -> None:
-        self.cfg = config
-        self.counts: Counter[str] = Counter()
-        self.violations: dict[str, list[str]] = defaultdict(list)
-        self.port = free_port()
+        super().__init__(config)
         self.receiver = Receiver(
             SECRET,
             fail_rate=config.fail_rate,
@@ -99,154 +94,9 @@ class EventsHarness:
             "GUNICORN_LOGLEVEL": "warning",
             "GUNICORN_GRACEFUL_TIMEOUT": "5",
         }
-        self.uploads: list[Upload] = []
-        self.lock = threading.Lock()
-        self.acked = 0
-        self.progress = threading.Condition(self.lock)
-        self.stopping = threading.Event()
         self.server: Server | None = None
         self.stack = ExitStack()
         self.killed_workers: list[int] = []
-
-    # -- bookkeeping ----------------------------------------------------------
-
-    def count(self, name: str, by: int = 1) -> None:
-        with self.lock:
-            self.counts[name] += by
-
-    def violation(self, name: str, detail: str) -> None:
-        with self.lock:
-            self.violations[name].append(detail)
-
-    def acknowledged(self, name: str) -> None:
-        with self.progress:
-            self.counts[name] += 1
-            self.acked += 1
-            self.progress.notify_all()
-
-    # -- requests -------------------------------------------------------------
-
-    def call(self, method: str, key: str, **params: str) -> tuple[str, Any]:
-        """One request on a fresh connection; retried while refused (no server).
-
-        A fresh connection per request: a request refused at connect never
-        reached a server, so it is safe to send again.
-        """
-        url = f"http://127.0.0.1:{self.port}/{key}"
-        data: bytes | None = params.pop("_data", None)  # type: ignore[assignment]
-        json_body = params.pop("_json", None)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                response = requests.request(
-                    method,
-                    url,
-                    params=params,
-                    data=data,
-                    json=json_body,
-                    headers={"Connection": "close"},
-                    timeout=self.cfg.request_timeout,
-                )
-                if response.status_code >= 500:
-                    self.violation(
-                        "server errors (5xx)",
-                        f"{method} {key} {params}: {response.status_code} "
-                        f"{response.text[:200]} (request "
-                        f"{response.headers.get('X-Request-Id')})",
-                    )
-                return OK, response
-            except requests.ConnectionError as error:
-                if "refused" not in str(error).lower():
-                    return CUT, error
-            except requests.RequestException as error:
-                return CUT, error
-            if self.stopping.is_set() or time.monotonic() > deadline:
-                return REFUSED, None
-            time.sleep(0.05)  # the server is being restarted: try again
-
-    # -- clients --------------------------------------------------------------
-
-    def client(self, number: int) -> None:
-        rng = random.Random(self.cfg.seed * 1000 + number)
-        keys = [f"c{number}/k{j}" for j in range(self.cfg.keys_per_client)]
-        try:
-            while not self.stopping.is_set():
-                key = rng.choice(keys)
-                roll = rng.random()
-                if roll < 0.55:
-                    self.upload(key, rng, complete=True)
-                elif roll < 0.75:
-                    self.upload(key, rng, complete=False)
-                else:
-                    self.delete(key)
-        except Exception as error:  # a harness bug: say so, never hang
-            self.violation("harness errors", f"client {number}: {error!r}")
-
-    def upload(self, key: str, rng: random.Random, complete: bool) -> None:
-        outcome, reply = self.call("POST", key, action="mpu-create")
-        if outcome != OK or reply.status_code != 200:
-            return  # cut: an orphan upload nobody knows, which never ends
-        upload = Upload(key, reply.json()["uploadId"])
-        with self.lock:
-            self.uploads.append(upload)
-        sizes = [MIN_PART, rng.randint(1, MIN_PART)][: rng.randint(1, 2)]
-        parts = []
-        for number, size in enumerate(sizes, 1):
-            data = os.urandom(size)
-            outcome, reply = self.call(
-                "PUT",
-                key,
-                action="mpu-uploadpart",
-                uploadId=upload.upload_id,
-                partNumber=str(number),
-                _data=data,  # type: ignore[arg-type]
-            )
-            if outcome != OK or reply.status_code != 200:
-                complete = False
-                break
-            parts.append({"partNumber": number, "etag": reply.json()["etag"]})
-        if complete:
-            self.complete(upload, parts)
-        else:
-            self.abort(upload)
-
-    def complete(self, upload: Upload, parts: list[dict[str, Any]]) -> None:
-        outcome, reply = self.call(
-            "POST",
-            upload.key,
-            action="mpu-complete",
-            uploadId=upload.upload_id,
-            _json={"parts": parts},  # type: ignore[arg-type]
-        )
-        if outcome == OK and reply.status_code == 200:
-            upload.etag = reply.headers["etag"].strip('"')
-            upload.complete = "published"
-            self.acknowledged("ack_complete")
-        elif outcome == OK:
-            upload.complete = "not published"
-            self.count("refused_complete")
-        elif outcome == CUT:
-            upload.complete = "unknown"
-            self.count("cut_complete")
-        # REFUSED: only when stopping; the upload stays open (aborted at the end)
-
-    def abort(self, upload: Upload) -> None:
-        outcome, reply = self.call(
-            "DELETE", upload.key, action="mpu-abort", uploadId=upload.upload_id
-        )
-        if outcome == OK and reply.status_code == 204:
-            upload.abort = True
-            self.acknowledged("ack_abort")
-        elif outcome == CUT:
-            upload.abort = True  # resolved at the end
-            self.count("cut_abort")
-
-    def delete(self, key: str) -> None:
-        outcome, reply = self.call("DELETE", key, action="delete")
-        if outcome == OK and reply.status_code == 204:
-            self.acknowledged("ack_delete")
-        elif outcome == CUT:
-            self.count("cut_delete")
 
     # -- the run --------------------------------------------------------------
 

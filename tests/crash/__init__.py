@@ -10,7 +10,8 @@ Where each part lives
   uploads they recorded, and the verdict which states a key may be in;
 * :mod:`.checker`: every GET's answer, and everything after each restart;
 * :mod:`.driver`: gunicorn started, killed, restarted; its log; the leftovers;
-* :mod:`.clients`: the client threads and the requests they make;
+* :mod:`.clients`: the client threads, and the steps they choose;
+* :mod:`.workload`: the requests they make, each recorded in the model;
 * :mod:`.api`: one request on its own connection, and how it ended;
 * :mod:`.report`: the run's configuration, findings and report;
 * :mod:`.harness`: the coordinator, :func:`~.harness.run_harness`.

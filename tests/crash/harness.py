@@ -22,13 +22,13 @@ from tests.servers import free_port
 from .api import Api
 from .checker import Checker
 from .clients import Client
-from .clients import Workload
 from .driver import Driver
 from .driver import HarnessError
 from .model import Model
 from .report import Findings
 from .report import HarnessConfig
 from .report import Report
+from .workload import Workload
 
 
 class CrashHarness:
