@@ -183,17 +183,17 @@ def test_settling_the_index_does_not_read_the_new_manifest_back(
     while it is still the key's: its manifest (10,000 entries for 10,000
     parts) is neither read back nor checked again. A reader still checks it
     (test_fsindex.py: a version published over it is read)."""
-    from mpuflask.storage import fsobject
+    from mpuflask.storage import fslayouts
 
     bucket = fs_bucket(tmp_path)
     checked: list[str] = []
-    real_check = fsobject.check_manifest
+    real_check = fslayouts.check_manifest
 
     def check_manifest(manifest: dict[str, object], what: str) -> dict[str, object]:
         checked.append(what)
         return real_check(manifest, what)
 
-    monkeypatch.setattr(fsobject, "check_manifest", check_manifest)
+    monkeypatch.setattr(fslayouts, "check_manifest", check_manifest)
     upload_id = bucket.create_multipart_upload("k", HttpMetadata({})).upload_id
     upload = bucket.resume_multipart_upload("k", upload_id)
     info = upload.complete([PartRef(1, upload.upload_part(1, [b"one"]).etag)])
