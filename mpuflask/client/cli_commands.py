@@ -39,6 +39,7 @@ from .urls import display
 
 if TYPE_CHECKING:
     from .api import Client
+    from .download import DownloadResult
 
 
 @click.command()
@@ -241,12 +242,7 @@ def download(
             )
         except KeyboardInterrupt:
             exit_interrupted(f"{target} was left as it was")
-    if result.warning:
-        click.echo(f"warning: {result.warning}", err=True)
-    click.echo(
-        f"downloaded {display(url)} to {target}: {result.size} bytes, "
-        f'etag "{result.etag}"'
-    )
+    _downloaded(url, str(target), result)
 
 
 def _download_stream(
@@ -280,12 +276,20 @@ def _download_stream(
                     out.close()
         except KeyboardInterrupt:
             exit_interrupted(f"what {shown} got so far is not the whole object")
+    _downloaded(url, shown, result, err=True)
+
+
+def _downloaded(
+    url: str, where: str, result: DownloadResult, err: bool = False
+) -> None:
+    """The last lines of a download: its warning (stderr), then what it got
+    (stderr too for a stream: its stdout may be the bytes)."""
     if result.warning:
         click.echo(f"warning: {result.warning}", err=True)
     click.echo(
-        f"downloaded {display(url)} to {shown}: {result.size} bytes, "
+        f"downloaded {display(url)} to {where}: {result.size} bytes, "
         f'etag "{result.etag}"',
-        err=True,
+        err=err,
     )
 
 

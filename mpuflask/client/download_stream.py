@@ -99,12 +99,11 @@ class _Stream:
         #: a size None after it: a whole body of unannounced length).
         self.size: int | None = None
         self.etag: str | None = None
-        #: How the etag is recomputed, and the hasher cut for it (None: the
-        #: cut is not known up front, nothing is hashed).
-        self.check: EtagCheck | None = None
+        #: Cut where the etag's parts were (None: not known up front, so
+        #: nothing is hashed).
         self.hasher: PartHasher | None = None
-        #: What the next try asks for: each byte written moves its Range on,
-        #: so a try the transport repeats resumes where the last one stopped.
+        #: What the next try asks for: each try that ends moves its Range on
+        #: to the bytes written, so one the transport repeats resumes there.
         self.headers = {"Range": "bytes=0-"}
         self.empty = False
 
@@ -189,20 +188,22 @@ class _Stream:
     def _write(self, response: requests.Response, skip: int) -> None:
         """Write the body on, past its first ``skip`` bytes (ones a body sent
         whole again holds that went out already); refuse a short or long one."""
-        for chunk in response.iter_content(READ_SIZE):
-            if skip:
-                dropped = min(skip, len(chunk))
-                chunk, skip = chunk[dropped:], skip - dropped
-                if not chunk:
-                    continue
-            if self.size is not None and self.written + len(chunk) > self.size:
-                raise TransferFailed(f"{self.shown}: more bytes than announced")
-            self.out.write(chunk)
-            if self.hasher is not None:
-                self.hasher.update(chunk)
-            self.written += len(chunk)
+        try:
+            for chunk in response.iter_content(READ_SIZE):
+                if skip:
+                    dropped = min(skip, len(chunk))
+                    chunk, skip = chunk[dropped:], skip - dropped
+                    if not chunk:
+                        continue
+                if self.size is not None and self.written + len(chunk) > self.size:
+                    raise TransferFailed(f"{self.shown}: more bytes than announced")
+                self.out.write(chunk)
+                if self.hasher is not None:
+                    self.hasher.update(chunk)
+                self.written += len(chunk)
+                self.progress.update(len(chunk))
+        finally:  # a try the transport repeats asks for the rest
             self.headers["Range"] = f"bytes={self.written}-"
-            self.progress.update(len(chunk))
         if skip or (self.size is not None and self.written != self.size):
             came = self.written - skip
             raise TransferFailed(
