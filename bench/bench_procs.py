@@ -118,6 +118,30 @@ def machine_busy() -> float:
     return (sum(values[:8]) - idle) / _TICK
 
 
+def wait_until_quiet(
+    idle_share: float = 0.1, window: float = 0.25, limit: float = 60.0
+) -> float:
+    """Wait until the machine is idle; return the seconds waited.
+
+    Idle: over ``window`` seconds, all CPUs together busy less than
+    ``idle_share`` of one. What the last run left behind (a delete's reclaim
+    after its answer, the kernel freeing blocks and committing the journal)
+    would otherwise run during the next run, on another server, and be
+    measured there as slowness. Gives up after ``limit`` seconds (a machine
+    with other work on it), saying so.
+    """
+    started = time.perf_counter()
+    while True:
+        before = machine_busy()
+        time.sleep(window)
+        if machine_busy() - before < idle_share * window:
+            return time.perf_counter() - started
+        waited = time.perf_counter() - started
+        if waited >= limit:
+            print(f"  (the machine stayed busy for {waited:.0f} s; measuring anyway)")
+            return waited
+
+
 def status_kib(pid: int, field_name: str) -> int:
     try:
         text = Path(f"/proc/{pid}/status").read_text()

@@ -53,6 +53,7 @@ from bench_procs import Server  # noqa: E402
 from bench_procs import extract_revision  # noqa: E402
 from bench_procs import gunicorn_server  # noqa: E402
 from bench_procs import tus_server  # noqa: E402
+from bench_procs import wait_until_quiet  # noqa: E402
 from bench_work import Figures  # noqa: E402
 from bench_work import Source  # noqa: E402
 
@@ -315,8 +316,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     for server in servers[shift:] + servers[:shift]:
                         if not runs_on(workload, server):
                             continue
-                        # Earlier phases' dirty pages are not written back in this one.
+                        # Earlier phases' dirty pages are not written back in
+                        # this one, nor their clean-up done during it.
                         os.sync()
+                        wait_until_quiet()
                         figures = work(server)
                         results.setdefault(server.name, {}).setdefault(
                             workload, []
