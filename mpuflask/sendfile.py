@@ -66,8 +66,11 @@ class ObjectChunks:
 
     @property
     def sendable(self) -> bool:
-        """Whether the body's bytes are in files sendfile can copy from."""
-        return isinstance(self.body, FileSegments)
+        """Whether the body's bytes are in files sendfile can copy from.
+
+        What ``isinstance(body, FileSegments)`` tells, without its cost: a
+        runtime-checkable protocol's check takes ~6 us, on every GET."""
+        return callable(getattr(self.body, "file_segments", None))
 
     def send(self, sock: socket.socket) -> int:
         """Send every piece on ``sock``; return the bytes sent."""

@@ -211,3 +211,31 @@ def test_the_bench_variants_do_what_they_say(
     status, body = _body(_serve(app, {}))
     assert (status, body) == ("200 OK", DATA)
     assert bool(sendfile_calls) is uses_sendfile
+
+
+def test_only_a_body_in_files_is_sendable() -> None:
+    """What ``isinstance(body, FileSegments)`` would tell (the check is made
+    on every GET without the protocol's cost): a body in files (the
+    filesystem store's) goes by sendfile; one without (the s3 store's) is
+    iterated."""
+    from mpuflask.sendfile import ObjectChunks
+    from mpuflask.storage import FileSegments
+    from mpuflask.storage.base import ObjectBody
+    from mpuflask.storage.fsobject import FilesystemObjectBody
+    from mpuflask.storage.s3io import S3ObjectBody
+
+    class InFiles(ObjectBody):
+        def file_segments(self, start: int, stop: int) -> Iterable[Any]:
+            return iter(())
+
+    class NotInFiles(ObjectBody):
+        file_segments = None  # an attribute of that name is not enough
+
+    assert issubclass(FilesystemObjectBody, FileSegments)
+    assert not issubclass(S3ObjectBody, FileSegments)
+    for body, sendable in (
+        (InFiles(), True),
+        (ObjectBody(), False),
+        (NotInFiles(), False),
+    ):
+        assert ObjectChunks(body, [], CHUNK).sendable is sendable
