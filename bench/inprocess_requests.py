@@ -255,15 +255,13 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def _tree(rev: str, scratch: Path) -> str:
+    """A directory of another tree as it is, else ``rev`` archived into ``scratch``."""
     if Path(rev).is_dir():
         return str(Path(rev).resolve())
-    target = scratch / "base"
-    target.mkdir()
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return str(target)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_procs import extract_revision  # the driver's only: not the workers'
+
+    return str(extract_revision(rev, scratch / "base"))
 
 
 class Worker:
