@@ -40,6 +40,7 @@ from functools import partial
 from typing import Any
 
 from gunicorn.http.errors import NoMoreData  # type: ignore[import-untyped]
+from gunicorn.http.errors import ParseException
 from gunicorn.http.unreader import SocketUnreader  # type: ignore[import-untyped]
 from gunicorn.workers import gthread  # type: ignore[import-untyped]
 
@@ -342,7 +343,7 @@ class DeadlineWorker(gthread.ThreadWorker):  # type: ignore[misc]
                 conn.sock.settimeout(None)
             if not req:
                 return False
-            return self._keepalive_after(conn, self.handle_request(req, conn))
+            return self._reusable(conn, self.handle_request(req, conn))
         except TimeoutError:
             if req is None:
                 self._send_quietly(conn, request_timeout_response(self.header_timeout))
@@ -361,6 +362,21 @@ class DeadlineWorker(gthread.ThreadWorker):  # type: ignore[misc]
             return _ABORT
         except Exception as error:
             self.handle_error(req, conn.sock, conn.client, error)
+            return False
+
+    def _reusable(self, conn: _Conn, keepalive: bool) -> bool:
+        """Whether the answered connection may serve another request.
+
+        gthread reads the unread rest of the body first, to throw it away. A
+        chunked body found malformed there must close the connection quietly:
+        the answer is already out, and the 400 gunicorn would write after it
+        is taken, by a pipelining client or a proxy reusing the connection,
+        for the answer to the next request.
+        """
+        try:
+            return bool(self._keepalive_after(conn, keepalive))
+        except ParseException as error:
+            self.log.info("closing %s after its answer: %s", conn.client, error)
             return False
 
     @staticmethod
