@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from mpuflask.worker import head_started
+
 from .servers import Server
 from .servers import gunicorn_server
 
@@ -211,3 +213,36 @@ def test_a_malformed_unread_body_gets_no_second_answer(
     answers = _answers(_exchange(server, first + HEALTH))
     assert [(a.status, a.body) for a in answers] == [(status, answer)]
     assert _victim_intact(server)
+
+
+# -- an empty line between requests ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "started"),
+    [(b"", False), (b"\r\n", False), (b"\r\n\r", False), (b"\r\n\r\n", False),
+     (b"\r\nG", True), (b"G", True), (b"\n", True), (b"\r\r", True)],
+)  # fmt: skip
+def test_head_started(data: bytes, started: bool) -> None:
+    assert head_started(data) is started
+
+
+def test_an_empty_line_after_a_body_leaves_the_connection_idle(
+    tmp_path: Path,
+) -> None:
+    """RFC 9112 2.2: a server ignores empty lines before a request line (old
+    clients send a CRLF after a POST body). A kept-alive connection holding
+    only that is idle: it closes quietly when keep-alive ends, with no 408
+    for a request nobody sent (a client sending its next request then would
+    take the 408 for its answer)."""
+    env = {"GUNICORN_HEADER_TIMEOUT": "2", "GUNICORN_KEEPALIVE": "4"}
+    with gunicorn_server(tmp_path, workers=1, threads=2, env=env) as idle:
+        created = requests.post(f"{idle.url}k?action=mpu-create", timeout=PATIENCE)
+        upload_id = created.json()["uploadId"]
+        part = f"/k?action=mpu-uploadpart&uploadId={upload_id}&partNumber=1"
+        answers = _answers(
+            _exchange(idle, _with_length("PUT", part, b"hello") + b"\r\n")
+        )
+        assert [(a.status, a.body) for a in answers] == [
+            (200, b'{"partNumber":1,"etag":"5d41402abc4b2a76b9719d911017c592"}')
+        ]
