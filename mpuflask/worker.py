@@ -11,9 +11,10 @@ alive, the graceful stop) and changes who waits:
   connection to a thread only once its head has arrived (a blank line seen, or
   64 KiB, which gunicorn's parser then judges). A head not there within
   ``GUNICORN_HEADER_TIMEOUT`` seconds (default 15, counted from the connection,
-  or from the first byte of a kept-alive connection's next request) is answered
-  408 and closed; a connection that sent nothing is just closed. Waiting heads
-  cost a socket and a buffer, never a thread.
+  or from the first byte of a kept-alive connection's next request line) is
+  answered 408 and closed; a connection that sent nothing (or only the empty
+  lines RFC 9112 lets a client send between requests) is just closed. Waiting
+  heads cost a socket and a buffer, never a thread.
 * The thread that parses a head still obeys the same deadline (a socket
   timeout per ``recv``, shrinking to it), should the head be longer than what
   the main loop buffers.
@@ -40,6 +41,7 @@ from functools import partial
 from typing import Any
 
 from gunicorn.http.errors import NoMoreData  # type: ignore[import-untyped]
+from gunicorn.http.errors import ParseException
 from gunicorn.http.unreader import SocketUnreader  # type: ignore[import-untyped]
 from gunicorn.workers import gthread  # type: ignore[import-untyped]
 
@@ -90,12 +92,24 @@ def request_timeout_response(seconds: float) -> bytes:
     ).encode()
 
 
-def head_complete(data: bytes | bytearray) -> bool:
-    """Whether ``data`` holds a whole request head (or all we will buffer)."""
+def _request_line_at(data: bytes | bytearray) -> int:
+    """Past the empty lines a client may send before a request line (RFC 9112
+    2.2: old clients add a CRLF after a POST body)."""
     start = 0
     while data.startswith(b"\r\n", start):
-        start += 2  # empty lines before a request line are allowed (RFC 9112 2.2)
+        start += 2
+    return start
+
+
+def head_complete(data: bytes | bytearray) -> bool:
+    """Whether ``data`` holds a whole request head (or all we will buffer)."""
+    start = _request_line_at(data)
     return data.find(b"\r\n\r\n", start) >= 0 or len(data) >= MAX_BUFFERED_HEAD
+
+
+def head_started(data: bytes | bytearray) -> bool:
+    """Whether a request head began in ``data`` (empty lines alone: still idle)."""
+    return data[_request_line_at(data) :] not in (b"", b"\r")
 
 
 class _HeadUnreader(SocketUnreader):  # type: ignore[misc]
@@ -172,7 +186,7 @@ class DeadlineWorker(gthread.ThreadWorker):  # type: ignore[misc]
         self.set_accept_enabled(False)
         now = time.monotonic()
         for conn in self._waiting:
-            if not conn.head and not conn.lingering:
+            if not head_started(conn.head) and not conn.lingering:
                 self._set_deadline(
                     conn, min(conn.deadline, now + gthread.STOP_KEEPALIVE_LINGER)
                 )
@@ -239,10 +253,11 @@ class DeadlineWorker(gthread.ThreadWorker):  # type: ignore[misc]
                 self._unwait(conn)
                 self._close(conn)
             return
-        if not conn.head and conn.initialized:
+        started = head_started(conn.head)
+        conn.head += data
+        if not started and conn.initialized and head_started(conn.head):
             # A kept-alive connection's next request starts: its head deadline.
             self._set_deadline(conn, time.monotonic() + self.header_timeout)
-        conn.head += data
         if head_complete(conn.head):
             self._unwait(conn)
             self._dispatch(conn)
@@ -260,7 +275,7 @@ class DeadlineWorker(gthread.ThreadWorker):  # type: ignore[misc]
             return
         for conn in [c for c in self._waiting if c.deadline <= now]:
             self._unwait(conn)
-            if conn.head and not conn.lingering:
+            if head_started(conn.head) and not conn.lingering:
                 # Part of a head came: say why we close, if it fits right now.
                 try:
                     conn.sock.send(request_timeout_response(self.header_timeout))
@@ -311,7 +326,7 @@ class DeadlineWorker(gthread.ThreadWorker):  # type: ignore[misc]
             if conn.head and head_complete(conn.head):
                 self._dispatch(conn)
                 return
-            if conn.head:
+            if head_started(conn.head):
                 wait = self.header_timeout
             elif self.alive:
                 wait = self.cfg.keepalive
@@ -342,7 +357,7 @@ class DeadlineWorker(gthread.ThreadWorker):  # type: ignore[misc]
                 conn.sock.settimeout(None)
             if not req:
                 return False
-            return self._keepalive_after(conn, self.handle_request(req, conn))
+            return self._reusable(conn, self.handle_request(req, conn))
         except TimeoutError:
             if req is None:
                 self._send_quietly(conn, request_timeout_response(self.header_timeout))
@@ -361,6 +376,17 @@ class DeadlineWorker(gthread.ThreadWorker):  # type: ignore[misc]
             return _ABORT
         except Exception as error:
             self.handle_error(req, conn.sock, conn.client, error)
+            return False
+
+    def _reusable(self, conn: _Conn, keepalive: bool) -> bool:
+        """Whether the answered connection may serve another request (gthread
+        first throws away the body's unread rest). A chunked rest found
+        malformed closes it quietly: a 400 after the answer would be taken, by
+        a pipelining client or a proxy, for the next request's answer."""
+        try:
+            return bool(self._keepalive_after(conn, keepalive))
+        except ParseException as error:
+            self.log.info("closing %s after its answer: %s", conn.client, error)
             return False
 
     @staticmethod

@@ -169,10 +169,11 @@ graceful_timeout = _int_env("GRACEFUL_TIMEOUT", 120, 0, 10**9)
 keepalive = _int_env("KEEPALIVE", 30, 0, 10**9)
 # GUNICORN_HEADER_TIMEOUT (seconds, default 15): a request head (request line
 # and headers) must arrive within this long after the connection opens, or
-# after the first byte of a kept-alive connection's next request; else 408 and
-# close. Read by mpuflask.worker itself: gunicorn has no such setting. A real
-# client sends its head in one packet; this frees what a stalled or trickling
-# client holds (a socket; never a thread).
+# after the first byte of a kept-alive connection's next request line (empty
+# lines before it leave the connection idle); else 408 and close. Read by
+# mpuflask.worker itself: gunicorn has no such setting. A real client sends its
+# head in one packet; this frees what a stalled or trickling client holds (a
+# socket; never a thread).
 # Each worker holds at most `worker_connections` connections (gunicorn's
 # default, 1000), waiting heads included; past that it stops accepting.
 # Checked here, once, before the server listens.
