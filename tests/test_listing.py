@@ -190,6 +190,7 @@ def test_an_overwrite_and_a_delete_show_at_once(
 
 
 CURSOR_TEXT = "cursor is not one this server gave; start again without it"
+NOT_UTF8 = "is not UTF-8 once percent-decoded"
 
 
 def _cursor(fields: Any) -> str:
@@ -245,6 +246,13 @@ def _cursor(fields: Any) -> str:
             f"action=mpu-list&prefix={'p' * 1025}",
             "listMultipartUploads: prefix is longer than 1024 bytes",
         ),
+        # Escapes that do not decode as UTF-8 (the prefix must not be read
+        # as their text, "%FF"); a surrogate and a cut character are not UTF-8.
+        ("action=list&prefix=%FF", f"list: prefix {NOT_UTF8}"),
+        ("action=list&prefix=a%C3", f"list: prefix {NOT_UTF8}"),
+        ("action=list&prefix=%ED%A0%80", f"list: prefix {NOT_UTF8}"),
+        ("action=list&delimiter=%C3", f"list: delimiter {NOT_UTF8}"),
+        ("action=mpu-list&prefix=%FF", f"listMultipartUploads: prefix {NOT_UTF8}"),
     ],
 )
 def test_bad_parameters_are_refused_and_change_nothing(
@@ -256,6 +264,21 @@ def test_bad_parameters_are_refused_and_change_nothing(
     response = client.get(f"/?{query}")
     assert (response.status_code, response.text) == (400, text)
     assert stored_state() == before
+
+
+def test_a_prefix_is_read_as_utf8_not_as_its_escapes(
+    client: FlaskClient, flow: Flow
+) -> None:
+    """``%FF`` in a prefix is not the text ``%FF``: that is ``%25FF``."""
+    put(flow, "%FFx")
+    flow.create("%25FFu")
+    for query in ("list&prefix=%FF", "list&delimiter=%FF", "mpu-list&prefix=%FF"):
+        assert client.get(f"/?action={query}").status_code == 400
+    assert keys(listing(client, "&prefix=%25FF")) == ["%FFx"]
+    assert listing(client, "&delimiter=%25FF")["delimitedPrefixes"] == ["%FF"]
+    answer = client.get("/?action=mpu-list&prefix=%25FF").json
+    assert answer is not None
+    assert [u["key"] for u in answer["uploads"]] == ["%FFu"]
 
 
 @pytest.mark.parametrize("action", ["list", "mpu-list"])
