@@ -224,6 +224,14 @@ def _cursor(fields: Any) -> str:
             f"action=list&limit={'9' * 30}",
             f'list: limit must be a whole number from 1 to 1000, not "{"9" * 20}..."',
         ),
+        (
+            "action=list&limit=00000",
+            'list: limit must be a whole number from 1 to 1000, not "00000"',
+        ),
+        (
+            f"action=list&limit={'0' * 30}1001",
+            f'list: limit must be a whole number from 1 to 1000, not "{"0" * 20}..."',
+        ),
         ("action=list&cursor=%%%", f"list: {CURSOR_TEXT}"),
         ("action=list&cursor=bm9wZQ", f"list: {CURSOR_TEXT}"),
         (f"action=list&cursor={_cursor(['u', 'k', 'id'])}", f"list: {CURSOR_TEXT}"),
@@ -264,6 +272,24 @@ def test_bad_parameters_are_refused_and_change_nothing(
     response = client.get(f"/?{query}")
     assert (response.status_code, response.text) == (400, text)
     assert stored_state() == before
+
+
+@pytest.mark.parametrize("digits", ["2", "0002", "00002", "0" * 40 + "2"])
+def test_a_limit_is_read_as_a_number_leading_zeros_too(
+    client: FlaskClient, flow: Flow, digits: str
+) -> None:
+    """As ``partNumber``: ASCII digits, whatever zeros lead them."""
+    for key in ["k0", "k1", "k2"]:
+        put(flow, key)
+        flow.create(key)
+    answer = listing(client, f"&limit={digits}")
+    assert (keys(answer), answer["truncated"]) == (["k0", "k1"], True)
+    page = client.get(f"/?action=mpu-list&limit={digits}").json
+    assert page is not None
+    assert ([u["key"] for u in page["uploads"]], page["truncated"]) == (
+        ["k0", "k1"],
+        True,
+    )
 
 
 def test_a_prefix_is_read_as_utf8_not_as_its_escapes(

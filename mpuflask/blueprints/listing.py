@@ -176,9 +176,12 @@ def _limit(operation: str) -> int:
     text = request.args.get("limit")
     if text is None:
         return MAX_LIMIT
-    if text.isascii() and text.isdigit() and len(text) <= 4:
-        limit = int(text)
-        if 1 <= limit <= MAX_LIMIT:
+    # Leading zeros are allowed, as in partNumber; the length is checked
+    # before int() (which refuses over 4,300 digits).
+    significant = text.lstrip("0")
+    if text.isascii() and text.isdigit() and 0 < len(significant) <= 4:
+        limit = int(significant)
+        if limit <= MAX_LIMIT:
             return limit
     shown = text if len(text) <= 20 else text[:20] + "..."
     raise ApiError(
