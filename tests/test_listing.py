@@ -190,6 +190,7 @@ def test_an_overwrite_and_a_delete_show_at_once(
 
 
 CURSOR_TEXT = "cursor is not one this server gave; start again without it"
+NOT_UTF8 = "is not UTF-8 once percent-decoded"
 
 
 def _cursor(fields: Any) -> str:
@@ -223,6 +224,14 @@ def _cursor(fields: Any) -> str:
             f"action=list&limit={'9' * 30}",
             f'list: limit must be a whole number from 1 to 1000, not "{"9" * 20}..."',
         ),
+        (
+            "action=list&limit=00000",
+            'list: limit must be a whole number from 1 to 1000, not "00000"',
+        ),
+        (
+            f"action=list&limit={'0' * 30}1001",
+            f'list: limit must be a whole number from 1 to 1000, not "{"0" * 20}..."',
+        ),
         ("action=list&cursor=%%%", f"list: {CURSOR_TEXT}"),
         ("action=list&cursor=bm9wZQ", f"list: {CURSOR_TEXT}"),
         (f"action=list&cursor={_cursor(['u', 'k', 'id'])}", f"list: {CURSOR_TEXT}"),
@@ -245,6 +254,13 @@ def _cursor(fields: Any) -> str:
             f"action=mpu-list&prefix={'p' * 1025}",
             "listMultipartUploads: prefix is longer than 1024 bytes",
         ),
+        # Escapes that do not decode as UTF-8 (the prefix must not be read
+        # as their text, "%FF"); a surrogate and a cut character are not UTF-8.
+        ("action=list&prefix=%FF", f"list: prefix {NOT_UTF8}"),
+        ("action=list&prefix=a%C3", f"list: prefix {NOT_UTF8}"),
+        ("action=list&prefix=%ED%A0%80", f"list: prefix {NOT_UTF8}"),
+        ("action=list&delimiter=%C3", f"list: delimiter {NOT_UTF8}"),
+        ("action=mpu-list&prefix=%FF", f"listMultipartUploads: prefix {NOT_UTF8}"),
     ],
 )
 def test_bad_parameters_are_refused_and_change_nothing(
@@ -256,6 +272,39 @@ def test_bad_parameters_are_refused_and_change_nothing(
     response = client.get(f"/?{query}")
     assert (response.status_code, response.text) == (400, text)
     assert stored_state() == before
+
+
+@pytest.mark.parametrize("digits", ["2", "0002", "00002", "0" * 40 + "2"])
+def test_a_limit_is_read_as_a_number_leading_zeros_too(
+    client: FlaskClient, flow: Flow, digits: str
+) -> None:
+    """As ``partNumber``: ASCII digits, whatever zeros lead them."""
+    for key in ["k0", "k1", "k2"]:
+        put(flow, key)
+        flow.create(key)
+    answer = listing(client, f"&limit={digits}")
+    assert (keys(answer), answer["truncated"]) == (["k0", "k1"], True)
+    page = client.get(f"/?action=mpu-list&limit={digits}").json
+    assert page is not None
+    assert ([u["key"] for u in page["uploads"]], page["truncated"]) == (
+        ["k0", "k1"],
+        True,
+    )
+
+
+def test_a_prefix_is_read_as_utf8_not_as_its_escapes(
+    client: FlaskClient, flow: Flow
+) -> None:
+    """``%FF`` in a prefix is not the text ``%FF``: that is ``%25FF``."""
+    put(flow, "%FFx")
+    flow.create("%25FFu")
+    for query in ("list&prefix=%FF", "list&delimiter=%FF", "mpu-list&prefix=%FF"):
+        assert client.get(f"/?action={query}").status_code == 400
+    assert keys(listing(client, "&prefix=%25FF")) == ["%FFx"]
+    assert listing(client, "&delimiter=%25FF")["delimitedPrefixes"] == ["%FF"]
+    answer = client.get("/?action=mpu-list&prefix=%25FF").json
+    assert answer is not None
+    assert [u["key"] for u in answer["uploads"]] == ["%FFu"]
 
 
 @pytest.mark.parametrize("action", ["list", "mpu-list"])

@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 from flask import Response
 from flask import g
@@ -57,7 +58,7 @@ def list_objects(key: str) -> Response:
     operation = "list"
     _at_root(key, operation)
     prefix = _prefix(operation)
-    delimiter = request.args.get("delimiter") or None
+    delimiter = _text("delimiter", operation) or None
     if delimiter is not None:
         _bounded(delimiter, "delimiter", operation)
     start = _object_position(_cursor(operation), operation)
@@ -137,9 +138,33 @@ def _at_root(key: str, operation: str) -> None:
 
 def _prefix(operation: str) -> str:
     """The prefix asked for; none: the one the credential is limited to."""
-    prefix = request.args.get("prefix") or g.get("mpuflask_list_prefix") or ""
+    prefix = _text("prefix", operation) or g.get("mpuflask_list_prefix") or ""
     _bounded(prefix, "prefix", operation)
     return prefix
+
+
+def _text(name: str, operation: str) -> str | None:
+    """The parameter ``name``; 400 if its escapes are not UTF-8.
+
+    Werkzeug keeps an escape that does not decode (``%FF``) as its three
+    characters: the prefix would be the text ``%FF`` (``%25FF``), and list
+    keys the caller did not name.
+    """
+    value = request.args.get(name)
+    if value is None or "%" not in value:
+        return value
+    for field, raw in parse_qsl(
+        request.query_string.decode(), keep_blank_values=True, errors="surrogateescape"
+    ):
+        if field == name:  # the first, as request.args.get reads it
+            try:
+                raw.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ApiError(
+                    f"{operation}: {name} is not UTF-8 once percent-decoded"
+                ) from None
+            break
+    return value
 
 
 def _bounded(value: str, name: str, operation: str) -> None:
@@ -151,9 +176,12 @@ def _limit(operation: str) -> int:
     text = request.args.get("limit")
     if text is None:
         return MAX_LIMIT
-    if text.isascii() and text.isdigit() and len(text) <= 4:
-        limit = int(text)
-        if 1 <= limit <= MAX_LIMIT:
+    # Leading zeros are allowed, as in partNumber; the length is checked
+    # before int() (which refuses over 4,300 digits).
+    significant = text.lstrip("0")
+    if text.isascii() and text.isdigit() and 0 < len(significant) <= 4:
+        limit = int(significant)
+        if limit <= MAX_LIMIT:
             return limit
     shown = text if len(text) <= 20 else text[:20] + "..."
     raise ApiError(

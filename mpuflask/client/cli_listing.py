@@ -22,6 +22,7 @@ from .cli_options import connection_options
 from .cli_options import make_client
 from .cli_options import reporting
 from .cli_options import server_url
+from .urls import BadUrl
 from .urls import split_listing_url
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def ls(
     One line each: uploaded time (UTC), size in bytes, key; with
     --delimiter, 'PRE <prefix>' for each folded prefix.
     """
-    root, prefix = split_listing_url(url, prefix)
+    root, prefix = _listing_url(url, prefix)
     client = make_client(token, headers, retries)
     objects = size = prefixes = 0
     with reporting(quiet=True):
@@ -120,7 +121,7 @@ def uploads(
     'mpuflask abort http://host/KEY --upload-id ID'; the server also removes
     them once they expire.
     """
-    root, prefix = split_listing_url(url, prefix)
+    root, prefix = _listing_url(url, prefix)
     client = make_client(token, headers, retries)
     count = 0
     with reporting(quiet=True):
@@ -129,6 +130,14 @@ def uploads(
             click.echo(_upload_json(upload) if as_json else _upload_line(upload))
     if not quiet:
         click.echo(_count(count, "open upload", "open uploads"), err=True)
+
+
+def _listing_url(url: str, prefix: str | None) -> tuple[str, str]:
+    """``(root, prefix)``; a URL naming no usable prefix is a usage error (2)."""
+    try:
+        return split_listing_url(url, prefix)
+    except BadUrl as error:
+        raise click.BadParameter(str(error), param_hint="'URL'") from None
 
 
 def _count(number: int, one: str, many: str) -> str:

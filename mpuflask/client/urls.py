@@ -126,14 +126,21 @@ def split_listing_url(url: str, prefix: str | None = None) -> tuple[str, str]:
 
     ``http://host/photos/`` lists keys starting with ``photos/``. With
     ``prefix`` given, the URL is taken whole as the server's root (a server
-    behind a proxy that serves it under a path).
+    behind a proxy that serves it under a path). :class:`BadUrl` for a
+    prefix that is not UTF-8 once percent-decoded (``a%ff``).
     """
     check_url(url)
     if prefix is not None:
         parts = urlsplit(url)
         path = parts.path if parts.path.endswith("/") else f"{parts.path}/"
         return urlunsplit(parts._replace(path=path, fragment="")), prefix
-    return root_of(url), object_key(url)
+    try:  # not unquote's U+FFFD for the bytes: another prefix than the URL's
+        prefix = unquote(urlsplit(url).path, errors="strict")[1:]
+    except UnicodeDecodeError:
+        raise BadUrl(
+            f"the prefix of {quoted(url)} is not UTF-8 once percent-decoded"
+        ) from None
+    return root_of(url), prefix
 
 
 def display(url: str) -> str:

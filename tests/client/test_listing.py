@@ -235,6 +235,21 @@ def test_no_two_keys_print_alike(
     assert result.stdout.rstrip("\n").split("  ")[-1] == shown
 
 
+@pytest.mark.parametrize("command", ["ls", "uploads"])
+def test_a_prefix_that_is_not_utf8_is_a_usage_error(
+    listing: FakeListing, run_cli: Callable[..., Result], command: str
+) -> None:
+    """``a%ff`` is no prefix: not listed as ``a\ufffd`` (U+FFFD), as unquote
+    reads it; ``mpuflask sign`` refuses such a key the same way."""
+    result = run_cli(command, f"{BASE}a%ff/")
+    assert result.exit_code == 2, result.output
+    assert result.output.endswith(
+        f"\nError: Invalid value for 'URL': the prefix of '{BASE}a%ff/' "
+        "is not UTF-8 once percent-decoded\n"
+    )
+    assert listing.asked == []
+
+
 def test_uploads_lists_every_open_upload(
     listing: FakeListing, run_cli: Callable[..., Result]
 ) -> None:
