@@ -132,6 +132,30 @@ def test_pages_follow_the_cursor_through_objects_and_prefixes(
     assert (len(last["objects"]), last["truncated"]) == (9, False)
 
 
+def test_a_cursor_past_a_folded_prefix_needs_that_delimiter(
+    client: FlaskClient, flow: Flow, stored_state: Any
+) -> None:
+    """A page that ends on a folded prefix ("b/") continues after every key
+    under it: read without that delimiter, its cursor would skip b/1 and b/2."""
+    for key in ["a", "b/1", "b/2", "c"]:
+        put(flow, key)
+    first = listing(client, "&delimiter=/&limit=2")
+    assert (keys(first), first["delimitedPrefixes"]) == (["a"], ["b/"])
+    cursor = first["cursor"]
+    assert keys(listing(client, f"&delimiter=/&cursor={cursor}")) == ["c"]
+    before = stored_state()
+    for query in (f"&cursor={cursor}", f"&delimiter=-&cursor={cursor}"):
+        response = client.get(f"/?action=list{query}")
+        assert (response.status_code, response.text) == (
+            400,
+            "list: cursor was given for another delimiter; start again without it",
+        )
+    assert stored_state() == before
+    # A page that ends on a key goes on after it, whatever the delimiter.
+    second = listing(client, "&delimiter=/&limit=1")
+    assert keys(listing(client, f"&cursor={second['cursor']}")) == ["b/1", "b/2", "c"]
+
+
 def test_paging_past_1000_keys(
     make_app: Callable[..., Flask], store: str, request: pytest.FixtureRequest
 ) -> None:

@@ -61,7 +61,7 @@ def list_objects(key: str) -> Response:
     delimiter = _text("delimiter", operation) or None
     if delimiter is not None:
         _bounded(delimiter, "delimiter", operation)
-    start = _object_position(_cursor(operation), operation)
+    start = _object_position(_cursor(operation), operation, delimiter)
     page = bucket().list_objects_page(prefix, delimiter, start, _limit(operation))
     answer: dict[str, Any] = {
         "objects": [_object(info) for info in page.objects],
@@ -220,11 +220,25 @@ def _bad_cursor(operation: str) -> ApiError:
     )
 
 
-def _object_position(fields: list[Any] | None, operation: str) -> ListPosition | None:
+def _object_position(
+    fields: list[Any] | None, operation: str, delimiter: str | None
+) -> ListPosition | None:
+    """Where the cursor says the page starts.
+
+    A page that ended on a folded prefix goes on past every key under it:
+    only right where that prefix folds, so with a delimiter it ends with.
+    Without one, that cursor would skip keys the listing must show.
+    """
     if fields is None:
         return None
     if len(fields) == 2 and fields[0] in ("k", "p"):
-        return ListPosition(fields[1], past=fields[0] == "p")
+        past = fields[0] == "p"
+        if past and (delimiter is None or not fields[1].endswith(delimiter)):
+            raise ApiError(
+                f"{operation}: cursor was given for another delimiter; "
+                "start again without it"
+            )
+        return ListPosition(fields[1], past=past)
     raise _bad_cursor(operation)
 
 
