@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO
 
-from werkzeug.http import parse_date
+from .preconditions import http_date
 
 #: More ranges than this in one header are served as the whole object: a
 #: client asking for hundreds of slices is broken or an attack (RFC 9110 14.2).
@@ -106,8 +106,8 @@ def if_range_holds(header: str | None, etag: str, last_modified: datetime) -> bo
     """Whether ``If-Range`` lets the ranges be served (RFC 9110 13.1.5).
 
     It holds if absent, if it is this version's strong etag, or this version's
-    exact Last-Modified date; a weak etag, another version or garbage means
-    the whole object is served instead.
+    exact Last-Modified date (one HTTP-date, :func:`.http_date`); a weak etag,
+    another version, a list or garbage means the whole object is served.
     """
     if header is None:
         return True
@@ -116,7 +116,7 @@ def if_range_holds(header: str | None, etag: str, last_modified: datetime) -> bo
         return value == f'"{etag}"'
     if value.startswith("W/"):
         return False
-    date = parse_date(value)
+    date = http_date(value)
     return date is not None and date == last_modified.replace(microsecond=0)
 
 

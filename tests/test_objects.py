@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
+
+from mpuflask.preconditions import http_date
 
 from .conftest import MIN_PART
 from .conftest import Flow
@@ -137,6 +141,80 @@ def test_an_if_none_match_no_etag_of_parses_from_still_outranks_the_date(
         assert got.status_code == 304, repr(sent)
         got = stored.get("obj", **{"If-Match": sent})
         assert got.status_code == 200, repr(sent)
+
+
+EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
+
+
+def _obsolete_forms(last_modified: str) -> tuple[str, str]:
+    """``last_modified`` (an IMF-fixdate) in rfc850 and asctime form."""
+    when = parsedate_to_datetime(last_modified)
+    rfc850 = f"{when:%A, %d-%b-%y %H:%M:%S} GMT"
+    asctime = f"{when:%a %b} {when.day:2d} {when:%H:%M:%S %Y}"
+    return rfc850, asctime
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "status"),
+    [
+        # Two header lines, joined by the server (gunicorn joins with ","),
+        # or one line listing two dates: RFC 9110 13.1.3 / 13.1.4 MUST
+        # ignore it. The first date was read and decided the answer.
+        ("If-Modified-Since", "{lm},{lm}", 200),
+        ("If-Modified-Since", "{lm}, " + EPOCH, 200),
+        ("If-Unmodified-Since", EPOCH + ",{lm}", 200),
+        ("If-Unmodified-Since", EPOCH + ", {lm}", 200),
+        # rfc850's two-digit year: one more than 50 years ahead is the past
+        # century's (RFC 9110 5.6.7), so "70" is 2070 until then, not 1970.
+        ("If-Unmodified-Since", "Thursday, 01-Jan-70 00:00:00 GMT", 200),
+        ("If-Modified-Since", "Thursday, 01-Jan-70 00:00:00 GMT", 304),
+        # Not an HTTP-date (a zone other than GMT): ignored, not converted.
+        ("If-Modified-Since", "Fri, 31 Dec 9999 23:59:59 -0500", 200),
+        ("If-Unmodified-Since", "Thu, 01 Jan 1970 00:00:00 +0000", 200),
+        # Still read: the three forms RFC 9110 5.6.7 defines.
+        ("If-Modified-Since", "{lm}", 304),
+        ("If-Modified-Since", "{rfc850}", 304),
+        ("If-Modified-Since", "{asctime}", 304),
+        ("If-Unmodified-Since", EPOCH, 412),
+        (
+            "If-Unmodified-Since",
+            "Thursday, 01-Jan-70 00:00:00 GMT".replace("70", "99"),
+            412,
+        ),
+        ("If-Unmodified-Since", "Thu Jan  1 00:00:00 1970", 412),
+    ],
+)
+def test_a_date_condition_reads_one_http_date_or_is_ignored(
+    stored: Flow, name: str, value: str, status: int
+) -> None:
+    last_modified = stored.get("obj").headers["Last-Modified"]
+    rfc850, asctime = _obsolete_forms(last_modified)
+    sent = value.format(lm=last_modified, rfc850=rfc850, asctime=asctime)
+    got = stored.get("obj", **{name: sent})
+    assert got.status_code == status, sent
+    assert got.data == (DATA if status == 200 else b"")
+
+
+@pytest.mark.parametrize(
+    ("year", "now", "read"),
+    [("70", 2026, 2070), ("76", 2026, 2076), ("77", 2026, 1977), ("26", 2026, 2026)]
+    + [("99", 2026, 1999), ("00", 2099, 2100), ("49", 2099, 2149), ("50", 2099, 2050)],
+)
+def test_an_rfc850_year_is_the_one_within_50_years(
+    year: str, now: int, read: int
+) -> None:
+    date = http_date(f"Sunday, 06-Nov-{year} 08:49:37 GMT", datetime(now, 6, 1))
+    assert date is not None and date.year == read
+
+
+def test_if_range_with_a_list_of_dates_serves_the_whole_object(stored: Flow) -> None:
+    """If-Range holds one validator (RFC 9110 13.1.5); a list is none: 200."""
+    last_modified = stored.get("obj").headers["Last-Modified"]
+    exact = stored.get("obj", Range="bytes=0-1", **{"If-Range": last_modified})
+    assert (exact.status_code, exact.data) == (206, DATA[:2])
+    listed = f"{last_modified}, {EPOCH}"
+    got = stored.get("obj", Range="bytes=0-1", **{"If-Range": listed})
+    assert (got.status_code, got.data) == (200, DATA)
 
 
 def test_a_304_repeats_the_stored_freshness_headers(flow: Flow) -> None:

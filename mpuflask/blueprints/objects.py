@@ -37,7 +37,8 @@ def get(key: str) -> Response:
     200 with Content-Length, the stored HTTP metadata, ``etag`` and
     Last-Modified; 206 for a satisfiable ``Range`` (several ranges: 206
     ``multipart/byteranges``), 416 if none is, the whole object for a unit
-    other than bytes or a set we ignore (:mod:`mpuflask.ranges`); 304/412
+    other than bytes, a set we ignore (:mod:`mpuflask.ranges`) or a HEAD
+    (RFC 9110 14.2: Range is for GET only); 304/412
     for ``If-None-Match``, ``If-Match``, ``If-Modified-Since``,
     ``If-Unmodified-Since``; 404 ``Object Not Found``. The reader pins the
     version it opened: an overwrite or delete meanwhile does not change the
@@ -80,7 +81,10 @@ def _object_response(body: ObjectBody, chunk_size: int) -> Response:
     headers.setdefault("Content-Type", "application/octet-stream")
     headers.update(safety_headers(headers["Content-Type"]))
     ranges = None
-    if if_range_holds(request.headers.get("If-Range"), info.etag, info.uploaded):
+    # RFC 9110 14.2: ranges are defined for GET only; HEAD MUST ignore Range.
+    if request.method == "GET" and if_range_holds(
+        request.headers.get("If-Range"), info.etag, info.uploaded
+    ):
         ranges = requested_ranges(request.headers.get("Range"), info.size)
     if ranges == []:
         body.close()
